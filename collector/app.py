@@ -1,0 +1,355 @@
+"""The Starlette app: decode, call the domain, encode.
+
+Endpoints are Segment's HTTP Tracking API (``/v1/batch``, ``/v1/track``, ...)
+plus ``/v1/consent``, ``/v1/erase``, health, metrics and the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hmac
+import logging
+import os
+import zlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from collector import openapi
+from collector.errors import RequestError
+from collector.ingest import Prepared, Rejection, decode_message, split_error
+from collector.runtime import Runtime
+from consent.purposes import is_state_key
+from sdk_python.messages import (
+    MAX_REQUEST_BYTES,
+    Batch,
+    BatchResult,
+    ConsentCall,
+    ErrorBody,
+    Rejected,
+)
+
+log = logging.getLogger("consentry.collector")
+_batch_decoder = msgspec.json.Decoder(Batch)
+_consent_decoder = msgspec.json.Decoder(ConsentCall)
+_encoder = msgspec.json.Encoder()
+
+
+class _KeyOnly(msgspec.Struct):
+    writeKey: str | None = None
+
+
+class EraseRequest(msgspec.Struct, kw_only=True):
+    userId: str | None = None
+    anonymousId: str | None = None
+    traits: dict[str, Any] | None = None
+
+
+_key_decoder = msgspec.json.Decoder(_KeyOnly)
+_erase_decoder = msgspec.json.Decoder(EraseRequest)
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(_encoder.encode(data), status_code=status, media_type="application/json")
+
+
+def _error(exc: RequestError) -> Response:
+    return _json(ErrorBody(error=exc.message, path=exc.path), exc.status)
+
+
+async def read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise RequestError(
+            413, f"request body is {declared} bytes; the limit is {MAX_REQUEST_BYTES}"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise RequestError(413, f"request body is over the {MAX_REQUEST_BYTES}-byte limit")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").lower()
+    if encoding in ("gzip", "deflate"):
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+        try:
+            body = inflater.decompress(body, MAX_REQUEST_BYTES + 1)
+        except zlib.error as exc:
+            raise RequestError(400, f"body is not valid {encoding}: {exc}") from None
+        if len(body) > MAX_REQUEST_BYTES or inflater.unconsumed_tail:
+            raise RequestError(413, f"decompressed body is over the {MAX_REQUEST_BYTES}-byte limit")
+    elif encoding not in ("", "identity"):
+        raise RequestError(400, f"unsupported Content-Encoding {encoding!r}; use gzip or none")
+    if not body:
+        raise RequestError(400, "request body is empty; send a JSON object")
+    return body
+
+
+def basic_user(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.split(":", 1)[0]
+
+
+class Api:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    def _authenticate(self, request: Request, body_key: str | None) -> str:
+        source = self.rt.sources.authenticate(basic_user(request) or body_key)
+        if source is None:
+            raise RequestError(
+                401,
+                "unknown or missing write key: send it as the Basic auth user name or as writeKey",
+            )
+        return source
+
+    def _decode_batch(self, body: bytes) -> Batch:
+        try:
+            return _batch_decoder.decode(body)
+        except msgspec.ValidationError as exc:
+            reason, path = split_error(str(exc), "$")
+            raise RequestError(400, f"not a batch: {reason}", path) from None
+        except msgspec.DecodeError as exc:
+            raise RequestError(400, f"body is not valid JSON: {exc}", "$") from None
+
+    async def _ingest(
+        self,
+        source: str,
+        items: list[tuple[int, bytes, str | None]],
+        batch_context: dict[str, Any] | None,
+    ) -> BatchResult:
+        received_at = datetime.now(UTC)
+        prepared: list[Prepared] = []
+        rejected: list[Rejection] = []
+        for index, raw, kind in items:
+            prefix = f"$.batch[{index}]" if kind is None else "$"
+            try:
+                message = decode_message(raw, index=index, prefix=prefix, kind=kind)
+                prepared.append(
+                    self.rt.preparer.prepare(
+                        message,
+                        index=index,
+                        prefix=prefix,
+                        received_at=received_at,
+                        batch_context=batch_context,
+                    )
+                )
+            except ValueError as exc:
+                reason, path = exc.args
+                if kind is not None:
+                    raise RequestError(400, reason, path) from None
+                rejected.append(Rejection(index, reason, path, raw))
+        tally = await self.rt.writer.run(
+            lambda c: self.rt.router.route(
+                c, prepared, rejected, source=source, received_at=received_at
+            )
+        )
+        m = self.rt.metrics
+        m.received.labels(source).inc(len(items))
+        m.accepted.labels(source).inc(tally.accepted)
+        if tally.quarantined:
+            m.quarantined.labels(source).inc(tally.quarantined)
+        for dest, n in tally.routed.items():
+            m.routed.labels(dest).inc(n)
+        for dest, n in tally.denied.items():
+            m.denied.labels(dest).inc(n)
+        if tally.consent_records:
+            m.consent_records.inc(tally.consent_records)
+        return BatchResult(
+            success=True,
+            accepted=tally.accepted,
+            rejected=[Rejected(index=r.index, reason=r.reason, path=r.path) for r in rejected],
+        )
+
+    async def batch(self, request: Request) -> Response:
+        try:
+            body = await read_body(request)
+            envelope = self._decode_batch(body)
+            source = self._authenticate(request, envelope.writeKey)
+            items = [(i, bytes(raw), None) for i, raw in enumerate(envelope.batch)]
+            result = await self._ingest(source, items, envelope.context)
+        except RequestError as exc:
+            return _error(exc)
+        return _json(result)
+
+    def single(self, kind: str) -> Any:
+        async def endpoint(request: Request) -> Response:
+            try:
+                body = await read_body(request)
+                try:
+                    key = _key_decoder.decode(body).writeKey
+                except msgspec.ValidationError:
+                    key = None
+                except msgspec.DecodeError as exc:
+                    raise RequestError(400, f"body is not valid JSON: {exc}", "$") from None
+                source = self._authenticate(request, key)
+                result = await self._ingest(source, [(0, body, kind)], None)
+            except RequestError as exc:
+                return _error(exc)
+            return _json(result)
+
+        return endpoint
+
+    async def consent(self, request: Request) -> Response:
+        try:
+            body = await read_body(request)
+            try:
+                call = _consent_decoder.decode(body)
+            except msgspec.ValidationError as exc:
+                reason, path = split_error(str(exc), "$")
+                raise RequestError(400, reason, path) from None
+            except msgspec.DecodeError as exc:
+                raise RequestError(400, f"body is not valid JSON: {exc}", "$") from None
+            self._authenticate(request, call.writeKey)
+            for key in call.purposes:
+                if not is_state_key(key):
+                    raise RequestError(
+                        400,
+                        f"unknown purpose {key!r}: use a purpose (necessary, analytics, personalization,"
+                        " advertising, marketing) or sensitive[:category], third_party:<recipient>,"
+                        " cross_border:<recipient>",
+                        f"$.purposes.{key}",
+                    )
+            if not call.purposes:
+                raise RequestError(400, "purposes must state at least one purpose", "$.purposes")
+            try:
+                identifiers = self.rt.preparer.identifiers_for(
+                    call.userId, call.anonymousId, call.traits, "$"
+                )
+            except ValueError as exc:
+                raise RequestError(400, exc.args[0], exc.args[1]) from None
+            received = datetime.now(UTC)
+            purposes = {k: v == "granted" for k, v in call.purposes.items()}
+            seq, _one_id, action = await self.rt.writer.run(
+                lambda c: self.rt.router.record_consent(
+                    c,
+                    identifiers,
+                    purposes=purposes,
+                    jurisdiction=call.jurisdiction,
+                    given_at=call.timestamp or received,
+                    received_at=received,
+                    legal_basis=call.legalBasis,
+                    method=call.method,
+                    pi_categories=call.piCategories,
+                    recipients=[(r.name, r.region) for r in call.recipients],
+                    separate=call.separate,
+                    consenter=call.consenter,
+                    notice_id=call.noticeId,
+                    notice_version=call.noticeVersion,
+                    signal=call.signal,
+                )
+            )
+            self.rt.metrics.consent_records.inc()
+        except RequestError as exc:
+            return _error(exc)
+        return _json({"success": True, "record": seq, "action": action})
+
+    async def erase(self, request: Request) -> Response:
+        try:
+            token = os.environ.get(self.rt.config.server.admin_token_env)
+            if not token:
+                raise RequestError(
+                    403, f"the erasure API is off: set {self.rt.config.server.admin_token_env}"
+                )
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                raise RequestError(401, "erasure needs the admin token as a Bearer token")
+            body = await read_body(request)
+            try:
+                req = _erase_decoder.decode(body)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                reason, path = split_error(str(exc), "$")
+                raise RequestError(400, reason, path) from None
+            try:
+                identifiers = self.rt.preparer.identifiers_for(
+                    req.userId, req.anonymousId, req.traits, "$"
+                )
+            except ValueError as exc:
+                raise RequestError(400, exc.args[0], exc.args[1]) from None
+            now = datetime.now(UTC)
+            summary = await self.rt.writer.run(
+                lambda c: self.rt.router.erase(c, identifiers, now=now)
+            )
+        except RequestError as exc:
+            return _error(exc)
+        return _json(summary)
+
+    async def healthz(self, request: Request) -> Response:
+        return _json({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        try:
+            await self.rt.writer.run(lambda c: c.execute("SELECT 1").fetchone())
+        except Exception as exc:  # any failure means not ready
+            return _json({"status": "not ready", "error": str(exc)}, 503)
+        return _json({"status": "ready", "active_key": self.rt.keyring.active_kid})
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi.document())
+
+    async def metrics(self, request: Request) -> Response:
+        def depth(c: Any) -> list[tuple[str, int]]:
+            return list(
+                c.execute(
+                    "SELECT destination, count(*) FROM outbox WHERE dead = 0 GROUP BY destination"
+                )
+            )
+
+        rows = await self.rt.writer.run(depth)
+        gauge = self.rt.metrics.outbox_depth
+        seen = {name for name, _ in rows}
+        for name, n in rows:
+            gauge.labels(name).set(n)
+        for dest in self.rt.destinations:
+            if dest.name not in seen:
+                gauge.labels(dest.name).set(0)
+        for kid in self.rt.keyring.lookup_kids()[1:]:
+            n = await self.rt.writer.run(lambda c, k=kid: self.rt.graph.unmigrated(k))
+            self.rt.metrics.key_unmigrated.labels(kid).set(n)
+        return Response(generate_latest(self.rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(runtime: Runtime, *, forward: bool = True) -> Starlette:
+    api = Api(runtime)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        forwarder = runtime.make_forwarder() if forward else None
+        if forwarder is not None:
+            await forwarder.start()
+        try:
+            yield
+        finally:
+            if forwarder is not None:
+                await forwarder.stop()
+
+    routes = [
+        Route("/v1/batch", api.batch, methods=["POST"]),
+        Route("/v1/import", api.batch, methods=["POST"]),
+        Route("/v1/consent", api.consent, methods=["POST"]),
+        Route("/v1/erase", api.erase, methods=["POST"]),
+        Route("/healthz", api.healthz, methods=["GET"]),
+        Route("/readyz", api.readyz, methods=["GET"]),
+        Route("/openapi.json", api.openapi, methods=["GET"]),
+        Route("/metrics", api.metrics, methods=["GET"]),
+    ]
+    routes += [Route(f"/v1/{k}", api.single(k), methods=["POST"]) for k in openapi.SINGLE]
+    return Starlette(routes=routes, lifespan=lifespan)

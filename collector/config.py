@@ -1,0 +1,217 @@
+"""Configuration: one TOML file decoded into frozen Structs.
+
+Every section is optional and the defaults run a working collector. Unknown
+keys are errors that name the key, so a typo never silently changes
+behaviour. The names here are a contract shared with docs and other tools:
+extend them, never rename them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from collector.errors import ConfigError
+
+Country = Annotated[str, Meta(pattern="^[A-Z]{2}$")]
+DestName = Annotated[str, Meta(pattern="^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8787
+    forward: bool = True
+    access_log: bool = False
+    admin_token_env: str = "CONSENTRY_ADMIN_TOKEN"
+
+
+class StorageConfig(_Section):
+    data_dir: str = "./consentry-data"
+    synchronous: Literal["full", "normal"] = "full"
+    group_commit_max: Annotated[int, Meta(ge=1)] = 512
+    decisions: Literal["all", "allowed", "none"] = "all"
+
+
+class PrivacyConfig(_Section):
+    default_jurisdiction: str = "GDPR"
+    unknown_jurisdiction: str = "strictest"
+    event_consent: Literal["record", "restrict_only", "ignore"] = "record"
+    policy_dir: str | None = None
+    country_jurisdictions: dict[Country, str] = {}
+    categories: dict[str, list[str]] = {}
+    pi_rules: dict[str, str] = {}
+    quarantine_ttl_days: Annotated[int, Meta(ge=1)] = 30
+
+
+class IdentityConfig(_Section):
+    phone_region: Country | None = None
+    fold_gmail: bool = False
+    custom_kinds: list[str] = []
+    limits: dict[str, Annotated[int, Meta(ge=1)]] = {}
+    priority: list[str] = []
+    cache_size: Annotated[int, Meta(ge=0)] = 100_000
+
+
+class KeysConfig(_Section):
+    keyring_file: str | None = None
+    master_key_file: str | None = None
+
+
+class SourceConfig(_Section):
+    name: DestName
+    write_key: str | None = None
+    write_key_env: str | None = None
+
+
+class _Destination(_Section, kw_only=True, tag_field="type"):
+    name: DestName
+    purposes: list[str] = []
+    region: Country | None = None
+    recipient: str | None = None
+    third_party: bool = False
+    pi_categories: list[str] = []
+    full_ip: bool = False
+    pseudonym_domain: str | None = None
+    batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 100
+    max_attempts: Annotated[int, Meta(ge=1)] = 12
+    max_age_seconds: Annotated[float, Meta(gt=0)] = 3 * 86400.0
+    backoff_base_seconds: Annotated[float, Meta(gt=0)] = 1.0
+    backoff_max_seconds: Annotated[float, Meta(gt=0)] = 600.0
+
+    def domain(self) -> str:
+        """The pseudonym domain: the destination's own unless the brand opts into
+        one shared space."""
+        return self.pseudonym_domain or f"dest:{self.name}"
+
+
+class JsonlDestinationConfig(_Destination, kw_only=True, tag="jsonl"):
+    path: str | None = None
+    max_bytes: Annotated[int, Meta(ge=1024)] = 64 * 1024 * 1024
+
+
+class HttpDestinationConfig(_Destination, kw_only=True, tag="http"):
+    url: str
+    secret: str | None = None
+    secret_env: str | None = None
+    timeout_seconds: Annotated[float, Meta(gt=0)] = 10.0
+    headers: dict[str, str] = {}
+
+
+DestinationConfig = JsonlDestinationConfig | HttpDestinationConfig
+
+
+class Config(_Section):
+    server: ServerConfig = ServerConfig()
+    storage: StorageConfig = StorageConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    identity: IdentityConfig = IdentityConfig()
+    keys: KeysConfig = KeysConfig()
+    sources: list[SourceConfig] = []
+    destinations: list[DestinationConfig] | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.storage.data_dir)
+
+    def keyring_path(self) -> Path:
+        return (
+            Path(self.keys.keyring_file)
+            if self.keys.keyring_file
+            else self.data_dir / "keyring.json"
+        )
+
+    def master_key_path(self) -> Path:
+        return (
+            Path(self.keys.master_key_file)
+            if self.keys.master_key_file
+            else self.data_dir / "master.key"
+        )
+
+    def effective_destinations(self) -> list[DestinationConfig]:
+        if self.destinations is not None:
+            return self.destinations
+        return [
+            JsonlDestinationConfig(
+                name="lake", purposes=["analytics"], path=str(self.data_dir / "out")
+            )
+        ]
+
+    def effective_sources(self) -> list[SourceConfig]:
+        return self.sources or [SourceConfig(name="default", write_key_env="CONSENTRY_WRITE_KEY")]
+
+
+_PATH = re.compile(r" - at `\$(.*)`$")
+
+
+def _explain(exc: msgspec.ValidationError | msgspec.DecodeError, where: str) -> str:
+    text = str(exc)
+    match = _PATH.search(text)
+    if match:
+        key = match.group(1).lstrip(".") or "(top level)"
+        return f"{where}: at {key}: {text[: match.start()]}"
+    return f"{where}: {text}"
+
+
+def parse(data: bytes | str, *, where: str = "config") -> Config:
+    try:
+        config = msgspec.toml.decode(data, type=Config)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ConfigError(_explain(exc, where)) from exc
+    _check(config, where)
+    return config
+
+
+def load(path: Path | None, *, data_dir: str | None = None) -> Config:
+    config = parse(path.read_bytes(), where=str(path)) if path is not None else Config()
+    if data_dir is not None:
+        config = msgspec.structs.replace(
+            config, storage=msgspec.structs.replace(config.storage, data_dir=data_dir)
+        )
+    return config
+
+
+def _check(config: Config, where: str) -> None:
+    from consent.purposes import PURPOSES
+
+    names = [d.name for d in config.effective_destinations()]
+    for name in {n for n in names if names.count(n) > 1}:
+        raise ConfigError(f"{where}: at destinations: the name {name!r} is used twice")
+    for i, dest in enumerate(config.destinations or []):
+        for purpose in dest.purposes:
+            if purpose not in PURPOSES:
+                raise ConfigError(
+                    f"{where}: at destinations[{i}].purposes: unknown purpose {purpose!r};"
+                    f" use one of {', '.join(PURPOSES)}"
+                )
+        if isinstance(dest, HttpDestinationConfig) and not dest.url.startswith(
+            ("http://", "https://")
+        ):
+            raise ConfigError(
+                f"{where}: at destinations[{i}].url: must start with http:// or https://"
+            )
+    for i, source in enumerate(config.sources):
+        if source.write_key is None and source.write_key_env is None:
+            raise ConfigError(f"{where}: at sources[{i}]: give write_key or write_key_env")
+    for category, purposes in config.privacy.categories.items():
+        for purpose in purposes:
+            if purpose not in PURPOSES:
+                raise ConfigError(
+                    f"{where}: at privacy.categories.{category}: unknown purpose {purpose!r}"
+                )
+
+
+def env_secret(value: str | None, env: str | None) -> str | None:
+    if value:
+        return value
+    if env:
+        return os.environ.get(env) or None
+    return None

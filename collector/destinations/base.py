@@ -1,0 +1,45 @@
+"""What a destination is: something that takes a batch of encoded messages.
+
+A destination type is a class registered under the ``consentry.destinations``
+entry-point group, constructed from its config Struct. ``send`` gets the
+messages exactly as they will be delivered (already transformed for this
+destination) and says whether the batch landed, and if not whether to retry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    ok: bool
+    retryable: bool = True
+    retry_after: float | None = None
+    error: str | None = None
+
+
+class Destination(Protocol):
+    name: str
+
+    async def send(self, messages: list[bytes]) -> SendResult: ...
+
+    async def close(self) -> None: ...
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

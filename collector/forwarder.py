@@ -1,0 +1,213 @@
+"""The forwarder: drains each destination's outbox on its own task.
+
+One task per destination, each with its own read connection, so a destination
+that is down or slow never delays another. At send time every row's consent
+is decided again against the current ledger state (a withdrawal acknowledged
+after ingest wins) and rows of erased people are dropped. Delivery is
+at-least-once with the messageId as idempotency key: rows are deleted only
+after the destination confirmed the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from collector import store
+from collector.config import DestinationConfig
+from collector.destinations.base import Destination
+from collector.metrics import Metrics
+from collector.writer import Writer, connect
+from consent.decide import DestinationFacts, EventFacts, decide
+from consent.ledger import read_state
+from consent.policy import Policies
+from identity.graph import current_one_id
+from identity.pseudonym import Pseudonymizer
+
+log = logging.getLogger("consentry.forwarder")
+_decoder = msgspec.json.Decoder(dict[str, Any])
+_encoder = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    config: DestinationConfig
+    destination: Destination
+    facts: DestinationFacts
+
+
+def backoff(
+    attempts: int, base: float, cap: float, rng: Callable[[], float] = random.random
+) -> float:
+    """Full-jitter exponential backoff: uniform in [d/2, d], d = min(cap, base * 2^attempts)."""
+    delay = min(cap, base * (2 ** min(attempts, 30)))
+    return delay / 2 + rng() * delay / 2
+
+
+class Forwarder:
+    def __init__(
+        self,
+        *,
+        db_path: Path,
+        writer: Writer,
+        lanes: Mapping[str, Lane],
+        policies: Policies,
+        pseudonymizer: Pseudonymizer,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self._db_path = db_path
+        self._writer = writer
+        self._lanes = dict(lanes)
+        self._policies = policies
+        self._ps = pseudonymizer
+        self._metrics = metrics
+        self._clock = clock
+        self._poll = poll_seconds
+        self._events: dict[str, asyncio.Event] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for name in self._lanes:
+            self._events[name] = asyncio.Event()
+            self._tasks.append(asyncio.create_task(self._run(name), name=f"forward:{name}"))
+
+    def wake(self) -> None:
+        """Thread-safe: called by the writer after a commit."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        for event in self._events.values():
+            loop.call_soon_threadsafe(event.set)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for event in self._events.values():
+            event.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for lane in self._lanes.values():
+            await lane.destination.close()
+
+    async def _run(self, name: str) -> None:
+        conn = connect(self._db_path, readonly=True)
+        try:
+            while not self._stopping:
+                try:
+                    worked = await self.drain_once(name, conn)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("destination %s: forwarding loop error; retrying", name)
+                    worked = False
+                if not worked:
+                    await self._idle(name, conn)
+        finally:
+            conn.close()
+
+    async def _idle(self, name: str, conn: sqlite3.Connection) -> None:
+        event = self._events[name]
+        nxt = await asyncio.to_thread(store.next_due, conn, name)
+        timeout = self._poll if nxt is None else min(self._poll, max(0.0, nxt - self._clock()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+        event.clear()
+
+    def _recheck(
+        self, conn: sqlite3.Connection, lane: Lane, rows: list[store.OutboxRow]
+    ) -> tuple[list[tuple[store.OutboxRow, int]], list[store.OutboxRow]]:
+        send: list[tuple[store.OutboxRow, int]] = []
+        drop: list[store.OutboxRow] = []
+        states: dict[int, Any] = {}
+        for row in rows:
+            one_id, erased = current_one_id(conn, row.one_id)
+            if erased:
+                drop.append(row)
+                continue
+            if one_id not in states:
+                states[one_id] = read_state(conn, one_id)
+            facts = EventFacts(jurisdiction=row.jurisdiction, gpc=row.gpc, pi_categories=row.pi)
+            decision = decide(
+                states[one_id], facts, lane.facts, self._policies.get(row.jurisdiction)
+            )
+            if decision.allowed:
+                send.append((row, one_id))
+            else:
+                drop.append(row)
+        return send, drop
+
+    def _finalize(self, row: store.OutboxRow, one_id: int, domain: str) -> bytes:
+        message = _decoder.decode(row.payload)
+        context = message.setdefault("context", {})
+        marker = context.setdefault("consentry", {})
+        marker["oneId"] = self._ps.derive_opaque("one_id", str(one_id), domain)
+        return _encoder.encode(message)
+
+    async def drain_once(self, name: str, conn: sqlite3.Connection) -> bool:
+        """Deliver one batch for ``name``; returns whether there was work."""
+        lane = self._lanes[name]
+        now = self._clock()
+        rows = await asyncio.to_thread(store.due_rows, conn, name, now, lane.config.batch_size)
+        if not rows:
+            return False
+        send, drop = await asyncio.to_thread(self._recheck, conn, lane, rows)
+        if drop:
+            ids = [r.id for r in drop]
+
+            def dropped(c: sqlite3.Connection) -> None:
+                store.delete_rows(c, ids)
+                store.log_delivery(c, name, "dropped_for_consent", len(ids), None, now)
+
+            await self._writer.run(dropped)
+            self._metrics.dropped_consent.labels(name).inc(len(ids))
+        if not send:
+            return True
+        domain = lane.config.domain()
+        payloads = [self._finalize(row, one_id, domain) for row, one_id in send]
+        result = await lane.destination.send(payloads)
+        ids = [row.id for row, _ in send]
+        if result.ok:
+            await self._writer.run(lambda c: store.delete_rows(c, ids))
+            self._metrics.forwarded.labels(name).inc(len(ids))
+            return True
+        plans = []
+        dead = 0
+        cfg = lane.config
+        for row, _ in send:
+            too_old = now - row.created_at >= cfg.max_age_seconds
+            exhausted = row.attempts + 1 >= cfg.max_attempts
+            is_dead = not result.retryable or too_old or exhausted
+            delay = backoff(row.attempts, cfg.backoff_base_seconds, cfg.backoff_max_seconds)
+            if result.retry_after is not None:
+                delay = max(delay, result.retry_after)
+            plans.append((row.id, now + delay, is_dead, result.error or "delivery failed"))
+            dead += is_dead
+        await self._writer.run(lambda c: store.retry_rows(c, plans))
+        self._metrics.retries.labels(name).inc(len(plans))
+        if dead:
+            self._metrics.dead.labels(name).inc(dead)
+        log.warning(
+            "destination %s: batch of %d failed (%s); %d dead-lettered",
+            name,
+            len(plans),
+            result.error,
+            dead,
+        )
+        return False

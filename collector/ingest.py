@@ -1,0 +1,380 @@
+"""Decode, validate and pseudonymize incoming messages (stage A of the flow).
+
+Pure apart from the clock and the pseudonymizer passed in: bytes in, Prepared
+messages and Rejections out. Runs before anything touches the database, so
+raw identifiers are gone from everything that leaves this module except the
+rejected payloads, which only the encrypted quarantine keeps.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from collector.config import DestinationConfig
+from consent.decide import EventFacts
+from consent.errors import ConsentSignalError
+from consent.signals import Signals, read_context
+from identity.errors import InvalidIdentifier
+from identity.graph import Identifier
+from identity.normalize import normalize
+from identity.pseudonym import INTERNAL, Pseudonymizer
+from sdk_python.messages import MAX_MESSAGE_BYTES, MESSAGE_TYPES, Message
+
+_message_decoder = msgspec.json.Decoder(Message)
+_single_decoders = {k: msgspec.json.Decoder(v) for k, v in MESSAGE_TYPES.items()}
+_encoder = msgspec.json.Encoder()
+_PATH = re.compile(r" - at `\$(.*)`$")
+_PLACEHOLDERS = frozenset({"", "null", "nil", "none", "undefined", "anonymous", "0", "-1", "nan"})
+PERSON_TRAIT_KINDS = (("email", "email"), ("phone", "phone"))
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    reason: str
+    path: str
+    raw: bytes
+
+
+@dataclass(slots=True)
+class Prepared:
+    index: int
+    message_id: str
+    type: str
+    identifiers: list[Identifier]
+    subject: str
+    signals: Signals
+    facts: EventFacts
+    payloads: dict[str, bytes]
+    pi_by_destination: dict[str, frozenset[str]] = field(default_factory=dict)
+    alias_user_payloads: dict[str, bytes] | None = None
+    alias_ids: tuple[Identifier, Identifier] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    destinations: Sequence[DestinationConfig]
+    category_map: Mapping[str, tuple[str, ...]]
+    pi_rules: Mapping[str, str]
+    country_jurisdictions: Mapping[str, str]
+
+
+def split_error(text: str, prefix: str) -> tuple[str, str]:
+    """msgspec's 'Expected `str`, got `int` - at `$.userId`' -> (reason, JSON path)."""
+    match = _PATH.search(text)
+    if match:
+        return text[: match.start()], prefix + match.group(1)
+    return text, prefix
+
+
+def is_placeholder(value: object) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() in _PLACEHOLDERS)
+
+
+def truncate_ip(value: str) -> str | None:
+    try:
+        ip = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+
+def decode_message(raw: bytes, *, index: int, prefix: str, kind: str | None = None) -> Message:
+    """Decode one message; raises ValueError(reason, path)."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise ValueError(
+            f"message is {len(raw)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit", prefix
+        )
+    try:
+        if kind is not None:
+            return _single_decoders[kind].decode(raw)
+        return _message_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        reason, path = split_error(str(exc), prefix)
+        if "missing required field `type`" in reason or (
+            "Invalid value" in reason and path.endswith(".type")
+        ):
+            reason = f"{reason}; type must be one of {', '.join(MESSAGE_TYPES)}"
+        raise ValueError(reason, path) from None
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc}", prefix) from None
+
+
+class Preparer:
+    """Turns decoded messages into Prepared units: identifiers pseudonymized for
+    the graph (internal domain, every live key version) and for each destination
+    (its own domain), IP truncated, consent signals read."""
+
+    def __init__(self, pseudonymizer: Pseudonymizer, options: IngestOptions) -> None:
+        self._ps = pseudonymizer
+        self._opt = options
+
+    def _normalized(self, kind: str, value: object, path: str) -> str | None:
+        if is_placeholder(value):
+            return None
+        try:
+            return normalize(kind, value, self._ps.options)
+        except InvalidIdentifier as exc:
+            raise ValueError(str(exc), path) from None
+
+    def prepare(
+        self,
+        msg: Message,
+        *,
+        index: int,
+        prefix: str,
+        received_at: datetime,
+        batch_context: Mapping[str, Any] | None = None,
+    ) -> Prepared:
+        data: dict[str, Any] = msgspec.to_builtins(msg)
+        data["messageId"] = msg.messageId or str(uuid.uuid4())
+        data["receivedAt"] = received_at.isoformat()
+        if batch_context:
+            data["context"] = {**batch_context, **(data.get("context") or {})}
+        context: dict[str, Any] = dict(data.get("context") or {})
+        msg_type = data["type"]
+
+        found: list[tuple[str, str, tuple[str, ...]]] = []  # (kind, normalized, json path)
+        user = self._normalized("user_id", data.get("userId"), f"{prefix}.userId")
+        anon = self._normalized("anonymous_id", data.get("anonymousId"), f"{prefix}.anonymousId")
+        if user is None:
+            data.pop("userId", None)
+        else:
+            found.append(("user_id", user, ("userId",)))
+        if anon is None:
+            data.pop("anonymousId", None)
+        else:
+            found.append(("anonymous_id", anon, ("anonymousId",)))
+        if user is None and anon is None:
+            raise ValueError(
+                "a message needs a userId or an anonymousId (placeholders do not count)",
+                f"{prefix}.userId",
+            )
+        # Group traits describe the company, not the person: pseudonymize, do not link.
+        trait_sources: list[tuple[tuple[str, ...], bool]] = [(("context", "traits"), True)]
+        if "traits" in data:
+            trait_sources.append((("traits",), msg_type != "group"))
+        for base, link in trait_sources:
+            traits = _get(data, base)
+            if not isinstance(traits, Mapping):
+                continue
+            for key, kind in PERSON_TRAIT_KINDS:
+                if key not in traits:
+                    continue
+                where = f"{prefix}.{'.'.join(base)}.{key}"
+                value = self._normalized(kind, traits[key], where)
+                if value is None:
+                    _set(data, (*base, key), None, delete=True)
+                    continue
+                found.append((kind, value, (*base, key)))
+                if not link:
+                    found[-1] = (f"~{kind}", value, (*base, key))
+        previous = None
+        if msg_type == "alias":
+            previous = self._normalized(
+                "anonymous_id", data.get("previousId"), f"{prefix}.previousId"
+            )
+            if previous is None:
+                raise ValueError(
+                    "previousId is a placeholder, not an identifier", f"{prefix}.previousId"
+                )
+
+        try:
+            signals = read_context(data.get("context"), category_map=self._opt.category_map)
+        except ConsentSignalError as exc:
+            text = str(exc)
+            path = text.split(" ", 1)[0] if text.startswith("$") else prefix
+            raise ValueError(text, prefix + path[1:] if path.startswith("$") else path) from None
+
+        identifiers = [
+            Identifier(
+                kind, self._ps.pseudonym_normalized(kind, value), self._previous(kind, value)
+            )
+            for kind, value, _ in found
+            if not kind.startswith("~")
+        ]
+        alias_ids = None
+        if previous is not None:
+            alias_ids = (
+                Identifier(
+                    "anonymous_id",
+                    self._ps.pseudonym_normalized("anonymous_id", previous),
+                    self._previous("anonymous_id", previous),
+                ),
+                Identifier(
+                    "user_id",
+                    self._ps.pseudonym_normalized("user_id", previous),
+                    self._previous("user_id", previous),
+                ),
+            )
+
+        country = signals.region or _country(context)
+        jurisdiction = signals.jurisdiction or (
+            self._opt.country_jurisdictions.get(country) if country else None
+        )
+        pi = self._pi_categories(data)
+        age = _age(data)
+        facts = EventFacts(
+            jurisdiction=jurisdiction, country=country, gpc=signals.gpc, pi_categories=pi, age=age
+        )
+
+        payloads: dict[str, bytes] = {}
+        alias_user: dict[str, bytes] | None = {} if previous is not None else None
+        pi_by_dest: dict[str, frozenset[str]] = {}
+        ip = context.get("ip") if isinstance(context.get("ip"), str) else None
+        short_ip = truncate_ip(ip) if ip else None
+        for dest in self._opt.destinations:
+            domain = dest.domain()
+            out = _copy_paths(data, found)
+            for kind, value, path in found:
+                _set(out, path, self._ps.pseudonym_normalized(kind.lstrip("~"), value, domain))
+            ctx = dict(out.get("context") or {})
+            if ip is not None and not dest.full_ip:
+                if short_ip is None:
+                    ctx.pop("ip", None)
+                else:
+                    ctx["ip"] = short_ip
+            ctx["consentry"] = {"jurisdiction": jurisdiction, "domain": domain}
+            out["context"] = ctx
+            allowed_pi = pi & frozenset(dest.pi_categories)
+            pi_by_dest[dest.name] = allowed_pi
+            for field_name, category in self._opt.pi_rules.items():
+                if category not in allowed_pi:
+                    _drop_field(out, field_name)
+            if previous is not None:
+                assert alias_user is not None
+                out["previousId"] = self._ps.pseudonym_normalized("anonymous_id", previous, domain)
+                alias_user[dest.name] = _encoder.encode(
+                    {
+                        **out,
+                        "previousId": self._ps.pseudonym_normalized("user_id", previous, domain),
+                    }
+                )
+            payloads[dest.name] = _encoder.encode(out)
+        return Prepared(
+            index=index,
+            message_id=data["messageId"],
+            type=msg_type,
+            identifiers=identifiers,
+            subject=identifiers[0].pseudonym if identifiers else "",
+            signals=signals,
+            facts=facts,
+            payloads=payloads,
+            pi_by_destination=pi_by_dest,
+            alias_user_payloads=alias_user,
+            alias_ids=alias_ids,
+        )
+
+    def _previous(self, kind: str, value: str) -> tuple[str, ...]:
+        return tuple(self._ps.all_versions(kind, value, INTERNAL)[1:])
+
+    def _pi_categories(self, data: Mapping[str, Any]) -> frozenset[str]:
+        if not self._opt.pi_rules:
+            return frozenset()
+        found = set()
+        for section in ("properties", "traits"):
+            values = data.get(section)
+            if isinstance(values, Mapping):
+                for name, category in self._opt.pi_rules.items():
+                    if name in values:
+                        found.add(category)
+        return frozenset(found)
+
+    def identifiers_for(
+        self, user_id: object, anonymous_id: object, traits: Mapping[str, Any] | None, prefix: str
+    ) -> list[Identifier]:
+        """Identifiers of a consent call or erasure request."""
+        found: list[tuple[str, str]] = []
+        for kind, value, key in (
+            ("user_id", user_id, "userId"),
+            ("anonymous_id", anonymous_id, "anonymousId"),
+        ):
+            norm = self._normalized(kind, value, f"{prefix}.{key}")
+            if norm is not None:
+                found.append((kind, norm))
+        for key, kind in PERSON_TRAIT_KINDS:
+            if traits and key in traits:
+                norm = self._normalized(kind, traits[key], f"{prefix}.traits.{key}")
+                if norm is not None:
+                    found.append((kind, norm))
+        if not found:
+            raise ValueError(
+                "needs a userId, anonymousId, traits.email or traits.phone", f"{prefix}.userId"
+            )
+        return [
+            Identifier(
+                kind, self._ps.pseudonym_normalized(kind, value), self._previous(kind, value)
+            )
+            for kind, value in found
+        ]
+
+
+def _get(data: Mapping[str, Any], path: Sequence[str]) -> Any:
+    cur: Any = data
+    for key in path:
+        if not isinstance(cur, Mapping):
+            return None
+        cur = cur.get(key)
+    return cur
+
+
+def _copy_paths(
+    data: dict[str, Any], found: Sequence[tuple[str, str, tuple[str, ...]]]
+) -> dict[str, Any]:
+    """Copy-on-write: duplicate only the dicts on paths we will change."""
+    out = dict(data)
+    if "context" in out and isinstance(out["context"], dict):
+        out["context"] = dict(out["context"])
+        if isinstance(out["context"].get("traits"), dict):
+            out["context"]["traits"] = dict(out["context"]["traits"])
+    for section in ("traits", "properties"):
+        if isinstance(out.get(section), dict):
+            out[section] = dict(out[section])
+    return out
+
+
+def _set(data: dict[str, Any], path: Sequence[str], value: Any, *, delete: bool = False) -> None:
+    cur = data
+    for key in path[:-1]:
+        nxt = cur.get(key)
+        if not isinstance(nxt, dict):
+            return
+        cur = nxt
+    if delete:
+        cur.pop(path[-1], None)
+    else:
+        cur[path[-1]] = value
+
+
+def _drop_field(data: dict[str, Any], name: str) -> None:
+    for section in ("properties", "traits"):
+        values = data.get(section)
+        if isinstance(values, dict) and name in values:
+            values.pop(name)
+
+
+def _country(context: Mapping[str, Any]) -> str | None:
+    location = context.get("location")
+    if isinstance(location, Mapping):
+        country = location.get("country")
+        if isinstance(country, str) and len(country) == 2 and country.isalpha():
+            return country.upper()
+    return None
+
+
+def _age(data: Mapping[str, Any]) -> int | None:
+    for base in (data.get("traits"), _get(data, ("context", "traits"))):
+        if isinstance(base, Mapping):
+            age = base.get("age")
+            if isinstance(age, int) and not isinstance(age, bool) and 0 <= age < 150:
+                return age
+    return None

@@ -1,0 +1,56 @@
+"""Prometheus metrics, on a registry owned by the app (no global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.received = Counter(
+            "consentry_messages_received", "Messages received", ["source"], registry=r
+        )
+        self.accepted = Counter(
+            "consentry_messages_accepted", "Messages accepted", ["source"], registry=r
+        )
+        self.quarantined = Counter(
+            "consentry_messages_quarantined", "Messages quarantined", ["source"], registry=r
+        )
+        self.routed = Counter(
+            "consentry_outbox_enqueued", "Outbox rows written", ["destination"], registry=r
+        )
+        self.denied = Counter(
+            "consentry_consent_denied",
+            "Messages not routed for lack of consent",
+            ["destination"],
+            registry=r,
+        )
+        self.forwarded = Counter(
+            "consentry_forwarded", "Messages delivered", ["destination"], registry=r
+        )
+        self.dropped_consent = Counter(
+            "consentry_dropped_for_consent",
+            "Outbox rows dropped at send time after a withdrawal",
+            ["destination"],
+            registry=r,
+        )
+        self.dead = Counter(
+            "consentry_dead_lettered", "Rows moved to dead letter", ["destination"], registry=r
+        )
+        self.retries = Counter(
+            "consentry_delivery_retries", "Failed delivery attempts", ["destination"], registry=r
+        )
+        self.consent_records = Counter(
+            "consentry_consent_records", "Ledger records appended", registry=r
+        )
+        self.outbox_depth = Gauge(
+            "consentry_outbox_depth", "Pending outbox rows", ["destination"], registry=r
+        )
+        self.key_unmigrated = Gauge(
+            "consentry_identifiers_unmigrated",
+            "Identifiers linked only under a previous key",
+            ["kid"],
+            registry=r,
+        )

@@ -1,0 +1,115 @@
+"""``/openapi.json``, generated from the same msgspec Structs that validate requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from sdk_python.messages import (
+    Alias,
+    Batch,
+    BatchResult,
+    ConsentCall,
+    ErrorBody,
+    Group,
+    Identify,
+    Page,
+    Screen,
+    Track,
+)
+
+MESSAGES = (Track, Identify, Page, Screen, Group, Alias)
+SINGLE = {
+    "track": Track,
+    "identify": Identify,
+    "page": Page,
+    "screen": Screen,
+    "group": Group,
+    "alias": Alias,
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _errors() -> dict[str, Any]:
+    error = {"content": {"application/json": {"schema": _ref("ErrorBody")}}}
+    return {
+        "400": {
+            "description": "Body is not JSON, not a batch, or a field is invalid (see path)",
+            **error,
+        },
+        "401": {"description": "Unknown or missing write key", **error},
+        "413": {"description": "Request over 500 KB", **error},
+    }
+
+
+def document(version: str = "0.1.0") -> dict[str, Any]:
+    _, components = msgspec.json.schema_components(
+        [*MESSAGES, Batch, BatchResult, ConsentCall, ErrorBody],
+        ref_template="#/components/schemas/{name}",
+    )
+    components["Batch"]["properties"]["batch"] = {
+        "type": "array",
+        "items": {
+            "oneOf": [_ref(m.__name__) for m in MESSAGES],
+            "discriminator": {"propertyName": "type"},
+        },
+    }
+    ok = {
+        "200": {
+            "description": "Accepted; rejected messages are listed and quarantined",
+            "content": {"application/json": {"schema": _ref("BatchResult")}},
+        }
+    }
+    paths: dict[str, Any] = {
+        "/v1/batch": {
+            "post": {
+                "summary": "Send a batch of messages (Segment-compatible)",
+                "requestBody": {"content": {"application/json": {"schema": _ref("Batch")}}},
+                "responses": {**ok, **_errors()},
+            }
+        },
+        "/v1/consent": {
+            "post": {
+                "summary": "Record a grant, denial or withdrawal of consent",
+                "requestBody": {"content": {"application/json": {"schema": _ref("ConsentCall")}}},
+                "responses": {"200": {"description": "Recorded in the ledger"}, **_errors()},
+            }
+        },
+        "/healthz": {
+            "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness (database writable)",
+                "responses": {"200": {"description": "ready"}},
+            }
+        },
+    }
+    for name, struct in SINGLE.items():
+        paths[f"/v1/{name}"] = {
+            "post": {
+                "summary": f"Send one {name} message",
+                "requestBody": {"content": {"application/json": {"schema": _ref(struct.__name__)}}},
+                "responses": {**ok, **_errors()},
+            }
+        }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Consentry collector", "version": version},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "writeKey": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "write key as user name, empty password",
+                }
+            },
+        },
+        "security": [{"writeKey": []}],
+        "paths": paths,
+    }

@@ -1,0 +1,303 @@
+"""Resolve, record consent, decide, write outbox rows (stage B of the flow).
+
+Runs on the writer thread inside a group-commit transaction: the graph, the
+ledger and the outbox change together or not at all, and the caller is
+answered only after the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from collector.config import DestinationConfig
+from collector.ingest import Prepared, Rejection
+from collector.vault import Vault
+from consent.decide import Decision, DestinationFacts, EventFacts, decide
+from consent.ledger import Ledger, RecipientRef
+from consent.policy import Policies
+from identity.graph import Graph, Identifier, OneId
+
+MERGE_SUBJECT = "merge"
+
+
+@dataclass(slots=True)
+class Tally:
+    accepted: int = 0
+    quarantined: int = 0
+    routed: dict[str, int] = field(default_factory=dict)
+    denied: dict[str, int] = field(default_factory=dict)
+    consent_records: int = 0
+
+
+class Router:
+    def __init__(
+        self,
+        *,
+        graph: Graph,
+        ledger: Ledger,
+        policies: Policies,
+        destinations: Sequence[DestinationConfig],
+        vault: Vault,
+        event_consent: str,
+        decisions: str,
+        quarantine_ttl_s: float,
+    ) -> None:
+        self.graph = graph
+        self.ledger = ledger
+        self.policies = policies
+        self.destinations = list(destinations)
+        self.facts = {
+            d.name: DestinationFacts(
+                name=d.name,
+                purposes=tuple(d.purposes),
+                region=d.region,
+                recipient=d.recipient,
+                third_party=d.third_party,
+                pi_categories=frozenset(d.pi_categories),
+            )
+            for d in destinations
+        }
+        self.vault = vault
+        self.event_consent = event_consent
+        self.decisions = decisions
+        self.quarantine_ttl_s = quarantine_ttl_s
+
+    # -- events --------------------------------------------------------------
+    def route(
+        self,
+        conn: sqlite3.Connection,
+        prepared: Sequence[Prepared],
+        rejected: Sequence[Rejection],
+        *,
+        source: str,
+        received_at: datetime,
+    ) -> Tally:
+        tally = Tally(accepted=len(prepared), quarantined=len(rejected))
+        now = received_at.timestamp()
+        for rej in rejected:
+            self.quarantine(conn, rej, source=source, now=now)
+        rows: list[tuple[object, ...]] = []
+        decision_rows: list[tuple[object, ...]] = []
+        for p in prepared:
+            one_id, payloads = self._resolve(p, received_at)
+            jurisdiction = p.facts.jurisdiction
+            policy = self.policies.get(jurisdiction)
+            if p.signals.purposes or p.signals.gpc:
+                tally.consent_records += self._record_event_consent(
+                    p, one_id, policy.name, received_at
+                )
+            state = self.ledger.state(one_id)
+            for dest in self.destinations:
+                facts = EventFacts(
+                    jurisdiction=policy.name,
+                    country=p.facts.country,
+                    gpc=p.facts.gpc,
+                    pi_categories=p.pi_by_destination.get(dest.name, frozenset()),
+                    age=p.facts.age,
+                )
+                decision = decide(state, facts, self.facts[dest.name], policy)
+                if decision.allowed:
+                    rows.append(
+                        (
+                            dest.name,
+                            p.message_id,
+                            one_id,
+                            policy.name,
+                            int(p.facts.gpc),
+                            ",".join(sorted(facts.pi_categories)),
+                            payloads[dest.name],
+                            now,
+                            now,
+                        )
+                    )
+                    tally.routed[dest.name] = tally.routed.get(dest.name, 0) + 1
+                else:
+                    tally.denied[dest.name] = tally.denied.get(dest.name, 0) + 1
+                if self.decisions == "all" or (self.decisions == "allowed" and decision.allowed):
+                    decision_rows.append(_decision_row(p.message_id, decision, now))
+        conn.executemany(
+            "INSERT INTO outbox (destination, message_id, one_id, jurisdiction, gpc, pi, payload,"
+            " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        if decision_rows:
+            conn.executemany(
+                "INSERT INTO decisions (message_id, destination, outcome, jurisdiction, legal_basis,"
+                " reasons, record_ids, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                decision_rows,
+            )
+        return tally
+
+    def _resolve(self, p: Prepared, at: datetime) -> tuple[OneId, dict[str, bytes]]:
+        identifiers = list(p.identifiers)
+        payloads = p.payloads
+        if p.alias_ids is not None:
+            anon, user = p.alias_ids
+            # previousId may be an old user id or an anonymous id: link whichever
+            # the graph knows, preferring the user id.
+            if self.graph.lookup(user.pseudonym) is not None or any(
+                self.graph.lookup(o) is not None for o in user.previous
+            ):
+                identifiers.append(user)
+                assert p.alias_user_payloads is not None
+                payloads = p.alias_user_payloads
+            else:
+                identifiers.append(anon)
+        resolution = self.graph.resolve(identifiers, now=at)
+        if resolution.merged:
+            policy = self.policies.get(p.facts.jurisdiction)
+            self.ledger.merge(
+                resolution.one_id,
+                resolution.merged,
+                subject=p.subject,
+                jurisdiction=policy.name,
+                now=at,
+            )
+        return resolution.one_id, payloads
+
+    def _record_event_consent(
+        self, p: Prepared, one_id: int, jurisdiction: str, at: datetime
+    ) -> int:
+        if self.event_consent == "ignore":
+            return 0
+        purposes = dict(p.signals.purposes)
+        if p.signals.gpc:
+            # GPC is an opt-out of sale/share: the purposes that sell or share.
+            for purpose in ("advertising", "marketing"):
+                purposes[purpose] = False
+        if self.event_consent == "restrict_only":
+            purposes = {k: v for k, v in purposes.items() if not v}
+        changed = self.ledger.differs(one_id, purposes)
+        if not changed:
+            return 0
+        self.ledger.append(
+            one_id=one_id,
+            subject=p.subject,
+            purposes=changed,
+            jurisdiction=jurisdiction,
+            method="gpc" if p.signals.gpc and not p.signals.sources else "event",
+            given_at=at,
+            received_at=at,
+            signal=p.signals.raw,
+            source=",".join(p.signals.sources) or None,
+        )
+        return 1
+
+    # -- explicit consent calls ---------------------------------------------------
+    def record_consent(
+        self,
+        conn: sqlite3.Connection,
+        identifiers: list[Identifier],
+        *,
+        purposes: dict[str, bool],
+        jurisdiction: str | None,
+        given_at: datetime,
+        received_at: datetime,
+        legal_basis: str,
+        method: str,
+        pi_categories: Sequence[str],
+        recipients: Sequence[tuple[str, str | None]],
+        separate: bool,
+        consenter: str,
+        notice_id: str | None,
+        notice_version: str | None,
+        signal: str | None,
+    ) -> tuple[int, int, str]:
+        resolution = self.graph.resolve(identifiers, now=received_at)
+        policy = self.policies.get(jurisdiction)
+        if resolution.merged:
+            self.ledger.merge(
+                resolution.one_id,
+                resolution.merged,
+                subject=identifiers[0].pseudonym,
+                jurisdiction=policy.name,
+                now=received_at,
+            )
+        record = self.ledger.append(
+            one_id=resolution.one_id,
+            subject=identifiers[0].pseudonym,
+            purposes=purposes,
+            jurisdiction=policy.name,
+            method=method,
+            given_at=given_at,
+            received_at=received_at,
+            legal_basis=legal_basis,
+            pi_categories=tuple(pi_categories),
+            recipients=tuple(RecipientRef(n, r) for n, r in recipients),
+            separate=separate,
+            consenter=consenter,
+            notice_id=notice_id,
+            notice_version=notice_version,
+            signal=signal,
+        )
+        return record.seq, resolution.one_id, record.action
+
+    # -- quarantine ------------------------------------------------------------
+    def quarantine(
+        self, conn: sqlite3.Connection, rej: Rejection, *, source: str, now: float
+    ) -> None:
+        expires = now + self.quarantine_ttl_s
+        cur = conn.execute(
+            "INSERT INTO quarantine (received_at, expires_at, source, reason, path, sealed)"
+            " VALUES (?, ?, ?, ?, ?, x'')",
+            (now, expires, source, rej.reason, rej.path),
+        )
+        row_id = cur.lastrowid
+        sealed = self.vault.seal(rej.raw, f"quarantine/{row_id}/{expires}".encode())
+        conn.execute("UPDATE quarantine SET sealed = ? WHERE id = ?", (sealed, row_id))
+
+    # -- erasure ---------------------------------------------------------------
+    def erase(
+        self, conn: sqlite3.Connection, identifiers: list[Identifier], *, now: datetime
+    ) -> dict[str, object]:
+        one_ids = {self.graph.lookup(i.pseudonym) for i in identifiers} - {None}
+        if not one_ids:
+            return {"erased": False, "reason": "no person is known by these identifiers"}
+        summary: dict[str, object] = {"erased": True, "one_ids": [], "outbox_rows_deleted": {}}
+        for oid in one_ids:
+            assert oid is not None
+            current = self.graph.current(oid)
+            removed = self.graph.erase(current, now=now)
+            self.ledger.erase(
+                current,
+                subject=identifiers[0].pseudonym,
+                jurisdiction=self.policies.default,
+                now=now,
+            )
+            for dest in self.destinations:
+                n = conn.execute(
+                    "DELETE FROM outbox WHERE one_id = ? AND destination = ?", (current, dest.name)
+                ).rowcount
+                conn.execute(
+                    "INSERT INTO erasures (one_id, destination, rows_deleted, status, at) VALUES (?, ?, ?, ?, ?)",
+                    (current, dest.name, n, "outbox_purged", now.timestamp()),
+                )
+                deleted = summary["outbox_rows_deleted"]
+                assert isinstance(deleted, dict)
+                deleted[dest.name] = deleted.get(dest.name, 0) + n
+            ids = summary["one_ids"]
+            assert isinstance(ids, list)
+            ids.append({"one_id": current, "identifiers_removed": removed})
+        return summary
+
+
+def _decision_row(message_id: str, d: Decision, now: float) -> tuple[object, ...]:
+    return (
+        message_id,
+        d.destination,
+        d.outcome,
+        d.jurisdiction,
+        d.legal_basis,
+        json.dumps(d.reasons),
+        json.dumps(d.record_ids),
+        now,
+    )
+
+
+def monotonic() -> float:
+    return time.monotonic()

@@ -1,0 +1,240 @@
+"""Wiring: everything a running collector needs, built from a Config.
+
+The CLI, the app and the tests all go through here, so they run the same
+objects the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from collector import store
+from collector.config import Config, DestinationConfig, env_secret
+from collector.destinations.base import Destination
+from collector.errors import ConfigError
+from collector.forwarder import Forwarder, Lane
+from collector.ingest import IngestOptions, Preparer
+from collector.metrics import Metrics
+from collector.route import Router
+from collector.vault import Vault
+from collector.writer import Writer, connect
+from consent.ledger import Ledger
+from consent.policy import Policies
+from consent.purposes import DEFAULT_CATEGORY_MAP
+from identity.graph import DEFAULT_LIMITS, DEFAULT_PRIORITY, Graph
+from identity.keyring import Keyring, load_master_key
+from identity.normalize import NormalizeOptions, valid_kind_name
+from identity.pseudonym import Pseudonymizer
+
+log = logging.getLogger("consentry.collector")
+DB_NAME = "consentry.db"
+WRITE_KEYS = "write-keys.json"
+DESTINATION_GROUP = "consentry.destinations"
+
+
+def open_keyring(config: Config, *, create: bool = True) -> tuple[Keyring, bytes, bool]:
+    master = load_master_key(config.master_key_path(), create=create)
+    path = config.keyring_path()
+    if create:
+        ring, created = Keyring.open_or_create(path, master)
+        return ring, master, created
+    return Keyring.load(path, master), master, False
+
+
+def destination_types() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=DESTINATION_GROUP)}
+
+
+def build_destination(config: DestinationConfig, data_dir: Path) -> Destination:
+    types = destination_types()
+    kind = type(config).__struct_config__.tag
+    ep = types.get(str(kind))
+    if ep is None:
+        raise ConfigError(
+            f"destination {config.name}: no type {kind!r} installed; have {sorted(types)}"
+        )
+    cls = ep.load()
+    destination: Destination = cls(config, data_dir=data_dir)
+    return destination
+
+
+def _hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass
+class Sources:
+    """Write keys by their SHA-256, so a generated key is shown once and never stored."""
+
+    by_hash: dict[str, str] = field(default_factory=dict)
+    generated: dict[str, str] = field(default_factory=dict)
+
+    def authenticate(self, key: str | None) -> str | None:
+        if not key:
+            return None
+        digest = _hash_key(key)
+        for known, name in self.by_hash.items():
+            if hmac.compare_digest(known, digest):
+                return name
+        return None
+
+
+def load_sources(config: Config) -> Sources:
+    sources = Sources()
+    stored_path = config.data_dir / WRITE_KEYS
+    stored: dict[str, str] = json.loads(stored_path.read_text()) if stored_path.exists() else {}
+    changed = False
+    for source in config.effective_sources():
+        key = env_secret(source.write_key, source.write_key_env)
+        if key:
+            sources.by_hash[_hash_key(key)] = source.name
+            continue
+        if source.name in stored:
+            sources.by_hash[stored[source.name]] = source.name
+            continue
+        key = "csk_" + secrets.token_urlsafe(24)
+        sources.generated[source.name] = key
+        stored[source.name] = _hash_key(key)
+        sources.by_hash[stored[source.name]] = source.name
+        changed = True
+    if changed:
+        fd = os.open(stored_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(stored, fh)
+    return sources
+
+
+def build_policies(config: Config) -> Policies:
+    p = config.privacy
+    return Policies.builtin(
+        default=p.default_jurisdiction,
+        unknown=p.unknown_jurisdiction,
+        override_dir=Path(p.policy_dir) if p.policy_dir else None,
+    )
+
+
+def normalize_options(config: Config) -> NormalizeOptions:
+    for kind in config.identity.custom_kinds:
+        if not valid_kind_name(kind):
+            raise ConfigError(
+                f"identity.custom_kinds: {kind!r} is not a valid kind name (a-z, 0-9, _)"
+            )
+    return NormalizeOptions(
+        fold_gmail=config.identity.fold_gmail,
+        phone_region=config.identity.phone_region,
+        custom_kinds=frozenset(config.identity.custom_kinds),
+    )
+
+
+class Runtime:
+    """Owns the database writer, the pipeline objects and (optionally) the forwarder."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.data_dir = config.data_dir
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)
+        self.keyring, self.master_key, self.keyring_created = open_keyring(config)
+        self.metrics = Metrics()
+        self.policies = build_policies(config)
+        self.destinations = config.effective_destinations()
+        options = normalize_options(config)
+        self.pseudonymizer = Pseudonymizer(
+            self.keyring, options=options, cache_size=config.identity.cache_size
+        )
+        self.sources = load_sources(config)
+        self.db_path = self.data_dir / DB_NAME
+        conn = connect(self.db_path, synchronous=config.storage.synchronous)
+        os.chmod(self.db_path, 0o600)
+        self.graph = Graph(
+            conn,
+            limits={**DEFAULT_LIMITS, **config.identity.limits},
+            priority=config.identity.priority or DEFAULT_PRIORITY,
+        )
+        self.ledger = Ledger(conn, signer=self.keyring.signing_key)
+        store.create(conn)
+        categories = {
+            **DEFAULT_CATEGORY_MAP,
+            **{k.lower(): tuple(v) for k, v in config.privacy.categories.items()},
+        }
+        self.preparer = Preparer(
+            self.pseudonymizer,
+            IngestOptions(
+                destinations=self.destinations,
+                category_map=categories,
+                pi_rules=config.privacy.pi_rules,
+                country_jurisdictions=config.privacy.country_jurisdictions,
+            ),
+        )
+        self.router = Router(
+            graph=self.graph,
+            ledger=self.ledger,
+            policies=self.policies,
+            destinations=self.destinations,
+            vault=Vault(self.keyring.vault_key),
+            event_consent=config.privacy.event_consent,
+            decisions=config.storage.decisions,
+            quarantine_ttl_s=config.privacy.quarantine_ttl_days * 86400.0,
+        )
+        self.forwarder: Forwarder | None = None
+        self.writer = Writer(
+            conn,
+            max_group=config.storage.group_commit_max,
+            after_commit=self._after_commit,
+            before_commit=self._before_commit,
+        )
+        self.writer.on_rollback(self._rolled_back)
+
+    def _before_commit(self, conn: sqlite3.Connection) -> None:
+        now = datetime.now(UTC)
+        if self.ledger.due(now):
+            self.ledger.checkpoint(now)
+
+    def _after_commit(self) -> None:
+        if self.forwarder is not None:
+            self.forwarder.wake()
+
+    def _rolled_back(self) -> None:
+        self.ledger.reload_head()
+        self.graph._cache.clear()
+
+    def make_forwarder(self) -> Forwarder:
+        lanes = {}
+        for dest in self.destinations:
+            from consent.decide import DestinationFacts
+
+            lanes[dest.name] = Lane(
+                dest,
+                build_destination(dest, self.data_dir),
+                DestinationFacts(
+                    name=dest.name,
+                    purposes=tuple(dest.purposes),
+                    region=dest.region,
+                    recipient=dest.recipient,
+                    third_party=dest.third_party,
+                    pi_categories=frozenset(dest.pi_categories),
+                ),
+            )
+        self.forwarder = Forwarder(
+            db_path=self.db_path,
+            writer=self.writer,
+            lanes=lanes,
+            policies=self.policies,
+            pseudonymizer=self.pseudonymizer,
+            metrics=self.metrics,
+        )
+        return self.forwarder
+
+    def close(self) -> None:
+        self.writer.close()

@@ -1,0 +1,184 @@
+"""Collector tables: outbox, decisions, quarantine, and the SQL that touches them.
+
+Outbox ids are SQLite rowids, so they are time-ordered: appends hit the end
+of the b-tree and a destination's queue is read in arrival order. A row holds
+only the payload already transformed for its destination (pseudonyms in that
+destination's domain), never raw identifiers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    destination TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    one_id INTEGER NOT NULL,
+    jurisdiction TEXT NOT NULL,
+    gpc INTEGER NOT NULL DEFAULT 0,
+    pi TEXT NOT NULL DEFAULT '',
+    payload BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    dead INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_queue ON outbox(destination, dead, id);
+CREATE INDEX IF NOT EXISTS outbox_one_id ON outbox(one_id);
+CREATE TABLE IF NOT EXISTS decisions (
+    message_id TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    jurisdiction TEXT NOT NULL,
+    legal_basis TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    record_ids TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_message ON decisions(message_id, destination);
+CREATE TABLE IF NOT EXISTS delivery_log (
+    id INTEGER PRIMARY KEY,
+    destination TEXT NOT NULL,
+    event TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    detail TEXT,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sealed BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS erasures (
+    id INTEGER PRIMARY KEY,
+    one_id INTEGER NOT NULL,
+    destination TEXT NOT NULL,
+    rows_deleted INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    at REAL NOT NULL
+);
+"""
+
+
+def create(conn: sqlite3.Connection) -> None:
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    message_id: str
+    one_id: int
+    jurisdiction: str
+    gpc: bool
+    pi: frozenset[str]
+    payload: bytes
+    created_at: float
+    attempts: int
+
+
+def due_rows(conn: sqlite3.Connection, destination: str, now: float, limit: int) -> list[OutboxRow]:
+    rows = conn.execute(
+        "SELECT id, message_id, one_id, jurisdiction, gpc, pi, payload, created_at, attempts"
+        " FROM outbox WHERE destination = ? AND dead = 0 AND next_attempt_at <= ?"
+        " ORDER BY id LIMIT ?",
+        (destination, now, limit),
+    )
+    return [
+        OutboxRow(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            bool(r[4]),
+            frozenset(filter(None, r[5].split(","))),
+            r[6],
+            r[7],
+            r[8],
+        )
+        for r in rows
+    ]
+
+
+def next_due(conn: sqlite3.Connection, destination: str) -> float | None:
+    row = conn.execute(
+        "SELECT min(next_attempt_at) FROM outbox WHERE destination = ? AND dead = 0", (destination,)
+    ).fetchone()
+    return row[0]
+
+
+def delete_rows(conn: sqlite3.Connection, ids: Sequence[int]) -> int:
+    return conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids]).rowcount
+
+
+def retry_rows(conn: sqlite3.Connection, plans: Iterable[tuple[int, float, bool, str]]) -> None:
+    """plans: (id, next_attempt_at, dead, error)."""
+    conn.executemany(
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, dead = ?, last_error = ?"
+        " WHERE id = ?",
+        [(at, int(dead), err[:2000], i) for i, at, dead, err in plans],
+    )
+
+
+def log_delivery(
+    conn: sqlite3.Connection,
+    destination: str,
+    event: str,
+    count: int,
+    detail: str | None,
+    at: float,
+) -> None:
+    conn.execute(
+        "INSERT INTO delivery_log (destination, event, count, detail, at) VALUES (?, ?, ?, ?, ?)",
+        (destination, event, count, detail, at),
+    )
+
+
+def status(conn: sqlite3.Connection, now: float) -> dict[str, dict[str, object]]:
+    out: dict[str, dict[str, object]] = {}
+    for dest, dead, n, oldest in conn.execute(
+        "SELECT destination, dead, count(*), min(created_at) FROM outbox GROUP BY destination, dead"
+    ):
+        entry = out.setdefault(
+            dest, {"pending": 0, "dead": 0, "oldest_age_s": None, "last_error": None}
+        )
+        entry["dead" if dead else "pending"] = n
+        if not dead and oldest is not None:
+            entry["oldest_age_s"] = round(now - oldest, 1)
+    for dest, err in conn.execute(
+        "SELECT destination, last_error FROM outbox WHERE last_error IS NOT NULL"
+        " AND id IN (SELECT max(id) FROM outbox WHERE last_error IS NOT NULL GROUP BY destination)"
+    ):
+        out.setdefault(dest, {"pending": 0, "dead": 0, "oldest_age_s": None, "last_error": None})
+        out[dest]["last_error"] = err
+    return out
+
+
+def replay(conn: sqlite3.Connection, destination: str, since: float | None, now: float) -> int:
+    sql = "UPDATE outbox SET dead = 0, attempts = 0, next_attempt_at = ? WHERE destination = ? AND dead = 1"
+    args: list[object] = [now, destination]
+    if since is not None:
+        sql += " AND created_at >= ?"
+        args.append(since)
+    return conn.execute(sql, args).rowcount
+
+
+def purge_dead(conn: sqlite3.Connection, destination: str) -> int:
+    return conn.execute(
+        "DELETE FROM outbox WHERE destination = ? AND dead = 1", (destination,)
+    ).rowcount
+
+
+def expire_quarantine(conn: sqlite3.Connection, now: float) -> int:
+    return conn.execute("DELETE FROM quarantine WHERE expires_at < ?", (now,)).rowcount

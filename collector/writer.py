@@ -1,0 +1,141 @@
+"""The single SQLite writer with group commit.
+
+All writes go through one thread that owns the write connection. It takes
+whatever work is queued, runs each unit in its own SAVEPOINT (so one failing
+unit does not undo its neighbours), commits once, and only then resolves the
+callers' futures. Under load many requests share one fsync; nothing is
+acknowledged before it is durable; the event loop never blocks on SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+log = logging.getLogger("consentry.collector")
+T = TypeVar("T")
+Work = Callable[[sqlite3.Connection], Any]
+_STOP = object()
+
+
+def connect(path: Path, *, synchronous: str = "full", readonly: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA foreign_keys=ON")
+    if readonly:
+        conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
+class Writer:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        max_group: int = 512,
+        after_commit: Callable[[], None] | None = None,
+        before_commit: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        self._conn = conn
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._max_group = max_group
+        self._after_commit = after_commit
+        self._before_commit = before_commit
+        self._on_rollback: list[Callable[[], None]] = []
+        self.commits = 0
+        self.units = 0
+        self._thread = threading.Thread(target=self._run, name="consentry-writer", daemon=True)
+        self._thread.start()
+
+    def on_rollback(self, fn: Callable[[], None]) -> None:
+        """Called when a group fails to commit, so in-memory heads can be reloaded."""
+        self._on_rollback.append(fn)
+
+    def submit(self, work: Callable[[sqlite3.Connection], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((work, future))
+        return future
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.wrap_future(self.submit(work))
+
+    def call(self, work: Callable[[sqlite3.Connection], T], timeout: float | None = None) -> T:
+        return self.submit(work).result(timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        self._conn.close()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            group = [item]
+            stop = False
+            while len(group) < self._max_group:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True
+                    break
+                group.append(nxt)
+            self._commit_group(group)
+            if stop:
+                return
+
+    def _commit_group(self, group: list[tuple[Work, Future[Any]]]) -> None:
+        conn = self._conn
+        results: list[tuple[Future[Any], bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for work, future in group:
+                if not future.set_running_or_notify_cancel():
+                    continue
+                conn.execute("SAVEPOINT unit")
+                try:
+                    value = work(conn)
+                except BaseException as exc:
+                    conn.execute("ROLLBACK TO unit")
+                    conn.execute("RELEASE unit")
+                    for fn in self._on_rollback:
+                        fn()
+                    results.append((future, False, exc))
+                    log.exception("a write unit failed; its neighbours still commit")
+                    continue
+                conn.execute("RELEASE unit")
+                results.append((future, True, value))
+            if self._before_commit is not None:
+                self._before_commit(conn)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            log.exception("group commit failed; %d units rejected", len(group))
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for fn in self._on_rollback:
+                fn()
+            for _, future in group:
+                if future.running():
+                    future.set_exception(exc)
+            return
+        self.commits += 1
+        self.units += len(results)
+        for future, ok, value in results:
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        if self._after_commit is not None:
+            self._after_commit()

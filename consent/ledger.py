@@ -1,0 +1,408 @@
+"""The tamper-evident consent ledger.
+
+Every grant, denial, withdrawal, merge and erasure is an append-only record.
+Record *n* is stored as its canonical encoding (msgspec JSON, deterministic
+key order) and chained: ``hash_n = SHA-256(hash_{n-1} || body_n)`` with
+``hash_0`` = 32 zero bytes. Every N records or T seconds a checkpoint signs
+``"consentry-ledger/1" || seq || hash_seq`` with Ed25519; the public key
+lets an auditor verify a copy of the database offline.
+
+What verification catches: a modified body (hash mismatch), a deleted or
+reordered record (sequence gap or hash mismatch), a recomputed chain (the
+signed checkpoint no longer matches), and a checkpoint re-signed with another
+key (signature fails under the auditor's public key).
+
+The effective state (latest record per state key, per OneID) is kept in a
+derived table so decisions cost one indexed read; it can be rebuilt from the
+ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import msgspec
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from consent.decide import ConsentState, PurposeState
+from consent.errors import LedgerError
+
+GENESIS = bytes(32)
+CHECKPOINT_DOMAIN = b"consentry-ledger/1"
+Action = Literal["grant", "deny", "withdraw", "update", "merge", "erase"]
+
+
+class RecipientRef(msgspec.Struct, frozen=True, omit_defaults=True, order="deterministic"):
+    name: str
+    region: str | None = None
+
+
+class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One ledger entry, as a compliance officer reads it."""
+
+    seq: int
+    action: Action
+    one_id: int
+    subject: str
+    jurisdiction: str
+    legal_basis: str
+    purposes: dict[str, bool]
+    method: str
+    given_at: datetime
+    received_at: datetime
+    pi_categories: tuple[str, ...] = ()
+    recipients: tuple[RecipientRef, ...] = ()
+    separate: bool = False
+    consenter: str = "self"
+    notice_id: str | None = None
+    notice_version: str | None = None
+    signal: str | None = None
+    merged_from: tuple[int, ...] = ()
+    source: str | None = None
+
+
+_encoder = msgspec.json.Encoder(order="deterministic")
+_decoder = msgspec.json.Decoder(ConsentRecord)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS consent_ledger (
+    seq INTEGER PRIMARY KEY,
+    body BLOB NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consent_checkpoints (
+    seq INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    public_key BLOB NOT NULL,
+    signed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consent_state (
+    one_id INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    granted INTEGER NOT NULL,
+    record_id INTEGER NOT NULL,
+    guardian INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (one_id, key)
+) WITHOUT ROWID;
+"""
+
+
+def chain(prev: bytes, body: bytes) -> bytes:
+    return hashlib.sha256(prev + body).digest()
+
+
+def checkpoint_message(seq: int, digest: bytes) -> bytes:
+    return CHECKPOINT_DOMAIN + seq.to_bytes(8, "big") + digest
+
+
+def encode(record: ConsentRecord) -> bytes:
+    return _encoder.encode(record)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    seq: int
+    hash: bytes
+    signed_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    ok: bool
+    records: int
+    last_checkpoint: Checkpoint | None
+    unsealed: int
+    problem: str | None = None
+    first_bad_seq: int | None = None
+
+
+def _action(purposes: dict[str, bool], before: ConsentState) -> Action:
+    if all(purposes.values()):
+        return "grant"
+    if not any(purposes.values()):
+        was = [before.get(k) for k in purposes]
+        return "withdraw" if any(p is not None and p.granted for p in was) else "deny"
+    return "update"
+
+
+class Ledger:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        signer: Ed25519PrivateKey | None = None,
+        checkpoint_every: int = 1000,
+        checkpoint_seconds: float = 10.0,
+    ) -> None:
+        self._conn = conn
+        self._signer = signer
+        self._every = checkpoint_every
+        self._seconds = checkpoint_seconds
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        row = conn.execute(
+            "SELECT seq, hash FROM consent_ledger ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        self._seq, self._hash = (row[0], row[1]) if row else (0, GENESIS)
+        cp = conn.execute(
+            "SELECT seq, signed_at FROM consent_checkpoints ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        self._sealed_seq = cp[0] if cp else 0
+        self._sealed_at = datetime.fromisoformat(cp[1]) if cp else None
+
+    @property
+    def head(self) -> tuple[int, bytes]:
+        return self._seq, self._hash
+
+    def reload_head(self) -> None:
+        """Re-read the head after a rolled-back transaction."""
+        row = self._conn.execute(
+            "SELECT seq, hash FROM consent_ledger ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        self._seq, self._hash = (row[0], row[1]) if row else (0, GENESIS)
+
+    # -- state ---------------------------------------------------------------
+    def state(self, one_id: int) -> ConsentState:
+        rows = self._conn.execute(
+            "SELECT key, granted, record_id, guardian FROM consent_state WHERE one_id = ?",
+            (one_id,),
+        )
+        return ConsentState({r[0]: PurposeState(bool(r[1]), r[2], bool(r[3])) for r in rows})
+
+    # -- appends (inside the caller's transaction) ----------------------------
+    def append(
+        self,
+        *,
+        one_id: int,
+        subject: str,
+        purposes: dict[str, bool],
+        jurisdiction: str,
+        method: str,
+        given_at: datetime,
+        received_at: datetime,
+        legal_basis: str = "consent",
+        action: Action | None = None,
+        **extra: object,
+    ) -> ConsentRecord:
+        if not purposes and action != "erase":
+            raise LedgerError("a consent record needs at least one purpose state")
+        before = self.state(one_id)
+        record = ConsentRecord(
+            seq=self._seq + 1,
+            action=action or _action(purposes, before),
+            one_id=one_id,
+            subject=subject,
+            jurisdiction=jurisdiction,
+            legal_basis=legal_basis,
+            purposes=dict(purposes),
+            method=method,
+            given_at=given_at,
+            received_at=received_at,
+            **extra,  # type: ignore[arg-type]
+        )
+        body = encode(record)
+        digest = chain(self._hash, body)
+        self._conn.execute(
+            "INSERT INTO consent_ledger (seq, body, hash) VALUES (?, ?, ?)",
+            (record.seq, body, digest),
+        )
+        guardian = int(record.consenter == "guardian")
+        at = received_at.isoformat()
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO consent_state (one_id, key, granted, record_id, guardian, at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(one_id, k, int(v), record.seq, guardian, at) for k, v in purposes.items()],
+        )
+        self._seq, self._hash = record.seq, digest
+        return record
+
+    def differs(self, one_id: int, purposes: dict[str, bool]) -> dict[str, bool]:
+        """The part of ``purposes`` that would change the OneID's state."""
+        state = self.state(one_id)
+        return {k: v for k, v in purposes.items() if (e := state.get(k)) is None or e.granted != v}
+
+    def merge(
+        self, into: int, absorbed: Sequence[int], *, subject: str, jurisdiction: str, now: datetime
+    ) -> ConsentRecord | None:
+        """Merges never widen consent: after the merge a key is granted only if every
+        side has a record granting it; a key any side denied, or one side never
+        granted, is recorded as denied (absent consent is no consent)."""
+        sides = [self.state(into), *(self.state(a) for a in absorbed)]
+        keys = sorted({k for s in sides for k in s.purposes})
+        if not keys:
+            return None
+        merged = {k: all((e := s.get(k)) is not None and e.granted for s in sides) for k in keys}
+        for a in absorbed:
+            self._conn.execute("DELETE FROM consent_state WHERE one_id = ?", (a,))
+        return self.append(
+            one_id=into,
+            subject=subject,
+            purposes=merged,
+            jurisdiction=jurisdiction,
+            method="merge",
+            given_at=now,
+            received_at=now,
+            legal_basis="merge",
+            action="merge",
+            merged_from=tuple(absorbed),
+        )
+
+    def erase(
+        self, one_id: int, *, subject: str, jurisdiction: str, now: datetime
+    ) -> ConsentRecord:
+        """Forget the OneID's state; the ledger keeps proof that consent existed
+        (GDPR Art. 7(1)) under pseudonyms that no longer resolve."""
+        self._conn.execute("DELETE FROM consent_state WHERE one_id = ?", (one_id,))
+        return self.append(
+            one_id=one_id,
+            subject=subject,
+            purposes={},
+            jurisdiction=jurisdiction,
+            method="erasure",
+            given_at=now,
+            received_at=now,
+            legal_basis="erasure",
+            action="erase",
+        )
+
+    # -- checkpoints -----------------------------------------------------------
+    def due(self, now: datetime) -> bool:
+        if self._signer is None or self._seq == self._sealed_seq:
+            return False
+        if self._seq - self._sealed_seq >= self._every:
+            return True
+        return self._sealed_at is None or (now - self._sealed_at).total_seconds() >= self._seconds
+
+    def checkpoint(self, now: datetime) -> Checkpoint | None:
+        if self._signer is None or self._seq == self._sealed_seq:
+            return None
+        signature = self._signer.sign(checkpoint_message(self._seq, self._hash))
+        public = self._signer.public_key().public_bytes_raw()
+        self._conn.execute(
+            "INSERT INTO consent_checkpoints (seq, hash, signature, public_key, signed_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (self._seq, self._hash, signature, public, now.isoformat()),
+        )
+        self._sealed_seq, self._sealed_at = self._seq, now
+        return Checkpoint(self._seq, self._hash, now.isoformat())
+
+    # -- reading ---------------------------------------------------------------
+    def records(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        one_id: int | None = None,
+        seqs: Sequence[int] | None = None,
+    ) -> Iterator[ConsentRecord]:
+        if seqs is not None:
+            for seq in seqs:
+                row = self._conn.execute(
+                    "SELECT body FROM consent_ledger WHERE seq = ?", (seq,)
+                ).fetchone()
+                if row:
+                    yield _decoder.decode(row[0])
+            return
+        for (body,) in self._conn.execute("SELECT body FROM consent_ledger ORDER BY seq"):
+            record = _decoder.decode(body)
+            if since and record.received_at < since:
+                continue
+            if until and record.received_at > until:
+                continue
+            if one_id is not None and record.one_id != one_id:
+                continue
+            yield record
+
+
+def verify(conn: sqlite3.Connection, public_key: Ed25519PublicKey | None = None) -> VerifyResult:
+    """Walk the chain and the checkpoints. With ``public_key`` the checkpoints must
+    verify under it (an auditor's copy); without, under the key stored beside them."""
+    checkpoints = {
+        r[0]: (r[1], r[2], r[3], r[4])
+        for r in conn.execute(
+            "SELECT seq, hash, signature, public_key, signed_at FROM consent_checkpoints"
+        )
+    }
+    prev = GENESIS
+    expected = 1
+    last: Checkpoint | None = None
+    count = 0
+    for seq, body, stored in conn.execute(
+        "SELECT seq, body, hash FROM consent_ledger ORDER BY seq"
+    ):
+        count += 1
+        if seq != expected:
+            return VerifyResult(
+                False, count, last, 0, f"record {expected} is missing (next is {seq})", expected
+            )
+        try:
+            record = _decoder.decode(body)
+        except msgspec.DecodeError:
+            return VerifyResult(False, count, last, 0, f"record {seq} does not decode", seq)
+        if record.seq != seq:
+            return VerifyResult(
+                False, count, last, 0, f"record {seq} holds the body of record {record.seq}", seq
+            )
+        if _encoder.encode(record) != bytes(body):
+            return VerifyResult(
+                False, count, last, 0, f"record {seq} is not in canonical form", seq
+            )
+        digest = chain(prev, bytes(body))
+        if digest != bytes(stored):
+            return VerifyResult(
+                False, count, last, 0, f"record {seq} was modified (hash mismatch)", seq
+            )
+        cp = checkpoints.get(seq)
+        if cp is not None:
+            cp_hash, signature, stored_key, signed_at = cp
+            if bytes(cp_hash) != digest:
+                return VerifyResult(
+                    False, count, last, 0, f"checkpoint at {seq} does not match the chain", seq
+                )
+            key = public_key or Ed25519PublicKey.from_public_bytes(bytes(stored_key))
+            try:
+                key.verify(bytes(signature), checkpoint_message(seq, digest))
+            except InvalidSignature:
+                return VerifyResult(
+                    False,
+                    count,
+                    last,
+                    0,
+                    f"checkpoint at {seq} is not signed by the expected key",
+                    seq,
+                )
+            last = Checkpoint(seq, digest, signed_at)
+        prev = digest
+        expected += 1
+    orphan = [s for s in checkpoints if s >= expected]
+    if orphan:
+        return VerifyResult(
+            False,
+            count,
+            last,
+            0,
+            f"checkpoint at {min(orphan)} seals records that are gone",
+            min(orphan),
+        )
+    return VerifyResult(True, count, last, count - (last.seq if last else 0))
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def read_state(conn: sqlite3.Connection, one_id: int) -> ConsentState:
+    """The effective state from any connection (the forwarder's read-only one)."""
+    rows = conn.execute(
+        "SELECT key, granted, record_id, guardian FROM consent_state WHERE one_id = ?", (one_id,)
+    )
+    return ConsentState({r[0]: PurposeState(bool(r[1]), r[2], bool(r[3])) for r in rows})

@@ -1,0 +1,418 @@
+"""The OneID graph: deterministic links between pseudonyms, in SQLite.
+
+Identifiers seen together link into one person (a OneID). Rules keep the graph
+from over-merging, the failure PostHog and Mixpanel users know from shared
+devices:
+
+- a per-kind limit per OneID (default: one ``user_id``, five emails, anonymous
+  ids unlimited); a link or merge that would exceed it is refused and recorded;
+- a priority order: the highest-priority identifier of a message decides whose
+  event it is, and lower-priority identifiers that conflict stay unlinked.
+  So two people with different user ids never merge through a shared
+  anonymous id or device.
+
+Only pseudonyms are stored. Rotation: an identifier presented with its
+pseudonyms under previous keys is found under those and relinked under the
+active key (lazily: without raw values nothing else can be migrated).
+
+The graph never commits behind its caller's back when the connection is shared:
+each public method runs inside the caller's transaction if one is open.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NewType
+
+from identity.errors import IdentityError
+
+OneId = NewType("OneId", int)
+
+DEFAULT_LIMITS: Mapping[str, int] = {"user_id": 1, "email": 5, "phone": 3, "wechat_unionid": 1}
+DEFAULT_PRIORITY: Sequence[str] = (
+    "user_id",
+    "wechat_unionid",
+    "email",
+    "phone",
+    "wechat_openid",
+    "device_id",
+    "anonymous_id",
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS id_people (
+    one_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    merged_into INTEGER,
+    erased_at TEXT
+);
+CREATE TABLE IF NOT EXISTS id_links (
+    pseudonym TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    kid TEXT NOT NULL,
+    one_id INTEGER NOT NULL,
+    linked_at TEXT NOT NULL,
+    migrated INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS id_links_one_id ON id_links(one_id);
+CREATE TABLE IF NOT EXISTS id_merges (
+    id INTEGER PRIMARY KEY,
+    one_id INTEGER NOT NULL,
+    absorbed INTEGER NOT NULL,
+    cause_kind TEXT NOT NULL,
+    cause TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS id_merges_one_id ON id_merges(one_id);
+CREATE TABLE IF NOT EXISTS id_conflicts (
+    id INTEGER PRIMARY KEY,
+    one_id INTEGER NOT NULL,
+    other_one_id INTEGER,
+    kind TEXT NOT NULL,
+    pseudonym TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS id_tombstones (
+    one_id INTEGER PRIMARY KEY,
+    erased_at TEXT NOT NULL,
+    identifiers INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    """One identifier of a message: its kind, its pseudonym under the active key,
+    and its pseudonyms under previous keys still in the rotation window."""
+
+    kind: str
+    pseudonym: str
+    previous: tuple[str, ...] = ()
+
+    @property
+    def kid(self) -> str:
+        return self.pseudonym.split(".")[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    kind: str
+    pseudonym: str
+    reason: str
+    other: OneId | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    one_id: OneId
+    created: bool
+    merged: tuple[OneId, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
+    relinked: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MergeRecord:
+    one_id: OneId
+    absorbed: OneId
+    cause_kind: str
+    cause: str
+    at: str
+
+
+def _iso(now: datetime | None) -> str:
+    return (now or datetime.now(UTC)).isoformat()
+
+
+class Graph:
+    def __init__(
+        self,
+        db: str | Path | sqlite3.Connection,
+        *,
+        limits: Mapping[str, int] | None = None,
+        priority: Sequence[str] | None = None,
+        cache_size: int = 200_000,
+    ) -> None:
+        if isinstance(db, sqlite3.Connection):
+            self._conn = db
+        else:
+            self._conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+        self._limits = dict(DEFAULT_LIMITS if limits is None else limits)
+        order = list(priority or DEFAULT_PRIORITY)
+        self._rank = {kind: i for i, kind in enumerate(order)}
+        self._cache: OrderedDict[str, int] = OrderedDict()
+        self._cache_size = cache_size
+        with self._tx():
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        if self._conn.in_transaction:
+            yield
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            self._cache.clear()
+            raise
+        self._conn.execute("COMMIT")
+
+    def _rank_of(self, kind: str) -> int:
+        return self._rank.get(kind, len(self._rank))
+
+    def limit(self, kind: str) -> int | None:
+        return self._limits.get(kind)
+
+    # -- lookups -----------------------------------------------------------
+    def lookup(self, pseudonym: str) -> OneId | None:
+        hit = self._cache.get(pseudonym)
+        if hit is not None:
+            return OneId(hit)
+        row = self._conn.execute(
+            "SELECT one_id FROM id_links WHERE pseudonym = ?", (pseudonym,)
+        ).fetchone()
+        if row is None:
+            return None
+        self._remember(pseudonym, row[0])
+        return OneId(row[0])
+
+    def _remember(self, pseudonym: str, one_id: int) -> None:
+        self._cache[pseudonym] = one_id
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def cluster(self, one_id: OneId) -> list[tuple[str, str]]:
+        """(kind, pseudonym) of every identifier linked to the OneID."""
+        rows = self._conn.execute(
+            "SELECT kind, pseudonym FROM id_links WHERE one_id = ? ORDER BY kind, pseudonym",
+            (one_id,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def current(self, one_id: OneId) -> OneId:
+        """Follow merges: the OneID that now holds what ``one_id`` held."""
+        seen = set()
+        while True:
+            row = self._conn.execute(
+                "SELECT merged_into FROM id_people WHERE one_id = ?", (one_id,)
+            ).fetchone()
+            if row is None or row[0] is None or one_id in seen:
+                return one_id
+            seen.add(one_id)
+            one_id = OneId(row[0])
+
+    def merge_history(self, one_id: OneId) -> list[MergeRecord]:
+        rows = self._conn.execute(
+            "SELECT one_id, absorbed, cause_kind, cause, at FROM id_merges"
+            " WHERE one_id = ? OR absorbed = ? ORDER BY id",
+            (one_id, one_id),
+        )
+        return [MergeRecord(OneId(r[0]), OneId(r[1]), r[2], r[3], r[4]) for r in rows]
+
+    def conflicts(self, one_id: OneId | None = None) -> list[Conflict]:
+        sql = "SELECT kind, pseudonym, reason, other_one_id FROM id_conflicts"
+        args: tuple[object, ...] = ()
+        if one_id is not None:
+            sql += " WHERE one_id = ? OR other_one_id = ?"
+            args = (one_id, one_id)
+        return [
+            Conflict(r[0], r[1], r[2], r[3]) for r in self._conn.execute(sql + " ORDER BY id", args)
+        ]
+
+    def is_erased(self, one_id: OneId) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM id_tombstones WHERE one_id = ?", (one_id,)
+        ).fetchone()
+        return row is not None
+
+    def unmigrated(self, kid: str) -> int:
+        """Identifiers still linked only under key ``kid``."""
+        row = self._conn.execute(
+            "SELECT count(*) FROM id_links WHERE kid = ? AND migrated = 0", (kid,)
+        ).fetchone()
+        return int(row[0])
+
+    def stats(self) -> dict[str, int]:
+        people = self._conn.execute(
+            "SELECT count(*) FROM id_people WHERE merged_into IS NULL AND erased_at IS NULL"
+        ).fetchone()[0]
+        links = self._conn.execute("SELECT count(*) FROM id_links").fetchone()[0]
+        return {"people": int(people), "identifiers": int(links)}
+
+    # -- changes -----------------------------------------------------------
+    def _counts(self, one_id: int) -> dict[str, int]:
+        rows = self._conn.execute(
+            "SELECT kind, count(*) FROM id_links WHERE one_id = ? AND migrated = 0 GROUP BY kind",
+            (one_id,),
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def _fits(self, counts: Mapping[str, int], extra: Mapping[str, int]) -> str | None:
+        for kind, n in extra.items():
+            limit = self._limits.get(kind)
+            if limit is not None and counts.get(kind, 0) + n > limit:
+                return f"{kind} limit {limit} per OneID"
+        return None
+
+    def _new_person(self, now: str) -> int:
+        cur = self._conn.execute("INSERT INTO id_people (created_at) VALUES (?)", (now,))
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def _link(self, ident: Identifier, one_id: int, now: str) -> None:
+        self._conn.execute(
+            "INSERT INTO id_links (pseudonym, kind, kid, one_id, linked_at) VALUES (?, ?, ?, ?, ?)",
+            (ident.pseudonym, ident.kind, ident.kid, one_id, now),
+        )
+        self._remember(ident.pseudonym, one_id)
+
+    def _find(self, ident: Identifier, now: str) -> tuple[int | None, bool]:
+        """The identifier's OneID, relinking it under the active key if it was
+        only known under a previous one. Returns (one_id, relinked)."""
+        found = self.lookup(ident.pseudonym)
+        if found is not None:
+            return found, False
+        for old in ident.previous:
+            row = self._conn.execute(
+                "SELECT one_id FROM id_links WHERE pseudonym = ?", (old,)
+            ).fetchone()
+            if row is not None:
+                self._conn.execute("UPDATE id_links SET migrated = 1 WHERE pseudonym = ?", (old,))
+                self._link(ident, row[0], now)
+                return row[0], True
+        return None, False
+
+    def resolve(
+        self, identifiers: Sequence[Identifier], *, now: datetime | None = None
+    ) -> Resolution:
+        """Find or create the OneID of a message's identifiers, merging within limits."""
+        if not identifiers:
+            raise IdentityError("resolve needs at least one identifier")
+        at = _iso(now)
+        ordered = sorted(identifiers, key=lambda i: (self._rank_of(i.kind), i.pseudonym))
+        with self._tx():
+            located: list[tuple[Identifier, int | None]] = []
+            relinked = 0
+            for ident in ordered:
+                one_id, moved = self._find(ident, at)
+                relinked += moved
+                located.append((ident, one_id))
+            top_ident, primary = located[0]
+            created = False
+            if primary is None:
+                # Keep the OneID an anonymous visitor already has when they log in.
+                for _, candidate in located[1:]:
+                    if (
+                        candidate is not None
+                        and self._fits(self._counts(candidate), {top_ident.kind: 1}) is None
+                    ):
+                        primary = candidate
+                        break
+                else:
+                    primary = self._new_person(at)
+                    created = True
+                self._link(top_ident, primary, at)
+            counts = self._counts(primary)
+            merged: list[OneId] = []
+            conflicts: list[Conflict] = []
+            for ident, one_id in located[1:]:
+                if one_id == primary:
+                    continue
+                if one_id is None:
+                    problem = self._fits(counts, {ident.kind: 1})
+                    if problem is None:
+                        self._link(ident, primary, at)
+                        counts[ident.kind] = counts.get(ident.kind, 0) + 1
+                    else:
+                        conflicts.append(self._conflict(primary, None, ident, problem, at))
+                    continue
+                other = self._counts(one_id)
+                problem = self._fits(counts, other)
+                if problem is None:
+                    self._merge(primary, one_id, ident, at)
+                    for kind, n in other.items():
+                        counts[kind] = counts.get(kind, 0) + n
+                    merged.append(OneId(one_id))
+                else:
+                    conflicts.append(self._conflict(primary, one_id, ident, problem, at))
+        return Resolution(OneId(primary), created, tuple(merged), tuple(conflicts), relinked)
+
+    def _conflict(
+        self, one_id: int, other: int | None, ident: Identifier, problem: str, at: str
+    ) -> Conflict:
+        reason = f"refused: would exceed the {problem}"
+        self._conn.execute(
+            "INSERT INTO id_conflicts (one_id, other_one_id, kind, pseudonym, reason, at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (one_id, other, ident.kind, ident.pseudonym, reason, at),
+        )
+        return Conflict(
+            ident.kind, ident.pseudonym, reason, None if other is None else OneId(other)
+        )
+
+    def _merge(self, into: int, absorbed: int, cause: Identifier, at: str) -> None:
+        self._conn.execute("UPDATE id_links SET one_id = ? WHERE one_id = ?", (into, absorbed))
+        self._conn.execute(
+            "UPDATE id_people SET merged_into = ? WHERE one_id = ?", (into, absorbed)
+        )
+        self._conn.execute(
+            "INSERT INTO id_merges (one_id, absorbed, cause_kind, cause, at) VALUES (?, ?, ?, ?, ?)",
+            (into, absorbed, cause.kind, cause.pseudonym, at),
+        )
+        self._cache.clear()
+
+    def erase(self, one_id: OneId, *, now: datetime | None = None) -> int:
+        """Remove the whole cluster and leave a tombstone; returns identifiers removed."""
+        at = _iso(now)
+        with self._tx():
+            one_id = self.current(one_id)
+            absorbed = [
+                r[0]
+                for r in self._conn.execute(
+                    "SELECT absorbed FROM id_merges WHERE one_id = ?", (one_id,)
+                )
+            ]
+            n = self._conn.execute("DELETE FROM id_links WHERE one_id = ?", (one_id,)).rowcount
+            for oid in [one_id, *absorbed]:
+                self._conn.execute("UPDATE id_people SET erased_at = ? WHERE one_id = ?", (at, oid))
+            self._conn.execute(
+                "DELETE FROM id_merges WHERE one_id = ? OR absorbed = ?", (one_id, one_id)
+            )
+            self._conn.execute(
+                "DELETE FROM id_conflicts WHERE one_id = ? OR other_one_id = ?", (one_id, one_id)
+            )
+            self._conn.execute(
+                "INSERT OR REPLACE INTO id_tombstones (one_id, erased_at, identifiers) VALUES (?, ?, ?)",
+                (one_id, at, n),
+            )
+            self._cache.clear()
+        return n
+
+
+def current_one_id(conn: sqlite3.Connection, one_id: int) -> tuple[int, bool]:
+    """Follow merges from any connection; returns (OneID now, erased?)."""
+    seen: set[int] = set()
+    while True:
+        row = conn.execute(
+            "SELECT merged_into, erased_at FROM id_people WHERE one_id = ?", (one_id,)
+        ).fetchone()
+        if row is None:
+            return one_id, True
+        if row[1] is not None:
+            return one_id, True
+        if row[0] is None or one_id in seen:
+            return one_id, False
+        seen.add(one_id)
+        one_id = row[0]

@@ -1,0 +1,271 @@
+"""Versioned keys, kept apart from the data and encrypted at rest.
+
+The keyring file holds every pseudonym key version (``k1``, ``k2``, ...) with
+its state, plus the ledger's Ed25519 signing key and the quarantine vault key.
+Each secret is sealed with AES-256-GCM under the master key, which comes from
+``CONSENTRY_MASTER_KEY`` or a 0600 file and is never written beside the keys
+unless the operator lets it default to one.
+
+States: ``active`` (derives new pseudonyms), ``previous`` (still looked up
+during a rotation window), ``retired`` (material destroyed: the entry keeps
+only its id and dates, so old pseudonyms stay recognisable but not derivable).
+The file is rewritten atomically (temp file, fsync, rename), so a retired
+secret does not survive in the keyring file.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from identity.errors import KeyringError
+
+FORMAT = "consentry-keyring/1"
+MASTER_KEY_ENV = "CONSENTRY_MASTER_KEY"
+KeyState = Literal["active", "previous", "retired"]
+
+
+class _Sealed(msgspec.Struct, frozen=True):
+    nonce: str
+    ciphertext: str
+
+
+class _KeyEntry(msgspec.Struct, kw_only=True):
+    kid: str
+    state: KeyState
+    created: datetime
+    retired: datetime | None = None
+    sealed: _Sealed | None = None
+
+
+class _KeyringFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    format: str
+    keys: list[_KeyEntry]
+    signing: _Sealed
+    vault: _Sealed
+
+
+@dataclass(slots=True)
+class KeyVersion:
+    kid: str
+    state: KeyState
+    created: datetime
+    retired: datetime | None = None
+    secret: bytes | None = field(default=None, repr=False)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text.encode())
+
+
+def parse_master_key(text: str) -> bytes:
+    try:
+        key = _unb64(text.strip())
+    except ValueError as exc:
+        raise KeyringError(
+            "master key is not base64url; generate one with `consentry keys init`"
+        ) from exc
+    if len(key) != 32:
+        raise KeyringError(f"master key must be 32 bytes, got {len(key)}")
+    return key
+
+
+def new_master_key() -> str:
+    return _b64(secrets.token_bytes(32))
+
+
+def load_master_key(file: Path | None, *, create: bool = False) -> bytes:
+    """The master key from the environment, else from a 0600 file (made if asked)."""
+    env = os.environ.get(MASTER_KEY_ENV)
+    if env:
+        return parse_master_key(env)
+    if file is None:
+        raise KeyringError(f"no master key: set {MASTER_KEY_ENV} or configure a key file")
+    if not file.exists():
+        if not create:
+            raise KeyringError(f"master key file {file} does not exist; run `consentry keys init`")
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(new_master_key() + "\n")
+    mode = file.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise KeyringError(f"master key file {file} has mode {mode:o}; run chmod 600 on it")
+    return parse_master_key(file.read_text())
+
+
+class Keyring:
+    """Pseudonym key versions plus the signing and vault keys."""
+
+    def __init__(self, versions: list[KeyVersion], *, signing_key: bytes, vault_key: bytes) -> None:
+        if sum(v.state == "active" for v in versions) != 1:
+            raise KeyringError("a keyring needs exactly one active key")
+        self._versions = versions
+        self._signing_key = signing_key
+        self._vault_key = vault_key
+
+    @classmethod
+    def generate(cls, *, now: datetime | None = None) -> Keyring:
+        created = now or datetime.now(UTC)
+        return cls(
+            [KeyVersion("k1", "active", created, secret=secrets.token_bytes(32))],
+            signing_key=secrets.token_bytes(32),
+            vault_key=secrets.token_bytes(32),
+        )
+
+    # -- queries -----------------------------------------------------------
+    @property
+    def versions(self) -> tuple[KeyVersion, ...]:
+        return tuple(self._versions)
+
+    @property
+    def active_kid(self) -> str:
+        return next(v.kid for v in self._versions if v.state == "active")
+
+    def lookup_kids(self) -> tuple[str, ...]:
+        """Active first, then previous keys still honoured for lookups."""
+        active = [v.kid for v in self._versions if v.state == "active"]
+        previous = [v.kid for v in reversed(self._versions) if v.state == "previous"]
+        return tuple(active + previous)
+
+    def secret(self, kid: str) -> bytes:
+        for version in self._versions:
+            if version.kid == kid:
+                if version.secret is None:
+                    raise KeyringError(f"key {kid} is retired; its material was destroyed")
+                return version.secret
+        raise KeyringError(f"no key {kid} in the keyring")
+
+    @property
+    def signing_key(self) -> Ed25519PrivateKey:
+        return Ed25519PrivateKey.from_private_bytes(self._signing_key)
+
+    def signing_public_pem(self) -> bytes:
+        return self.signing_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    @property
+    def vault_key(self) -> bytes:
+        return self._vault_key
+
+    # -- changes -----------------------------------------------------------
+    def rotate(self, *, now: datetime | None = None) -> str:
+        """Make a new active key; the old one stays for lookups as ``previous``."""
+        for version in self._versions:
+            if version.state == "active":
+                version.state = "previous"
+        numbers = [int(v.kid[1:]) for v in self._versions if v.kid[1:].isdigit()]
+        kid = f"k{max(numbers, default=0) + 1}"
+        self._versions.append(
+            KeyVersion(kid, "active", now or datetime.now(UTC), secret=secrets.token_bytes(32))
+        )
+        return kid
+
+    def retire(self, kid: str, *, now: datetime | None = None) -> None:
+        for version in self._versions:
+            if version.kid == kid:
+                if version.state == "active":
+                    raise KeyringError(f"key {kid} is active; rotate before retiring it")
+                version.state = "retired"
+                version.retired = now or datetime.now(UTC)
+                version.secret = None
+                return
+        raise KeyringError(f"no key {kid} in the keyring")
+
+    # -- persistence -------------------------------------------------------
+    @staticmethod
+    def _seal(aead: AESGCM, name: str, data: bytes) -> _Sealed:
+        nonce = secrets.token_bytes(12)
+        ct = aead.encrypt(nonce, data, f"{FORMAT}/{name}".encode())
+        return _Sealed(_b64(nonce), _b64(ct))
+
+    @staticmethod
+    def _open(aead: AESGCM, name: str, sealed: _Sealed) -> bytes:
+        try:
+            return aead.decrypt(
+                _unb64(sealed.nonce), _unb64(sealed.ciphertext), f"{FORMAT}/{name}".encode()
+            )
+        except (InvalidTag, ValueError) as exc:
+            raise KeyringError("the master key does not open this keyring") from exc
+
+    def save(self, path: Path, master_key: bytes) -> None:
+        aead = AESGCM(master_key)
+        doc = _KeyringFile(
+            format=FORMAT,
+            keys=[
+                _KeyEntry(
+                    kid=v.kid,
+                    state=v.state,
+                    created=v.created,
+                    retired=v.retired,
+                    sealed=None if v.secret is None else self._seal(aead, f"key/{v.kid}", v.secret),
+                )
+                for v in self._versions
+            ],
+            signing=self._seal(aead, "signing", self._signing_key),
+            vault=self._seal(aead, "vault", self._vault_key),
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(msgspec.json.format(msgspec.json.encode(doc)))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    @classmethod
+    def load(cls, path: Path, master_key: bytes) -> Keyring:
+        try:
+            doc = msgspec.json.decode(path.read_bytes(), type=_KeyringFile)
+        except FileNotFoundError as exc:
+            raise KeyringError(f"no keyring at {path}; run `consentry keys init`") from exc
+        except msgspec.ValidationError as exc:
+            raise KeyringError(f"keyring {path} is damaged: {exc}") from exc
+        if doc.format != FORMAT:
+            raise KeyringError(f"keyring {path} has format {doc.format!r}, expected {FORMAT!r}")
+        aead = AESGCM(master_key)
+        versions = [
+            KeyVersion(
+                e.kid,
+                e.state,
+                e.created,
+                e.retired,
+                None if e.sealed is None else cls._open(aead, f"key/{e.kid}", e.sealed),
+            )
+            for e in doc.keys
+        ]
+        return cls(
+            versions,
+            signing_key=cls._open(aead, "signing", doc.signing),
+            vault_key=cls._open(aead, "vault", doc.vault),
+        )
+
+    @classmethod
+    def open_or_create(cls, path: Path, master_key: bytes) -> tuple[Keyring, bool]:
+        if path.exists():
+            return cls.load(path, master_key), False
+        ring = cls.generate()
+        ring.save(path, master_key)
+        return ring, True

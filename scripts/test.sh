@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up (once) and run the whole test suite: lint, format check, types, tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+# pytest exits 5 when it collects nothing; set -e turns that into a failure.
+.venv/bin/pytest "$@"

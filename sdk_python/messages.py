@@ -1,0 +1,159 @@
+"""Wire messages: the one home of the event schema.
+
+The collector validates requests with these Structs, the SDK encodes with them,
+and ``/openapi.json`` is generated from them, so the three can never drift.
+Field names follow Segment's HTTP Tracking API spec so that unmodified Segment
+and RudderStack clients work; fields we do not know are ignored, not rejected,
+because those clients add their own metadata (``channel``, ``rudderId``, ...).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+Id = Annotated[str, Meta(max_length=1024)]
+Name = Annotated[str, Meta(min_length=1, max_length=1024)]
+JsonObject = dict[str, Any]
+
+MAX_MESSAGE_BYTES = 32 * 1024
+MAX_REQUEST_BYTES = 500 * 1024
+
+
+class _Base(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type"):
+    messageId: Id | None = None
+    timestamp: datetime | None = None
+    originalTimestamp: datetime | None = None
+    sentAt: datetime | None = None
+    receivedAt: datetime | None = None
+    anonymousId: Id | None = None
+    userId: Id | None = None
+    context: JsonObject | None = None
+    integrations: JsonObject | None = None
+    channel: str | None = None
+    version: int | str | None = None
+
+
+class Track(_Base, tag="track"):
+    event: Name
+    properties: JsonObject | None = None
+
+
+class Identify(_Base, tag="identify"):
+    traits: JsonObject | None = None
+
+
+class Page(_Base, tag="page"):
+    name: str | None = None
+    category: str | None = None
+    properties: JsonObject | None = None
+
+
+class Screen(_Base, tag="screen"):
+    name: str | None = None
+    category: str | None = None
+    properties: JsonObject | None = None
+
+
+class Group(_Base, tag="group"):
+    groupId: Id
+    traits: JsonObject | None = None
+
+
+class Alias(_Base, tag="alias"):
+    previousId: Id
+
+
+Message = Track | Identify | Page | Screen | Group | Alias
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    "track": Track,
+    "identify": Identify,
+    "page": Page,
+    "screen": Screen,
+    "group": Group,
+    "alias": Alias,
+}
+
+
+class Batch(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A Segment batch. Messages stay raw so each is validated on its own and a
+    bad one is quarantined without rejecting its neighbours."""
+
+    batch: list[msgspec.Raw]
+    writeKey: str | None = None
+    sentAt: datetime | None = None
+    context: JsonObject | None = None
+    integrations: JsonObject | None = None
+
+
+class BatchOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What the SDK sends: the same shape with messages already encoded."""
+
+    batch: list[msgspec.Raw]
+    sentAt: datetime | None = None
+
+
+ConsentState = Literal["granted", "denied"]
+Method = Literal[
+    "banner_accept",
+    "banner_reject",
+    "preferences",
+    "gpc",
+    "tcf",
+    "gpp",
+    "consent_mode",
+    "api",
+    "event",
+    "import",
+]
+
+
+class Recipient(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    name: Name
+    region: Annotated[str, Meta(pattern="^[A-Z]{2}$")] | None = None
+
+
+class ConsentCall(
+    msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="consent"
+):
+    """Grant, deny and withdraw share one shape (GDPR Art. 7(3)): withdrawing is a
+    ``denied`` state for a purpose that was granted before."""
+
+    purposes: dict[Annotated[str, Meta(min_length=1, max_length=64)], ConsentState]
+    messageId: Id | None = None
+    anonymousId: Id | None = None
+    userId: Id | None = None
+    traits: JsonObject | None = None
+    jurisdiction: Annotated[str, Meta(max_length=16)] | None = None
+    legalBasis: Annotated[str, Meta(max_length=64)] = "consent"
+    piCategories: list[Annotated[str, Meta(max_length=64)]] = []
+    recipients: list[Recipient] = []
+    separate: bool = False
+    consenter: Literal["self", "guardian"] = "self"
+    noticeId: Annotated[str, Meta(max_length=256)] | None = None
+    noticeVersion: Annotated[str, Meta(max_length=64)] | None = None
+    method: Method = "api"
+    signal: Annotated[str, Meta(max_length=8192)] | None = None
+    timestamp: datetime | None = None
+    context: JsonObject | None = None
+    writeKey: str | None = None
+
+
+class Rejected(msgspec.Struct, kw_only=True):
+    index: int
+    reason: str
+    path: str
+
+
+class BatchResult(msgspec.Struct, kw_only=True):
+    success: bool
+    accepted: int
+    rejected: list[Rejected] = []
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    error: str
+    path: str | None = None

@@ -1,0 +1,122 @@
+"""Shared fixtures: a real `consentry serve` subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from identity.keyring import new_master_key
+
+WRITE_KEY = "test-write-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, data_dir: Path, config: str | None = None, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config_path: Path | None = None
+        if config is not None:
+            self.config_path = data_dir.parent / f"{data_dir.name}.toml"
+            self.config_path.write_text(config)
+        self.env = {
+            **os.environ,
+            "CONSENTRY_WRITE_KEY": WRITE_KEY,
+            "CONSENTRY_MASTER_KEY": new_master_key(),
+            **(env or {}),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / f"{data_dir.name}.log"
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "collector.cli", "serve", "--data-dir", str(self.data_dir),
+               "--port", str(self.port)]
+        if self.config_path is not None:
+            cmd += ["--config", str(self.config_path)]
+        return cmd
+
+    def start(self, timeout: float = 20.0) -> Server:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(self.command(), env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not become ready: {self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def post(self, path: str, body: object, **kwargs: object) -> httpx.Response:
+        return httpx.post(self.url + path, json=body, auth=(WRITE_KEY, ""), timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+def read_jsonl(directory: Path) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    if not directory.exists():
+        return out
+    for path in sorted(directory.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                out.append(json.loads(line))
+    return out
+
+
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
+    servers: list[Server] = []
+
+    def make(config: str | None = None, name: str = "data", env: dict[str, str] | None = None) -> Server:
+        server = Server(tmp_path / name, config, env)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(server_factory) -> Server:  # type: ignore[no-untyped-def]
+    return server_factory().start()
