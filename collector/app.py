@@ -9,11 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import hmac
 import logging
 import os
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -133,7 +134,7 @@ class Api:
     async def _ingest(
         self,
         source: str,
-        items: list[tuple[int, bytes, str | None]],
+        items: Sequence[tuple[int, bytes, str | None]],
         batch_context: dict[str, Any] | None,
     ) -> BatchResult:
         received_at = datetime.now(UTC)
@@ -322,9 +323,13 @@ class Api:
             if dest.name not in seen:
                 gauge.labels(dest.name).set(0)
         for kid in self.rt.keyring.lookup_kids()[1:]:
-            n = await self.rt.writer.run(lambda c, k=kid: self.rt.graph.unmigrated(k))
+            n = await self.rt.writer.run(functools.partial(_unmigrated, self.rt, kid))
             self.rt.metrics.key_unmigrated.labels(kid).set(n)
         return Response(generate_latest(self.rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _unmigrated(runtime: Runtime, kid: str, conn: object) -> int:
+    return runtime.graph.unmigrated(kid)
 
 
 def create_app(runtime: Runtime, *, forward: bool = True) -> Starlette:

@@ -205,12 +205,23 @@ def cmd_audit(args: argparse.Namespace) -> int:
             if not isinstance(loaded, Ed25519PublicKey):
                 return _fail("--pubkey must be an Ed25519 public key in PEM")
             key = loaded
-        result = verify(conn, key)
+        anchor = None
+        if args.anchor:
+            seq_text, _, hex_hash = args.anchor.partition(":")
+            try:
+                anchor = (int(seq_text), bytes.fromhex(hex_hash))
+            except ValueError:
+                return _fail("--anchor must be SEQ:HEX as printed by an earlier verify")
+        result = verify(conn, key, anchor=anchor)
         if result.ok:
             cp = result.last_checkpoint
             print(
                 f"OK: {result.records} records; last checkpoint "
-                + (f"at record {cp.seq} signed {cp.signed_at}" if cp else "none yet")
+                + (
+                    f"at record {cp.seq} signed {cp.signed_at} (anchor {cp.seq}:{cp.hash.hex()})"
+                    if cp
+                    else "none yet"
+                )
                 + f"; {result.unsealed} records after it"
             )
             return 0
@@ -381,6 +392,9 @@ def parser() -> argparse.ArgumentParser:
     v = asub.add_parser("verify", help="check the hash chain and signed checkpoints")
     _common(v)
     v.add_argument("--pubkey", help="Ed25519 public key (PEM) to verify checkpoints against")
+    v.add_argument(
+        "--anchor", help="SEQ:HEX from an earlier verify; fails if the ledger was cut short"
+    )
     e = asub.add_parser("export", help="export consent records")
     _common(e)
     e.add_argument("--from", dest="since", help="ISO time (inclusive)")

@@ -26,7 +26,7 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     pass
 
 
-class ServerConfig(_Section):
+class ServerConfig(_Section, frozen=True):
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8787
     forward: bool = True
@@ -34,14 +34,14 @@ class ServerConfig(_Section):
     admin_token_env: str = "CONSENTRY_ADMIN_TOKEN"
 
 
-class StorageConfig(_Section):
+class StorageConfig(_Section, frozen=True):
     data_dir: str = "./consentry-data"
     synchronous: Literal["full", "normal"] = "full"
     group_commit_max: Annotated[int, Meta(ge=1)] = 512
     decisions: Literal["all", "allowed", "none"] = "all"
 
 
-class PrivacyConfig(_Section):
+class PrivacyConfig(_Section, frozen=True):
     default_jurisdiction: str = "GDPR"
     unknown_jurisdiction: str = "strictest"
     event_consent: Literal["record", "restrict_only", "ignore"] = "record"
@@ -52,7 +52,7 @@ class PrivacyConfig(_Section):
     quarantine_ttl_days: Annotated[int, Meta(ge=1)] = 30
 
 
-class IdentityConfig(_Section):
+class IdentityConfig(_Section, frozen=True):
     phone_region: Country | None = None
     fold_gmail: bool = False
     custom_kinds: list[str] = []
@@ -61,18 +61,18 @@ class IdentityConfig(_Section):
     cache_size: Annotated[int, Meta(ge=0)] = 100_000
 
 
-class KeysConfig(_Section):
+class KeysConfig(_Section, frozen=True):
     keyring_file: str | None = None
     master_key_file: str | None = None
 
 
-class SourceConfig(_Section):
+class SourceConfig(_Section, frozen=True):
     name: DestName
     write_key: str | None = None
     write_key_env: str | None = None
 
 
-class _Destination(_Section, kw_only=True, tag_field="type"):
+class _Destination(_Section, frozen=True, kw_only=True, tag_field="type"):
     name: DestName
     purposes: list[str] = []
     region: Country | None = None
@@ -93,12 +93,12 @@ class _Destination(_Section, kw_only=True, tag_field="type"):
         return self.pseudonym_domain or f"dest:{self.name}"
 
 
-class JsonlDestinationConfig(_Destination, kw_only=True, tag="jsonl"):
+class JsonlDestinationConfig(_Destination, frozen=True, kw_only=True, tag="jsonl"):
     path: str | None = None
     max_bytes: Annotated[int, Meta(ge=1024)] = 64 * 1024 * 1024
 
 
-class HttpDestinationConfig(_Destination, kw_only=True, tag="http"):
+class HttpDestinationConfig(_Destination, frozen=True, kw_only=True, tag="http"):
     url: str
     secret: str | None = None
     secret_env: str | None = None
@@ -109,7 +109,7 @@ class HttpDestinationConfig(_Destination, kw_only=True, tag="http"):
 DestinationConfig = JsonlDestinationConfig | HttpDestinationConfig
 
 
-class Config(_Section):
+class Config(_Section, frozen=True):
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
     privacy: PrivacyConfig = PrivacyConfig()

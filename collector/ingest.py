@@ -235,8 +235,10 @@ class Preparer:
         for dest in self._opt.destinations:
             domain = dest.domain()
             out = _copy_paths(data, found)
-            for kind, value, path in found:
-                _set(out, path, self._ps.pseudonym_normalized(kind.lstrip("~"), value, domain))
+            for kind, value, field_path in found:
+                _set(
+                    out, field_path, self._ps.pseudonym_normalized(kind.lstrip("~"), value, domain)
+                )
             ctx = dict(out.get("context") or {})
             if ip is not None and not dest.full_ip:
                 if short_ip is None:

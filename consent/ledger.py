@@ -38,7 +38,7 @@ CHECKPOINT_DOMAIN = b"consentry-ledger/1"
 Action = Literal["grant", "deny", "withdraw", "update", "merge", "erase"]
 
 
-class RecipientRef(msgspec.Struct, frozen=True, omit_defaults=True, order="deterministic"):
+class RecipientRef(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str
     region: str | None = None
 
@@ -152,7 +152,8 @@ class Ledger:
         row = conn.execute(
             "SELECT seq, hash FROM consent_ledger ORDER BY seq DESC LIMIT 1"
         ).fetchone()
-        self._seq, self._hash = (row[0], row[1]) if row else (0, GENESIS)
+        self._seq: int = row[0] if row else 0
+        self._hash: bytes = row[1] if row else GENESIS
         cp = conn.execute(
             "SELECT seq, signed_at FROM consent_checkpoints ORDER BY seq DESC LIMIT 1"
         ).fetchone()
@@ -323,9 +324,19 @@ class Ledger:
             yield record
 
 
-def verify(conn: sqlite3.Connection, public_key: Ed25519PublicKey | None = None) -> VerifyResult:
+def verify(
+    conn: sqlite3.Connection,
+    public_key: Ed25519PublicKey | None = None,
+    *,
+    anchor: tuple[int, bytes] | None = None,
+) -> VerifyResult:
     """Walk the chain and the checkpoints. With ``public_key`` the checkpoints must
-    verify under it (an auditor's copy); without, under the key stored beside them."""
+    verify under it (an auditor's copy); without, under the key stored beside them.
+
+    Cutting records off the end together with their checkpoints leaves a shorter
+    ledger that is internally consistent; ``anchor`` (a checkpoint's seq and hash
+    the auditor kept from an earlier verification) turns that into a failure.
+    """
     checkpoints = {
         r[0]: (r[1], r[2], r[3], r[4])
         for r in conn.execute(
@@ -344,22 +355,23 @@ def verify(conn: sqlite3.Connection, public_key: Ed25519PublicKey | None = None)
             return VerifyResult(
                 False, count, last, 0, f"record {expected} is missing (next is {seq})", expected
             )
+        body = bytes(body)
+        digest = chain(prev, body)
+        if digest != bytes(stored):
+            return VerifyResult(
+                False, count, last, 0, f"record {seq} was modified (hash mismatch)", seq
+            )
         try:
             record = _decoder.decode(body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             return VerifyResult(False, count, last, 0, f"record {seq} does not decode", seq)
         if record.seq != seq:
             return VerifyResult(
                 False, count, last, 0, f"record {seq} holds the body of record {record.seq}", seq
             )
-        if _encoder.encode(record) != bytes(body):
+        if _encoder.encode(record) != body:
             return VerifyResult(
                 False, count, last, 0, f"record {seq} is not in canonical form", seq
-            )
-        digest = chain(prev, bytes(body))
-        if digest != bytes(stored):
-            return VerifyResult(
-                False, count, last, 0, f"record {seq} was modified (hash mismatch)", seq
             )
         cp = checkpoints.get(seq)
         if cp is not None:
@@ -383,6 +395,15 @@ def verify(conn: sqlite3.Connection, public_key: Ed25519PublicKey | None = None)
             last = Checkpoint(seq, digest, signed_at)
         prev = digest
         expected += 1
+    if anchor is not None:
+        seq, digest = anchor
+        row = conn.execute("SELECT hash FROM consent_ledger WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            return VerifyResult(
+                False, count, last, 0, f"anchored record {seq} is gone (truncated)", seq
+            )
+        if bytes(row[0]) != digest:
+            return VerifyResult(False, count, last, 0, f"record {seq} differs from the anchor", seq)
     orphan = [s for s in checkpoints if s >= expected]
     if orphan:
         return VerifyResult(

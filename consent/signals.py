@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from consent import gpp, tcf
 from consent.errors import ConsentSignalError
 from consent.purposes import DEFAULT_CATEGORY_MAP, PURPOSES, from_consent_mode, from_tcf
 
@@ -91,8 +92,6 @@ def read_context(
             sources.append("consentMode")
         tc = consent.get("tcString")
         if tc is not None:
-            from consent import tcf
-
             if not isinstance(tc, str):
                 raise ConsentSignalError("$.context.consent.tcString must be a string")
             _merge(purposes, from_tcf(tcf.decode(tc).purpose_consents))
@@ -100,8 +99,6 @@ def read_context(
             sources.append("tcf")
         gpp_string = consent.get("gppString")
         if gpp_string is not None:
-            from consent import gpp
-
             if not isinstance(gpp_string, str):
                 raise ConsentSignalError("$.context.consent.gppString must be a string")
             decoded = gpp.decode(gpp_string)

@@ -301,7 +301,8 @@ class Graph:
         if not identifiers:
             raise IdentityError("resolve needs at least one identifier")
         at = _iso(now)
-        ordered = sorted(identifiers, key=lambda i: (self._rank_of(i.kind), i.pseudonym))
+        unique = {i.pseudonym: i for i in identifiers}.values()
+        ordered = sorted(unique, key=lambda i: (self._rank_of(i.kind), i.pseudonym))
         with self._tx():
             located: list[tuple[Identifier, int | None]] = []
             relinked = 0

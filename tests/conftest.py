@@ -27,7 +27,9 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: Path, config: str | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, config: str | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -45,15 +47,25 @@ class Server:
         self.log = data_dir.parent / f"{data_dir.name}.log"
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "collector.cli", "serve", "--data-dir", str(self.data_dir),
-               "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "collector.cli",
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+        ]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
         return cmd
 
     def start(self, timeout: float = 20.0) -> Server:
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(self.command(), env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                self.command(), env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -107,7 +119,9 @@ def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):  # type:
 def server_factory(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     servers: list[Server] = []
 
-    def make(config: str | None = None, name: str = "data", env: dict[str, str] | None = None) -> Server:
+    def make(
+        config: str | None = None, name: str = "data", env: dict[str, str] | None = None
+    ) -> Server:
         server = Server(tmp_path / name, config, env)
         servers.append(server)
         return server

@@ -30,11 +30,15 @@ def files_bytes(root: Path) -> bytes:
 def test_sdk_to_jsonl_pseudonymized_and_no_raw_identifier_on_disk(server: Server) -> None:
     with Client(WRITE_KEY, host=server.url, flush_interval=0.05) as client:
         client.identify(
-            RAW["user_id"], traits={"email": RAW["email"], "phone": RAW["phone"], "plan": "gold"},
-            anonymous_id=RAW["anonymous_id"], context=consent_ctx(analytics=True),
+            RAW["user_id"],
+            traits={"email": RAW["email"], "phone": RAW["phone"], "plan": "gold"},
+            anonymous_id=RAW["anonymous_id"],
+            context=consent_ctx(analytics=True),
         )
         for i in range(20):
-            client.track(RAW["user_id"], "Order Completed", {"total": i}, context=consent_ctx(analytics=True))
+            client.track(
+                RAW["user_id"], "Order Completed", {"total": i}, context=consent_ctx(analytics=True)
+            )
         assert client.flush(10)
     out_dir = server.data_dir / "out"
     lines = wait_for(lambda: r if len(r := read_jsonl(out_dir)) >= 21 else None)
@@ -61,10 +65,22 @@ def test_sdk_to_jsonl_pseudonymized_and_no_raw_identifier_on_disk(server: Server
 def test_default_deny_no_consent_or_wrong_purpose(server: Server) -> None:
     batch = [
         {"type": "track", "userId": "u-none", "event": "No consent", "messageId": "m-none"},
-        {"type": "track", "userId": "u-wrong", "event": "Wrong purpose", "messageId": "m-wrong",
-         "context": {"consent": {"categoryPreferences": {"advertising": True, "analytics": False}}}},
-        {"type": "track", "userId": "u-ok", "event": "Consented", "messageId": "m-ok",
-         "context": {"consent": {"categoryPreferences": {"analytics": True}}}},
+        {
+            "type": "track",
+            "userId": "u-wrong",
+            "event": "Wrong purpose",
+            "messageId": "m-wrong",
+            "context": {
+                "consent": {"categoryPreferences": {"advertising": True, "analytics": False}}
+            },
+        },
+        {
+            "type": "track",
+            "userId": "u-ok",
+            "event": "Consented",
+            "messageId": "m-ok",
+            "context": {"consent": {"categoryPreferences": {"analytics": True}}},
+        },
     ]
     response = server.post("/v1/batch", {"batch": batch})
     assert response.status_code == 200, response.text
@@ -82,8 +98,13 @@ def test_every_acknowledged_event_survives_sigkill(server_factory) -> None:  # t
     with httpx.Client(auth=(WRITE_KEY, ""), timeout=30) as http:
         for b in range(30):
             batch = [
-                {"type": "track", "userId": f"user-{b}-{i}", "event": "Viewed", "messageId": str(uuid.uuid4()),
-                 "context": {"consent": {"categoryPreferences": {"analytics": True}}}}
+                {
+                    "type": "track",
+                    "userId": f"user-{b}-{i}",
+                    "event": "Viewed",
+                    "messageId": str(uuid.uuid4()),
+                    "context": {"consent": {"categoryPreferences": {"analytics": True}}},
+                }
                 for i in range(50)
             ]
             r = http.post(srv.url + "/v1/batch", json={"batch": batch})
@@ -92,7 +113,9 @@ def test_every_acknowledged_event_survives_sigkill(server_factory) -> None:  # t
     srv.kill()  # right after the last ack, forwarding likely mid-flight
     srv.start()
     out = srv.data_dir / "out"
-    ids = wait_for(lambda: (s := {m["messageId"] for m in read_jsonl(out)}) >= set(acked) and s, timeout=30)
+    ids = wait_for(
+        lambda: (s := {m["messageId"] for m in read_jsonl(out)}) >= set(acked) and s, timeout=30
+    )
     assert ids and set(acked) <= ids
     delivered = [m["messageId"] for m in read_jsonl(out)]
     assert set(delivered) == set(acked)  # duplicates, if any, are identifiable by messageId

@@ -1,0 +1,157 @@
+"""Forwarding over real loopback HTTP: signatures, retries, dead letters, isolation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from collector.destinations.http import SIGNATURE_HEADER, verify_signature
+from collector.forwarder import backoff
+from tests.collector.receiver import Receiver
+from tests.conftest import Server, read_jsonl, wait_for
+
+CONSENTED = {"consent": {"categoryPreferences": {"analytics": True}}}
+SECRET = "hook-secret-123"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def config(url: str) -> str:
+    return f"""
+[[destinations]]
+name = "lake"
+type = "jsonl"
+purposes = ["analytics"]
+
+[[destinations]]
+name = "hook"
+type = "http"
+purposes = ["analytics"]
+url = "{url}"
+secret_env = "HOOK_SECRET"
+backoff_base_seconds = 0.05
+backoff_max_seconds = 0.3
+"""
+
+
+def send(server: Server, n: int, prefix: str) -> list[str]:
+    batch = [
+        {
+            "type": "track",
+            "userId": f"{prefix}-{i}",
+            "event": "E",
+            "messageId": f"{prefix}-{i}",
+            "context": CONSENTED,
+        }
+        for i in range(n)
+    ]
+    r = server.post("/v1/batch", {"batch": batch})
+    assert r.status_code == 200, r.text
+    return [m["messageId"] for m in batch]
+
+
+def outbox(server: Server) -> dict[str, dict[str, object]]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "collector.cli",
+            "outbox",
+            "status",
+            "--data-dir",
+            str(server.data_dir),
+            "--config",
+            str(server.config_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=server.env,
+        timeout=30,
+        check=True,
+    ).stdout
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def test_signed_webhook_delivery(server_factory, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory(config(receiver.url), env={"HOOK_SECRET": SECRET}).start()
+    ids = send(server, 5, "sig")
+    assert wait_for(lambda: len(receiver.messages()) >= 5)
+    headers, body = receiver.requests[0]
+    assert verify_signature(SECRET.encode(), body, headers[SIGNATURE_HEADER.lower()])
+    assert not verify_signature(b"wrong", body, headers[SIGNATURE_HEADER.lower()])
+    assert not verify_signature(SECRET.encode(), body + b" ", headers[SIGNATURE_HEADER.lower()])
+    assert sorted(m["messageId"] for m in receiver.messages()) == sorted(ids)
+
+
+def test_failing_destination_does_not_delay_another_and_recovers(
+    server_factory, receiver: Receiver
+) -> None:  # type: ignore[no-untyped-def]
+    receiver.status = 503
+    receiver.headers = {"Retry-After": "1"}
+    server = server_factory(config(receiver.url), env={"HOOK_SECRET": SECRET}).start()
+    started = time.monotonic()
+    ids = send(server, 20, "iso")
+    lake = wait_for(lambda: len(read_jsonl(server.data_dir / "out")) >= 20, timeout=10)
+    assert lake and time.monotonic() - started < 5
+    assert wait_for(lambda: len(receiver.requests) >= 1)
+    # Retry-After: 1 is honoured: no second attempt within the first second
+    first = len(receiver.requests)
+    time.sleep(0.5)
+    assert len(receiver.requests) == first
+    status = outbox(server)
+    assert status["hook"]["pending"] == 20 and "HTTP 503" in str(status["hook"]["last_error"])
+    assert status["lake"]["pending"] == 0
+    receiver.status = 200
+    receiver.headers = {}
+    delivered = wait_for(
+        lambda: {m["messageId"] for m in receiver.messages()} >= set(ids), timeout=15
+    )
+    assert delivered
+
+
+def test_non_retryable_4xx_dead_letters_then_replay(server_factory, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    receiver.status = 400
+    server = server_factory(config(receiver.url), env={"HOOK_SECRET": SECRET}).start()
+    ids = send(server, 3, "dead")
+    assert wait_for(lambda: outbox(server)["hook"]["dead"] == 3, timeout=10)
+    assert len(receiver.requests) == 1  # not retried
+    status = outbox(server)
+    assert "HTTP 400" in str(status["hook"]["last_error"])
+    receiver.status = 200
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "collector.cli",
+            "outbox",
+            "replay",
+            "hook",
+            "--data-dir",
+            str(server.data_dir),
+            "--config",
+            str(server.config_path),
+        ],
+        check=True,
+        env=server.env,
+        capture_output=True,
+        timeout=30,
+    )
+    got = wait_for(lambda: {m["messageId"] for m in receiver.messages()} >= set(ids), timeout=15)
+    assert got
+
+
+def test_backoff_is_exponential_with_jitter_and_capped() -> None:
+    assert backoff(0, 1.0, 600, rng=lambda: 0.0) == 0.5
+    assert backoff(0, 1.0, 600, rng=lambda: 1.0) == 1.0
+    assert backoff(3, 1.0, 600, rng=lambda: 1.0) == 8.0
+    assert backoff(40, 1.0, 600, rng=lambda: 1.0) == 600.0

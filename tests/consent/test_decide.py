@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consent import ConsentState, DestinationFacts, EventFacts, Policies, PurposeState, decide
+from consent.purposes import PURPOSES
+
+P = Policies.builtin()
+GDPR, PIPL, CCPA = P.get("GDPR"), P.get("PIPL"), P.get("CCPA")
+LAKE = DestinationFacts("lake", ("analytics",), region="DE", recipient="Brand GmbH")
+ADS = DestinationFacts("ads", ("advertising",), region="US", recipient="Ads Inc", third_party=True)
+
+
+def state(**purposes: bool) -> ConsentState:
+    return ConsentState(
+        {k.replace("__", ":"): PurposeState(v, i + 1) for i, (k, v) in enumerate(purposes.items())}
+    )
+
+
+def test_gdpr_default_deny_and_grant_with_record() -> None:
+    d = decide(state(), EventFacts(), LAKE, GDPR)
+    assert d.outcome == "deny" and "no consent on record" in d.reasons[0]
+    d = decide(state(analytics=True), EventFacts(), LAKE, GDPR)
+    assert d.allowed and d.record_ids == (1,) and d.legal_basis == "consent"
+    d = decide(state(analytics=False), EventFacts(), LAKE, GDPR)
+    assert not d.allowed and "denied by record 1" in d.reasons[0]
+
+
+def test_destination_without_purposes_receives_nothing() -> None:
+    d = decide(state(analytics=True), EventFacts(), DestinationFacts("x", ()), GDPR)
+    assert d.outcome == "no_decision" and not d.allowed
+
+
+def test_necessary_needs_no_consent() -> None:
+    d = decide(state(), EventFacts(), DestinationFacts("ops", ("necessary",)), GDPR)
+    assert d.allowed and d.legal_basis == "contract"
+
+
+def test_ccpa_allows_until_opt_out_and_gpc_opts_out_of_sale() -> None:
+    assert decide(state(), EventFacts(), ADS, CCPA).allowed
+    d = decide(state(), EventFacts(gpc=True), ADS, CCPA)
+    assert not d.allowed and "Global Privacy Control" in d.reasons[0]
+    assert decide(
+        state(), EventFacts(gpc=True), DestinationFacts("lake", ("analytics",)), CCPA
+    ).allowed
+    assert not decide(state(advertising=False), EventFacts(), ADS, CCPA).allowed
+
+
+def test_pipl_separate_consents() -> None:
+    cn_lake = DestinationFacts("lake", ("analytics",), region="CN", recipient="Brand Shanghai")
+    assert decide(state(analytics=True), EventFacts(), cn_lake, PIPL).allowed
+    # cross-border transfer needs its own consent per recipient (Art. 39)
+    de = DestinationFacts("lake", ("analytics",), region="DE", recipient="Brand GmbH")
+    d = decide(state(analytics=True), EventFacts(), de, PIPL)
+    assert not d.allowed and any("Brand GmbH in DE" in r for r in d.reasons)
+    assert (
+        decide(state(analytics=True, cross_border__Brand_GmbH=True), EventFacts(), de, PIPL).allowed
+        is False
+    )
+    ok = ConsentState(
+        {"analytics": PurposeState(True, 1), "cross_border:Brand GmbH": PurposeState(True, 2)}
+    )
+    assert decide(ok, EventFacts(), de, PIPL).allowed
+    # third party provision needs separate consent too (Art. 23)
+    cn_ads = DestinationFacts(
+        "ads", ("advertising",), region="CN", recipient="Ads CN", third_party=True
+    )
+    s = ConsentState({"advertising": PurposeState(True, 1)})
+    assert not decide(s, EventFacts(), cn_ads, PIPL).allowed
+    s = ConsentState(
+        {"advertising": PurposeState(True, 1), "third_party:Ads CN": PurposeState(True, 2)}
+    )
+    assert decide(s, EventFacts(), cn_ads, PIPL).allowed
+
+
+def test_pipl_sensitive_and_minors() -> None:
+    health = DestinationFacts(
+        "care", ("analytics",), region="CN", pi_categories=frozenset({"health"})
+    )
+    facts = EventFacts(pi_categories=frozenset({"health"}))
+    assert not decide(state(analytics=True), facts, health, PIPL).allowed
+    s = ConsentState(
+        {"analytics": PurposeState(True, 1), "sensitive:health": PurposeState(True, 2)}
+    )
+    assert decide(s, facts, health, PIPL).allowed
+    cn = DestinationFacts("lake", ("analytics",), region="CN")
+    d = decide(state(analytics=True), EventFacts(age=12), cn, PIPL)
+    assert not d.allowed and "guardian" in d.reasons[-1]
+    g = ConsentState({"analytics": PurposeState(True, 1, guardian=True)})
+    assert decide(g, EventFacts(age=12), cn, PIPL).allowed
+
+
+def test_gdpr_child_age_by_country() -> None:
+    s = ConsentState({"analytics": PurposeState(True, 1)})
+    assert decide(s, EventFacts(age=14, country="AT"), LAKE, GDPR).allowed  # AT: 14
+    assert not decide(s, EventFacts(age=14, country="DE"), LAKE, GDPR).allowed  # DE: 16
+
+
+def test_undeclared_region_under_pipl_is_no_decision() -> None:
+    d = decide(state(analytics=True), EventFacts(), DestinationFacts("x", ("analytics",)), PIPL)
+    assert d.outcome == "no_decision" and not d.allowed
+
+
+def test_unknown_jurisdiction_gets_the_strictest_pack() -> None:
+    assert P.get("XX").name == "PIPL"
+    assert P.get(None).name == "GDPR"
+
+
+states = st.dictionaries(st.sampled_from(PURPOSES), st.booleans())
+dests = st.lists(st.sampled_from(PURPOSES), min_size=1, max_size=3, unique=True)
+
+
+@given(
+    states,
+    dests,
+    st.sampled_from(["GDPR", "PIPL", "CCPA"]),
+    st.booleans(),
+    st.sampled_from(PURPOSES),
+)
+def test_a_withdrawal_never_turns_deny_into_allow(s, purposes, law, gpc, withdrawn) -> None:  # type: ignore[no-untyped-def]
+    dest = DestinationFacts("d", tuple(purposes), region="CN", recipient="r")
+    before = ConsentState({k: PurposeState(v, 1) for k, v in s.items()})
+    after = ConsentState({**before.purposes, withdrawn: PurposeState(False, 2)})
+    policy = P.get(law)
+    d1 = decide(before, EventFacts(gpc=gpc), dest, policy)
+    d2 = decide(after, EventFacts(gpc=gpc), dest, policy)
+    assert not (d2.allowed and not d1.allowed)
+    if withdrawn in purposes and policy.purposes[withdrawn] != "none":
+        assert not d2.allowed
+
+
+@given(dests, st.sampled_from(["GDPR", "PIPL"]))
+def test_missing_consent_means_no_under_opt_in_laws(purposes, law) -> None:  # type: ignore[no-untyped-def]
+    dest = DestinationFacts("d", tuple(purposes), region="CN")
+    d = decide(ConsentState(), EventFacts(), dest, P.get(law))
+    assert d.allowed == all(p == "necessary" for p in purposes)

@@ -1,0 +1,67 @@
+"""Dependencies run only in the direction DESIGN.md gives."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ALLOWED = {
+    "sdk_python": {"sdk_python", "identity.pseudonym", "identity.normalize", "identity.errors"},
+    "identity": {"identity"},
+    "consent": {"consent"},
+    "collector": {"collector", "consent", "identity", "sdk_python"},
+}
+THIRD_PARTY = {
+    "sdk_python": {"msgspec", "httpx"},
+    "identity": {"cryptography", "phonenumbers", "msgspec"},
+    "consent": {"msgspec", "cryptography"},
+}
+OURS = set(ALLOWED)
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_import_direction(package: str) -> None:
+    import sys
+
+    stdlib = set(sys.stdlib_module_names)
+    for path in (ROOT / package).rglob("*.py"):
+        for name in imports(path):
+            top = name.split(".")[0]
+            if top in OURS:
+                assert any(name == a or name.startswith(a + ".") for a in ALLOWED[package]), (
+                    f"{path.relative_to(ROOT)} imports {name}"
+                )
+            elif package in THIRD_PARTY and top not in stdlib and top != "__future__":
+                assert top in THIRD_PARTY[package], f"{path.relative_to(ROOT)} imports {name}"
+
+
+def test_every_cli_command_and_option_has_help() -> None:
+    import argparse
+
+    from collector.cli import parser
+
+    def walk(p: argparse.ArgumentParser, trail: str) -> None:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helped = {a.dest for a in action._choices_actions if a.help}
+                for name, child in action.choices.items():
+                    assert name in helped, f"{trail} {name} lacks help"
+                    walk(child, f"{trail} {name}")
+            elif action.dest != "help":
+                assert action.help, f"{trail} {action.dest} lacks help"
+
+    walk(parser(), "consentry")
