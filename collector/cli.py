@@ -280,24 +280,25 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 )
         return 0
     if args.audit_cmd == "why":
-        rows = conn.execute(
-            "SELECT outcome, jurisdiction, legal_basis, reasons, record_ids, at FROM decisions"
-            " WHERE message_id = ? AND destination = ?",
-            (args.message_id, args.destination),
-        ).fetchall()
-        if not rows:
+        found = [
+            (at, d)
+            for at, d in store.decisions_for(conn, args.message_id)
+            if d.destination == args.destination
+        ]
+        if not found:
             return _fail(
-                f"no decision recorded for message {args.message_id} and destination {args.destination}",
+                f"no decision recorded for message {args.message_id} and destination"
+                f" {args.destination}",
                 1,
             )
-        for outcome, jurisdiction, basis, reasons, record_ids, at in rows:
+        for at, d in found:
             print(
-                f"{args.message_id} -> {args.destination}: {outcome.upper()} under {jurisdiction}"
-                f" (legal basis: {basis}) at {datetime.fromtimestamp(at, UTC).isoformat()}"
+                f"{args.message_id} -> {args.destination}: {d.outcome.upper()} under {d.jurisdiction}"
+                f" (legal basis: {d.legal_basis}) at {datetime.fromtimestamp(at, UTC).isoformat()}"
             )
-            for reason in json.loads(reasons):
+            for reason in d.reasons:
                 print(f"  - {reason}")
-            for record in ledger.records(seqs=json.loads(record_ids)):
+            for record in ledger.records(seqs=list(d.record_ids)):
                 print(
                     f"  record {record.seq}: {record.action} {json.dumps(record.purposes, sort_keys=True)}"
                     f" by {record.method} ({record.consenter}) notice {record.notice_id or '-'}"

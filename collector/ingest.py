@@ -80,6 +80,14 @@ def is_placeholder(value: object) -> bool:
 
 
 def truncate_ip(value: str) -> str | None:
+    """/24 for IPv4, /48 for IPv6; None when the value is not an IP address."""
+    head, dot, last = value.rpartition(".")
+    if dot and ":" not in value and last.isdigit() and len(last) <= 3:
+        octets = head.split(".")
+        if len(octets) == 3 and all(o.isdigit() and len(o) <= 3 and int(o) < 256 for o in octets):
+            if int(last) < 256:
+                return f"{head}.0"
+            return None
     try:
         ip = ipaddress.ip_address(value.strip())
     except ValueError:
@@ -277,7 +285,13 @@ class Preparer:
         )
 
     def _previous(self, kind: str, value: str) -> tuple[str, ...]:
+        if self._single_key:
+            return ()
         return tuple(self._ps.all_versions(kind, value, INTERNAL)[1:])
+
+    @property
+    def _single_key(self) -> bool:
+        return len(self._ps.lookup_kids()) == 1
 
     def _pi_categories(self, data: Mapping[str, Any]) -> frozenset[str]:
         if not self._opt.pi_rules:

@@ -7,13 +7,13 @@ answered only after the commit.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from collector import store
 from collector.config import DestinationConfig
 from collector.ingest import Prepared, Rejection
 from collector.vault import Vault
@@ -83,6 +83,7 @@ class Router:
             self.quarantine(conn, rej, source=source, now=now)
         rows: list[tuple[object, ...]] = []
         decision_rows: list[tuple[object, ...]] = []
+        keep_all = self.decisions == "all"
         for p in prepared:
             one_id, payloads = self._resolve(p, received_at)
             jurisdiction = p.facts.jurisdiction
@@ -92,6 +93,7 @@ class Router:
                     p, one_id, policy.name, received_at
                 )
             state = self.ledger.state(one_id)
+            kept: list[store.DecisionRecord] = []
             for dest in self.destinations:
                 facts = EventFacts(
                     jurisdiction=policy.name,
@@ -118,8 +120,10 @@ class Router:
                     tally.routed[dest.name] = tally.routed.get(dest.name, 0) + 1
                 else:
                     tally.denied[dest.name] = tally.denied.get(dest.name, 0) + 1
-                if self.decisions == "all" or (self.decisions == "allowed" and decision.allowed):
-                    decision_rows.append(_decision_row(p.message_id, decision, now))
+                if keep_all or (self.decisions == "allowed" and decision.allowed):
+                    kept.append(_decision_record(decision))
+            if kept:
+                decision_rows.append((p.message_id, now, store.decisions_encoder.encode(kept)))
         conn.executemany(
             "INSERT INTO outbox (destination, message_id, one_id, jurisdiction, gpc, pi, payload,"
             " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -127,9 +131,7 @@ class Router:
         )
         if decision_rows:
             conn.executemany(
-                "INSERT INTO decisions (message_id, destination, outcome, jurisdiction, legal_basis,"
-                " reasons, record_ids, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                decision_rows,
+                "INSERT INTO decisions (message_id, at, body) VALUES (?, ?, ?)", decision_rows
             )
         return tally
 
@@ -286,16 +288,9 @@ class Router:
         return summary
 
 
-def _decision_row(message_id: str, d: Decision, now: float) -> tuple[object, ...]:
-    return (
-        message_id,
-        d.destination,
-        d.outcome,
-        d.jurisdiction,
-        d.legal_basis,
-        json.dumps(d.reasons),
-        json.dumps(d.record_ids),
-        now,
+def _decision_record(d: Decision) -> store.DecisionRecord:
+    return store.DecisionRecord(
+        d.destination, d.outcome, d.jurisdiction, d.legal_basis, d.reasons, d.record_ids
     )
 
 

@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY,
@@ -32,15 +34,10 @@ CREATE INDEX IF NOT EXISTS outbox_queue ON outbox(destination, dead, id);
 CREATE INDEX IF NOT EXISTS outbox_one_id ON outbox(one_id);
 CREATE TABLE IF NOT EXISTS decisions (
     message_id TEXT NOT NULL,
-    destination TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    jurisdiction TEXT NOT NULL,
-    legal_basis TEXT NOT NULL,
-    reasons TEXT NOT NULL,
-    record_ids TEXT NOT NULL,
-    at REAL NOT NULL
+    at REAL NOT NULL,
+    body BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS decisions_message ON decisions(message_id, destination);
+CREATE INDEX IF NOT EXISTS decisions_message ON decisions(message_id);
 CREATE TABLE IF NOT EXISTS delivery_log (
     id INTEGER PRIMARY KEY,
     destination TEXT NOT NULL,
@@ -73,6 +70,30 @@ def create(conn: sqlite3.Connection) -> None:
     for statement in SCHEMA.split(";"):
         if statement.strip():
             conn.execute(statement)
+
+
+class DecisionRecord(msgspec.Struct, frozen=True, array_like=True):
+    """One destination's decision for one message, as kept for `audit why`."""
+
+    destination: str
+    outcome: str
+    jurisdiction: str
+    legal_basis: str
+    reasons: tuple[str, ...]
+    record_ids: tuple[int, ...]
+
+
+decisions_encoder = msgspec.msgpack.Encoder()
+decisions_decoder = msgspec.msgpack.Decoder(list[DecisionRecord])
+
+
+def decisions_for(conn: sqlite3.Connection, message_id: str) -> list[tuple[float, DecisionRecord]]:
+    out: list[tuple[float, DecisionRecord]] = []
+    for at, body in conn.execute(
+        "SELECT at, body FROM decisions WHERE message_id = ? ORDER BY rowid", (message_id,)
+    ):
+        out.extend((at, d) for d in decisions_decoder.decode(body))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -141,6 +142,7 @@ class Ledger:
         signer: Ed25519PrivateKey | None = None,
         checkpoint_every: int = 1000,
         checkpoint_seconds: float = 10.0,
+        state_cache_size: int = 100_000,
     ) -> None:
         self._conn = conn
         self._signer = signer
@@ -157,6 +159,8 @@ class Ledger:
         cp = conn.execute(
             "SELECT seq, signed_at FROM consent_checkpoints ORDER BY seq DESC LIMIT 1"
         ).fetchone()
+        self._states: OrderedDict[int, ConsentState] = OrderedDict()
+        self._state_cache_size = state_cache_size
         self._sealed_seq = cp[0] if cp else 0
         self._sealed_at = datetime.fromisoformat(cp[1]) if cp else None
 
@@ -165,7 +169,8 @@ class Ledger:
         return self._seq, self._hash
 
     def reload_head(self) -> None:
-        """Re-read the head after a rolled-back transaction."""
+        """Re-read the head after a rolled-back transaction (and forget cached state)."""
+        self._states.clear()
         row = self._conn.execute(
             "SELECT seq, hash FROM consent_ledger ORDER BY seq DESC LIMIT 1"
         ).fetchone()
@@ -173,11 +178,16 @@ class Ledger:
 
     # -- state ---------------------------------------------------------------
     def state(self, one_id: int) -> ConsentState:
-        rows = self._conn.execute(
-            "SELECT key, granted, record_id, guardian FROM consent_state WHERE one_id = ?",
-            (one_id,),
-        )
-        return ConsentState({r[0]: PurposeState(bool(r[1]), r[2], bool(r[3])) for r in rows})
+        # The ledger is the only writer of consent_state, so a cache here stays exact.
+        cached = self._states.get(one_id)
+        if cached is not None:
+            self._states.move_to_end(one_id)
+            return cached
+        state = read_state(self._conn, one_id)
+        self._states[one_id] = state
+        if len(self._states) > self._state_cache_size:
+            self._states.popitem(last=False)
+        return state
 
     # -- appends (inside the caller's transaction) ----------------------------
     def append(
@@ -224,6 +234,7 @@ class Ledger:
             [(one_id, k, int(v), record.seq, guardian, at) for k, v in purposes.items()],
         )
         self._seq, self._hash = record.seq, digest
+        self._states.pop(one_id, None)
         return record
 
     def differs(self, one_id: int, purposes: dict[str, bool]) -> dict[str, bool]:
@@ -244,6 +255,7 @@ class Ledger:
         merged = {k: all((e := s.get(k)) is not None and e.granted for s in sides) for k in keys}
         for a in absorbed:
             self._conn.execute("DELETE FROM consent_state WHERE one_id = ?", (a,))
+            self._states.pop(a, None)
         return self.append(
             one_id=into,
             subject=subject,
@@ -263,6 +275,7 @@ class Ledger:
         """Forget the OneID's state; the ledger keeps proof that consent existed
         (GDPR Art. 7(1)) under pseudonyms that no longer resolve."""
         self._conn.execute("DELETE FROM consent_state WHERE one_id = ?", (one_id,))
+        self._states.pop(one_id, None)
         return self.append(
             one_id=one_id,
             subject=subject,

@@ -118,6 +118,13 @@ class Keyring:
         self._versions = versions
         self._signing_key = signing_key
         self._vault_key = vault_key
+        self._refresh()
+
+    def _refresh(self) -> None:
+        # Derived on every change, not per call: the pseudonymizer asks on every identifier.
+        self._active = next(v.kid for v in self._versions if v.state == "active")
+        previous = [v.kid for v in reversed(self._versions) if v.state == "previous"]
+        self._lookup = (self._active, *previous)
 
     @classmethod
     def generate(cls, *, now: datetime | None = None) -> Keyring:
@@ -135,13 +142,11 @@ class Keyring:
 
     @property
     def active_kid(self) -> str:
-        return next(v.kid for v in self._versions if v.state == "active")
+        return self._active
 
     def lookup_kids(self) -> tuple[str, ...]:
         """Active first, then previous keys still honoured for lookups."""
-        active = [v.kid for v in self._versions if v.state == "active"]
-        previous = [v.kid for v in reversed(self._versions) if v.state == "previous"]
-        return tuple(active + previous)
+        return self._lookup
 
     def secret(self, kid: str) -> bytes:
         for version in self._versions:
@@ -175,6 +180,7 @@ class Keyring:
         self._versions.append(
             KeyVersion(kid, "active", now or datetime.now(UTC), secret=secrets.token_bytes(32))
         )
+        self._refresh()
         return kid
 
     def retire(self, kid: str, *, now: datetime | None = None) -> None:
@@ -185,6 +191,7 @@ class Keyring:
                 version.state = "retired"
                 version.retired = now or datetime.now(UTC)
                 version.secret = None
+                self._refresh()
                 return
         raise KeyringError(f"no key {kid} in the keyring")
 

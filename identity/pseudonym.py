@@ -102,6 +102,9 @@ class Pseudonymizer:
     def options(self) -> NormalizeOptions:
         return self._options
 
+    def lookup_kids(self) -> tuple[str, ...]:
+        return self._keyring.lookup_kids()
+
     def domain_key(self, kid: str, domain: str) -> bytes:
         key = self._domain_keys.get((kid, domain))
         if key is None:

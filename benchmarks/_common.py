@@ -1,0 +1,203 @@
+"""Helpers shared by the benchmarks: servers on loopback, wrk runs, CPU readings."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+WRITE_KEY = "bench-write-key"
+LUA = r"""
+local bodies = {}
+local path = os.getenv("BENCH_BODIES")
+for line in io.lines(path) do bodies[#bodies + 1] = line end
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = os.getenv("BENCH_AUTH")
+request = function()
+  i = i % #bodies + 1
+  return wrk.format(nil, os.getenv("BENCH_PATH"), nil, bodies[i])
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format(
+    'WRKJSON {"requests": %d, "duration_us": %d, "errors": %d, "status_errors": %d, '
+    .. '"p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d}\n',
+    summary.requests, summary.duration, errors, summary.errors.status,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def message(rng: random.Random, person: int, *, consent: dict[str, bool]) -> dict[str, object]:
+    sku = f"SKU-{rng.randint(10000, 99999)}"
+    return {
+        "type": "track",
+        "messageId": str(uuid.UUID(int=rng.getrandbits(128))),
+        "timestamp": "2026-11-20T10:15:30.123Z",
+        "userId": f"customer-{person}",
+        "anonymousId": f"anon-{person:08d}-7f3a9c1e",
+        "event": "Product Added",
+        "properties": {
+            "product_id": sku,
+            "sku": sku,
+            "category": "Shoes",
+            "name": "Trail Runner 2",
+            "brand": "Brand",
+            "variant": "blue",
+            "price": 129.95,
+            "quantity": 1,
+            "currency": "EUR",
+            "position": 3,
+        },
+        "context": {
+            "ip": f"203.0.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+            "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15",
+            "locale": "de-DE",
+            "page": {"path": "/p/trail-runner-2", "url": "https://shop.example/p/trail-runner-2"},
+            "library": {"name": "analytics-python", "version": "2.3.2"},
+            "consent": {"categoryPreferences": consent},
+        },
+    }
+
+
+CONSENT_MIX = [
+    ({"analytics": True, "advertising": False, "personalization": False}, 0.55),
+    ({"analytics": True, "advertising": True, "personalization": True}, 0.30),
+    ({"analytics": False, "advertising": False, "personalization": False}, 0.15),
+]
+
+
+def people_consent(rng: random.Random, n: int) -> list[dict[str, bool]]:
+    choices, weights = zip(*CONSENT_MIX, strict=True)
+    return [dict(rng.choices(choices, weights)[0]) for _ in range(n)]
+
+
+def batches(n_batches: int, size: int, *, people: int, seed: int = 7) -> list[bytes]:
+    rng = random.Random(seed)
+    consents = people_consent(rng, people)
+    out = []
+    for _ in range(n_batches):
+        msgs = []
+        for _ in range(size):
+            person = rng.randrange(people)
+            msgs.append(message(rng, person, consent=consents[person]))
+        out.append(json.dumps({"batch": msgs}, separators=(",", ":")).encode())
+    return out
+
+
+def basic_auth() -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+
+
+class Proc:
+    def __init__(self, cmd: list[str], env: dict[str, str], url: str, ready: str) -> None:
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = url
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + ready, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{cmd} did not start; see {self.log.name}")
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for pid in [self.proc.pid, *children(self.proc.pid)]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def wrk(
+    url: str,
+    path: str,
+    bodies: list[bytes],
+    *,
+    seconds: int,
+    connections: int,
+    threads: int = 2,
+    rate: int | None = None,
+) -> dict[str, float]:
+    """Run wrk (or wrk2-style fixed rate is not available: see the caller) and parse its summary."""
+    if shutil.which("wrk") is None:
+        sys.exit("benchmarks need wrk on PATH (Debian: apt-get install wrk)")
+    work = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
+    (work / "bodies.txt").write_bytes(b"\n".join(bodies) + b"\n")
+    (work / "script.lua").write_text(LUA)
+    env = {
+        **os.environ,
+        "BENCH_BODIES": str(work / "bodies.txt"),
+        "BENCH_AUTH": basic_auth(),
+        "BENCH_PATH": path,
+    }
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(work / "script.lua"),
+            url + path,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
+    data: dict[str, float] = json.loads(line[len("WRKJSON ") :])
+    data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+    shutil.rmtree(work, ignore_errors=True)
+    return data

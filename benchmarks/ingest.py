@@ -1,0 +1,166 @@
+"""Ingest throughput: `consentry serve` against a decode-only baseline, same run.
+
+    .venv/bin/python benchmarks/ingest.py [--seconds 10] [--connections 32]
+
+(a) baseline: Starlette + msgspec decode of the same batches, answers 200;
+(b) `consentry serve` with its durable defaults (synchronous=FULL, group commit),
+    three destinations with different purposes, a realistic consent mix;
+(c) both driven by wrk with a Lua script cycling through 100-event batches of
+    ~600-byte Segment messages from several thousand people (most returning);
+(d) prints events/s, p50/p99 ack latency, server CPU, ratio full/baseline; then
+    single-message requests; then load at 50% of the measured peak; then checks
+    that every acknowledged event has its decisions and outbox rows (no loss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import ROOT, WRITE_KEY, Proc, batches, free_port, wrk
+
+CONFIG = """
+[[destinations]]
+name = "lake"
+type = "jsonl"
+purposes = ["analytics"]
+
+[[destinations]]
+name = "ads"
+type = "jsonl"
+purposes = ["advertising"]
+
+[[destinations]]
+name = "crm"
+type = "jsonl"
+purposes = ["personalization", "analytics"]
+"""
+
+
+def start_consentry(data_dir: Path, extra: list[str]) -> Proc:
+    port = free_port()
+    cfg = data_dir.parent / "bench.toml"
+    cfg.write_text(CONFIG)
+    env = {
+        **os.environ,
+        "CONSENTRY_WRITE_KEY": WRITE_KEY,
+        "CONSENTRY_MASTER_KEY": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "collector.cli",
+        "serve",
+        "--config",
+        str(cfg),
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+        *extra,
+    ]
+    return Proc(cmd, env, f"http://127.0.0.1:{port}", "/readyz")
+
+
+def start_baseline() -> Proc:
+    port = free_port()
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "baseline_server.py"), str(port)]
+    return Proc(cmd, dict(os.environ), f"http://127.0.0.1:{port}", "/healthz")
+
+
+def report(name: str, r: dict[str, float], per_request: int, cpu: float) -> None:
+    print(
+        f"{name:<34} {r['rps'] * per_request:>10,.0f} ev/s {r['rps']:>8,.0f} req/s"
+        f"  p50 {r['p50_us'] / 1000:>6.1f} ms  p99 {r['p99_us'] / 1000:>7.1f} ms"
+        f"  server CPU {cpu:>5.1f} s  errors {int(r['errors'])}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--people", type=int, default=5000)
+    ap.add_argument("--skip-single", action="store_true")
+    args = ap.parse_args()
+
+    bodies = batches(400, 100, people=args.people)
+    singles = [
+        json.dumps(json.loads(b)["batch"][0]).encode()
+        for b in batches(2000, 1, people=args.people, seed=9)
+    ]
+    avg = sum(len(b) for b in bodies) / len(bodies) / 100
+    print(
+        f"batches: 100 events, ~{avg:.0f} bytes/event, {args.people} people; wrk -c{args.connections}"
+        f" -d{args.seconds}s\n"
+    )
+
+    base = start_baseline()
+    try:
+        c0 = base.cpu_seconds()
+        rb = wrk(base.url, "/v1/batch", bodies, seconds=args.seconds, connections=args.connections)
+        report("baseline (decode only), batches", rb, 100, base.cpu_seconds() - c0)
+        if not args.skip_single:
+            c0 = base.cpu_seconds()
+            rbs = wrk(
+                base.url, "/v1/track", singles, seconds=args.seconds, connections=args.connections
+            )
+            report("baseline (decode only), single", rbs, 1, base.cpu_seconds() - c0)
+    finally:
+        base.stop()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-consentry-"))
+    full = start_consentry(work / "data", ["--no-forward"])
+    try:
+        rss0 = full.rss_mb()
+        c0 = full.cpu_seconds()
+        rf = wrk(full.url, "/v1/batch", bodies, seconds=args.seconds, connections=args.connections)
+        report("consentry serve, batches", rf, 100, full.cpu_seconds() - c0)
+        print(f"{'ratio full/baseline (events/s)':<34} {rf['rps'] / rb['rps']:>10.2f}x")
+        acked_batches = rf["requests"] - rf["status_errors"]
+        if not args.skip_single:
+            c0 = full.cpu_seconds()
+            rfs = wrk(
+                full.url, "/v1/track", singles, seconds=args.seconds, connections=args.connections
+            )
+            report("consentry serve, single", rfs, 1, full.cpu_seconds() - c0)
+            print(f"{'ratio full/baseline (single req/s)':<34} {rfs['rps'] / rbs['rps']:>10.2f}x")
+        print(f"RSS {rss0:.0f} MB -> {full.rss_mb():.0f} MB")
+    finally:
+        full.stop()
+
+    conn = sqlite3.connect(work / "data" / "consentry.db")
+    decided = conn.execute("SELECT count(DISTINCT message_id) FROM decisions").fetchone()[0]
+    outbox = dict(
+        conn.execute("SELECT destination, count(*) FROM outbox GROUP BY destination").fetchall()
+    )
+    expected = int(acked_batches) * 100 + (
+        0 if args.skip_single else int(rfs["requests"] - rfs["status_errors"])
+    )
+    print(
+        f"\nacknowledged events {expected:,}; with a recorded decision {decided:,}; outbox rows {outbox}"
+    )
+    # messageIds repeat when wrk cycles through the same bodies, so distinct ids cap the count
+    unique_ids = len({m["messageId"] for b in bodies for m in json.loads(b)["batch"]}) + (
+        0 if args.skip_single else len({json.loads(s)["messageId"] for s in singles})
+    )
+    print(
+        "no loss"
+        if decided >= min(expected, unique_ids)
+        else "LOSS: fewer decided messages than acknowledged"
+    )
+
+
+if __name__ == "__main__":
+    time.sleep(0)
+    main()
