@@ -289,6 +289,12 @@ class Api:
             summary = await self.rt.writer.run(
                 lambda c: self.rt.router.erase(c, identifiers, now=now)
             )
+            people = summary.get("people")
+            if self.rt.forwarder is not None and isinstance(people, list):
+                await self.rt.forwarder.propagate_erasures()
+                summary["destinations"] = await self.rt.writer.run(
+                    functools.partial(_erasure_status, [p["one_id"] for p in people])
+                )
         except RequestError as exc:
             return _error(exc)
         return _json(summary)
@@ -326,6 +332,26 @@ class Api:
             n = await self.rt.writer.run(functools.partial(_unmigrated, self.rt, kid))
             self.rt.metrics.key_unmigrated.labels(kid).set(n)
         return Response(generate_latest(self.rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _erasure_status(one_ids: list[int], conn: Any) -> list[dict[str, object]]:
+    if not one_ids:
+        return []
+    rows = conn.execute(
+        f"SELECT destination, status, outbox_rows_deleted, remote_rows_deleted, detail FROM erasures"
+        f" WHERE one_id IN ({','.join('?' * len(one_ids))}) ORDER BY id",
+        one_ids,
+    )
+    return [
+        {
+            "destination": r[0],
+            "status": r[1],
+            "outbox_rows_deleted": r[2],
+            "remote_rows_deleted": r[3],
+            "detail": r[4],
+        }
+        for r in rows
+    ]
 
 
 def _unmigrated(runtime: Runtime, kid: str, conn: object) -> int:

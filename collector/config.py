@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -72,7 +72,14 @@ class SourceConfig(_Section, frozen=True):
     write_key_env: str | None = None
 
 
-class _Destination(_Section, frozen=True, kw_only=True, tag_field="type"):
+FieldRule = Literal["drop", "pseudonymize", "hash_sha256_normalized", "truncate_ip", "keep"]
+
+
+class DestinationConfig(_Section, frozen=True, kw_only=True, tag_field="type"):
+    """Options every destination type has; a type's own Struct subclasses this
+    with ``tag="<type>"`` and is found through the ``consentry.destinations``
+    entry point of the same name (its class's ``config_type``)."""
+
     name: DestName
     purposes: list[str] = []
     region: Country | None = None
@@ -86,6 +93,9 @@ class _Destination(_Section, frozen=True, kw_only=True, tag_field="type"):
     max_age_seconds: Annotated[float, Meta(gt=0)] = 3 * 86400.0
     backoff_base_seconds: Annotated[float, Meta(gt=0)] = 1.0
     backoff_max_seconds: Annotated[float, Meta(gt=0)] = 600.0
+    allow_properties: list[str] | None = None
+    allow_traits: list[str] | None = None
+    fields: dict[str, FieldRule] = {}
 
     def domain(self) -> str:
         """The pseudonym domain: the destination's own unless the brand opts into
@@ -93,12 +103,12 @@ class _Destination(_Section, frozen=True, kw_only=True, tag_field="type"):
         return self.pseudonym_domain or f"dest:{self.name}"
 
 
-class JsonlDestinationConfig(_Destination, frozen=True, kw_only=True, tag="jsonl"):
+class JsonlDestinationConfig(DestinationConfig, frozen=True, kw_only=True, tag="jsonl"):
     path: str | None = None
     max_bytes: Annotated[int, Meta(ge=1024)] = 64 * 1024 * 1024
 
 
-class HttpDestinationConfig(_Destination, frozen=True, kw_only=True, tag="http"):
+class HttpDestinationConfig(DestinationConfig, frozen=True, kw_only=True, tag="http"):
     url: str
     secret: str | None = None
     secret_env: str | None = None
@@ -106,7 +116,40 @@ class HttpDestinationConfig(_Destination, frozen=True, kw_only=True, tag="http")
     headers: dict[str, str] = {}
 
 
-DestinationConfig = JsonlDestinationConfig | HttpDestinationConfig
+class PostgresDestinationConfig(DestinationConfig, frozen=True, kw_only=True, tag="postgres"):
+    dsn: str | None = None
+    dsn_env: str | None = None
+    table: Annotated[str, Meta(pattern="^[a-z_][a-z0-9_]{0,62}$")] = "events"
+    schema: Annotated[str, Meta(pattern="^[a-z_][a-z0-9_]{0,62}$")] = "public"
+
+
+class SegmentDestinationConfig(DestinationConfig, frozen=True, kw_only=True, tag="segment"):
+    url: str = "https://api.segment.io/v1/batch"
+    write_key: str | None = None
+    write_key_env: str | None = None
+    timeout_seconds: Annotated[float, Meta(gt=0)] = 15.0
+    gzip: bool = True
+    delete_hook_url: str | None = None
+    delete_hook_secret_env: str | None = None
+
+
+BUILTIN_DESTINATIONS: dict[str, type[DestinationConfig]] = {
+    "jsonl": JsonlDestinationConfig,
+    "http": HttpDestinationConfig,
+    "postgres": PostgresDestinationConfig,
+    "segment": SegmentDestinationConfig,
+}
+
+
+def destination_config_type(kind: str) -> type[DestinationConfig] | None:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="consentry.destinations", name=kind):
+        cls = ep.load()
+        config_type = getattr(cls, "config_type", None)
+        if isinstance(config_type, type) and issubclass(config_type, DestinationConfig):
+            return config_type
+    return BUILTIN_DESTINATIONS.get(kind)
 
 
 class Config(_Section, frozen=True):
@@ -116,7 +159,8 @@ class Config(_Section, frozen=True):
     identity: IdentityConfig = IdentityConfig()
     keys: KeysConfig = KeysConfig()
     sources: list[SourceConfig] = []
-    destinations: list[DestinationConfig] | None = None
+    # Decoded in two steps: each table by the config Struct of its ``type``.
+    destinations: list[Any] | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -166,8 +210,39 @@ def parse(data: bytes | str, *, where: str = "config") -> Config:
         config = msgspec.toml.decode(data, type=Config)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ConfigError(_explain(exc, where)) from exc
+    if config.destinations is not None:
+        config = msgspec.structs.replace(
+            config,
+            destinations=[_destination(d, i, where) for i, d in enumerate(config.destinations)],
+        )
     _check(config, where)
     return config
+
+
+def _destination(raw: object, index: int, where: str) -> DestinationConfig:
+    at = f"destinations[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: at {at}: expected a table")
+    kind = raw.get("type")
+    if not isinstance(kind, str):
+        raise ConfigError(
+            f"{where}: at {at}: missing type (jsonl, http, postgres, segment or a plugin)"
+        )
+    config_type = destination_config_type(kind)
+    if config_type is None:
+        raise ConfigError(
+            f"{where}: at {at}.type: no destination type {kind!r} is installed;"
+            f" built in: {', '.join(BUILTIN_DESTINATIONS)}"
+        )
+    try:
+        return msgspec.convert(raw, config_type)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = _PATH.search(text)
+        if match:
+            key = at + match.group(1)
+            raise ConfigError(f"{where}: at {key}: {text[: match.start()]}") from exc
+        raise ConfigError(f"{where}: at {at}: {text}") from exc
 
 
 def load(path: Path | None, *, data_dir: str | None = None) -> Config:
@@ -192,12 +267,22 @@ def _check(config: Config, where: str) -> None:
                     f"{where}: at destinations[{i}].purposes: unknown purpose {purpose!r};"
                     f" use one of {', '.join(PURPOSES)}"
                 )
-        if isinstance(dest, HttpDestinationConfig) and not dest.url.startswith(
-            ("http://", "https://")
-        ):
+        url = getattr(dest, "url", None)
+        if isinstance(url, str) and not url.startswith(("http://", "https://")):
             raise ConfigError(
                 f"{where}: at destinations[{i}].url: must start with http:// or https://"
             )
+        for path, rule in dest.fields.items():
+            if path.split(".")[0] not in ("properties", "traits", "context"):
+                raise ConfigError(
+                    f"{where}: at destinations[{i}].fields.{path}: rules apply under properties.,"
+                    " traits. or context."
+                )
+            if rule == "hash_sha256_normalized" and "advertising" not in dest.purposes:
+                raise ConfigError(
+                    f"{where}: at destinations[{i}].fields.{path}: hash_sha256_normalized is only"
+                    " allowed for a destination that declares the advertising purpose"
+                )
     for i, source in enumerate(config.sources):
         if source.write_key is None and source.write_key_env is None:
             raise ConfigError(f"{where}: at sources[{i}]: give write_key or write_key_env")

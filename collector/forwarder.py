@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import sqlite3
@@ -46,6 +47,17 @@ class Lane:
     facts: DestinationFacts
 
 
+def _finish(
+    erasure_id: int,
+    status: str,
+    deleted: int | None,
+    detail: str | None,
+    at: float,
+    conn: sqlite3.Connection,
+) -> None:
+    store.finish_erasure(conn, erasure_id, status, deleted, detail, at)
+
+
 def backoff(
     attempts: int, base: float, cap: float, rng: Callable[[], float] = random.random
 ) -> float:
@@ -76,7 +88,7 @@ class Forwarder:
         self._clock = clock
         self._poll = poll_seconds
         self._events: dict[str, asyncio.Event] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
@@ -85,6 +97,46 @@ class Forwarder:
         for name in self._lanes:
             self._events[name] = asyncio.Event()
             self._tasks.append(asyncio.create_task(self._run(name), name=f"forward:{name}"))
+        self._tasks.append(asyncio.create_task(self.propagate_erasures(), name="erasures"))
+
+    async def propagate_erasures(self) -> int:
+        """Ask every destination that can delete to forget erased people (GDPR
+        Art. 17/19); record per destination what happened. Returns requests made."""
+        conn = connect(self._db_path, readonly=True)
+        try:
+            pending = await asyncio.to_thread(store.pending_erasures, conn)
+        finally:
+            conn.close()
+        for erasure_id, name, one_ids in pending:
+            lane = self._lanes.get(name)
+            now = self._clock()
+            if lane is None:
+                status, deleted, detail = "failed", None, "destination no longer configured"
+            else:
+                domain = lane.config.domain()
+                theirs = [self._ps.derive_opaque("one_id", str(o), domain) for o in one_ids]
+                delete = getattr(lane.destination, "delete", None)
+                if delete is None:
+                    status, deleted = "not_supported", None
+                    detail = "delete downstream rows whose context.consentry.oneId is " + ",".join(
+                        theirs
+                    )
+                else:
+                    result = await delete(theirs)
+                    status = (
+                        "deleted"
+                        if result.ok
+                        else (
+                            "not_supported"
+                            if (result.detail or "").startswith("not supported")
+                            else "failed"
+                        )
+                    )
+                    deleted, detail = result.deleted, result.detail
+            await self._writer.run(
+                functools.partial(_finish, erasure_id, status, deleted, detail, now)
+            )
+        return len(pending)
 
     def wake(self) -> None:
         """Thread-safe: called by the writer after a commit."""

@@ -8,6 +8,7 @@ rejected payloads, which only the encrypted quarantine keeps.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 import uuid
@@ -22,6 +23,7 @@ from collector.config import DestinationConfig
 from consent.decide import EventFacts
 from consent.errors import ConsentSignalError
 from consent.signals import Signals, read_context
+from identity.egress import meta_capi_hash
 from identity.errors import InvalidIdentifier
 from identity.graph import Identifier
 from identity.normalize import normalize
@@ -260,6 +262,8 @@ class Preparer:
             for field_name, category in self._opt.pi_rules.items():
                 if category not in allowed_pi:
                     _drop_field(out, field_name)
+            if dest.fields or dest.allow_properties is not None or dest.allow_traits is not None:
+                self._apply_field_policy(dest, data, out, domain)
             if previous is not None:
                 assert alias_user is not None
                 out["previousId"] = self._ps.pseudonym_normalized("anonymous_id", previous, domain)
@@ -283,6 +287,53 @@ class Preparer:
             alias_user_payloads=alias_user,
             alias_ids=alias_ids,
         )
+
+    def _apply_field_policy(
+        self, dest: DestinationConfig, raw: dict[str, Any], out: dict[str, Any], domain: str
+    ) -> None:
+        """The destination's allow-lists and per-path rules. Rules read the raw
+        value (before pseudonymization), so hashing an email hashes the address."""
+        for section, allowed in (
+            ("properties", dest.allow_properties),
+            ("traits", dest.allow_traits),
+        ):
+            values = out.get(section)
+            if allowed is not None and isinstance(values, dict):
+                out[section] = {k: v for k, v in values.items() if k in allowed}
+        for path, rule in dest.fields.items():
+            keys = tuple(path.split("."))
+            if rule == "keep":
+                continue
+            value = _get(raw, keys)
+            if value is None:
+                continue
+            if rule == "drop":
+                _set(out, keys, None, delete=True)
+                continue
+            leaf = keys[-1].lower()
+            kind = leaf if leaf in ("email", "phone") else None
+            if rule == "truncate_ip":
+                _set(out, keys, truncate_ip(str(value)))
+            elif rule == "pseudonymize":
+                try:
+                    norm = normalize(kind, value, self._ps.options) if kind else str(value)
+                except InvalidIdentifier:
+                    _set(out, keys, None, delete=True)
+                    continue
+                _set(
+                    out, keys, self._ps.pseudonym_normalized(kind or f"field:{path}", norm, domain)
+                )
+            elif rule == "hash_sha256_normalized":
+                try:
+                    digest = (
+                        meta_capi_hash(kind, str(value), self._ps.options)
+                        if kind
+                        else hashlib.sha256(str(value).strip().lower().encode()).hexdigest()
+                    )
+                except InvalidIdentifier:
+                    _set(out, keys, None, delete=True)
+                    continue
+                _set(out, keys, digest)
 
     def _previous(self, kind: str, value: str) -> tuple[str, ...]:
         if self._single_key:
@@ -359,11 +410,15 @@ def _copy_paths(
 
 
 def _set(data: dict[str, Any], path: Sequence[str], value: Any, *, delete: bool = False) -> None:
+    """Set or delete at a path, copying each dict on the way: destinations share
+    the nested dicts of the decoded message, and one must not see another's edit."""
     cur = data
     for key in path[:-1]:
         nxt = cur.get(key)
         if not isinstance(nxt, dict):
             return
+        nxt = dict(nxt)
+        cur[key] = nxt
         cur = nxt
     if delete:
         cur.pop(path[-1], None)

@@ -257,13 +257,17 @@ class Router:
     def erase(
         self, conn: sqlite3.Connection, identifiers: list[Identifier], *, now: datetime
     ) -> dict[str, object]:
-        one_ids = {self.graph.lookup(i.pseudonym) for i in identifiers} - {None}
-        if not one_ids:
+        """Erase every cluster these identifiers belong to: graph links, consent
+        state, pending outbox rows; queue a deletion request per destination."""
+        found = {self.graph.lookup(i.pseudonym) for i in identifiers}
+        currents = sorted({self.graph.current(o) for o in found if o is not None})
+        if not currents:
             return {"erased": False, "reason": "no person is known by these identifiers"}
-        summary: dict[str, object] = {"erased": True, "one_ids": [], "outbox_rows_deleted": {}}
-        for oid in one_ids:
-            assert oid is not None
-            current = self.graph.current(oid)
+        people: list[dict[str, object]] = []
+        purged: dict[str, int] = {}
+        for current in currents:
+            # Rows forwarded before a merge carry the absorbed OneID: delete those too.
+            lineage = self.graph.lineage(current)
             removed = self.graph.erase(current, now=now)
             self.ledger.erase(
                 current,
@@ -271,21 +275,20 @@ class Router:
                 jurisdiction=self.policies.default,
                 now=now,
             )
+            marks = ",".join("?" * len(lineage))
             for dest in self.destinations:
                 n = conn.execute(
-                    "DELETE FROM outbox WHERE one_id = ? AND destination = ?", (current, dest.name)
+                    f"DELETE FROM outbox WHERE destination = ? AND one_id IN ({marks})",
+                    (dest.name, *lineage),
                 ).rowcount
+                purged[dest.name] = purged.get(dest.name, 0) + n
                 conn.execute(
-                    "INSERT INTO erasures (one_id, destination, rows_deleted, status, at) VALUES (?, ?, ?, ?, ?)",
-                    (current, dest.name, n, "outbox_purged", now.timestamp()),
+                    "INSERT INTO erasures (one_id, one_ids, destination, outbox_rows_deleted, status, at)"
+                    " VALUES (?, ?, ?, ?, 'pending', ?)",
+                    (current, ",".join(map(str, lineage)), dest.name, n, now.timestamp()),
                 )
-                deleted = summary["outbox_rows_deleted"]
-                assert isinstance(deleted, dict)
-                deleted[dest.name] = deleted.get(dest.name, 0) + n
-            ids = summary["one_ids"]
-            assert isinstance(ids, list)
-            ids.append({"one_id": current, "identifiers_removed": removed})
-        return summary
+            people.append({"one_id": current, "identifiers_removed": removed, "one_ids": lineage})
+        return {"erased": True, "people": people, "outbox_rows_deleted": purged}
 
 
 def _decision_record(d: Decision) -> store.DecisionRecord:

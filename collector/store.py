@@ -58,10 +58,14 @@ CREATE TABLE IF NOT EXISTS quarantine (
 CREATE TABLE IF NOT EXISTS erasures (
     id INTEGER PRIMARY KEY,
     one_id INTEGER NOT NULL,
+    one_ids TEXT NOT NULL,
     destination TEXT NOT NULL,
-    rows_deleted INTEGER NOT NULL,
+    outbox_rows_deleted INTEGER NOT NULL,
     status TEXT NOT NULL,
-    at REAL NOT NULL
+    remote_rows_deleted INTEGER,
+    detail TEXT,
+    at REAL NOT NULL,
+    done_at REAL
 );
 """
 
@@ -203,3 +207,24 @@ def purge_dead(conn: sqlite3.Connection, destination: str) -> int:
 
 def expire_quarantine(conn: sqlite3.Connection, now: float) -> int:
     return conn.execute("DELETE FROM quarantine WHERE expires_at < ?", (now,)).rowcount
+
+
+def pending_erasures(conn: sqlite3.Connection) -> list[tuple[int, str, list[int]]]:
+    rows = conn.execute(
+        "SELECT id, destination, one_ids FROM erasures WHERE status = 'pending' ORDER BY id"
+    )
+    return [(r[0], r[1], [int(x) for x in r[2].split(",") if x]) for r in rows]
+
+
+def finish_erasure(
+    conn: sqlite3.Connection,
+    erasure_id: int,
+    status: str,
+    deleted: int | None,
+    detail: str | None,
+    at: float,
+) -> None:
+    conn.execute(
+        "UPDATE erasures SET status = ?, remote_rows_deleted = ?, detail = ?, done_at = ? WHERE id = ?",
+        (status, deleted, detail, at, erasure_id),
+    )

@@ -213,6 +213,19 @@ class Graph:
             seen.add(one_id)
             one_id = OneId(row[0])
 
+    def lineage(self, one_id: OneId) -> list[int]:
+        """The OneID and every OneID merged into it, directly or transitively."""
+        out = [int(one_id)]
+        frontier = [int(one_id)]
+        while frontier:
+            rows = self._conn.execute(
+                f"SELECT one_id FROM id_people WHERE merged_into IN ({','.join('?' * len(frontier))})",
+                frontier,
+            ).fetchall()
+            frontier = [r[0] for r in rows if r[0] not in out]
+            out.extend(frontier)
+        return sorted(out)
+
     def merge_history(self, one_id: OneId) -> list[MergeRecord]:
         rows = self._conn.execute(
             "SELECT one_id, absorbed, cause_kind, cause, at FROM id_merges"

@@ -28,9 +28,14 @@ def free_port() -> int:
 
 class Server:
     def __init__(
-        self, data_dir: Path, config: str | None = None, env: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        config: str | None = None,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.args = list(args or [])
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_path: Path | None = None
@@ -59,7 +64,7 @@ class Server:
         ]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
-        return cmd
+        return cmd + self.args
 
     def start(self, timeout: float = 20.0) -> Server:
         with self.log.open("ab") as log:
@@ -120,9 +125,12 @@ def server_factory(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     servers: list[Server] = []
 
     def make(
-        config: str | None = None, name: str = "data", env: dict[str, str] | None = None
+        config: str | None = None,
+        name: str = "data",
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
     ) -> Server:
-        server = Server(tmp_path / name, config, env)
+        server = Server(tmp_path / name, config, env, args)
         servers.append(server)
         return server
 

@@ -20,12 +20,26 @@ class SendResult:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    ok: bool
+    deleted: int | None = None
+    detail: str | None = None
+
+
 class Destination(Protocol):
     name: str
 
     async def send(self, messages: list[bytes]) -> SendResult: ...
 
     async def close(self) -> None: ...
+
+
+class SupportsDeletion(Protocol):
+    """Destinations that can forget a person. ``one_ids`` are the person's OneIDs
+    as this destination saw them (``context.consentry.oneId``, its own domain)."""
+
+    async def delete(self, one_ids: list[str]) -> DeleteResult: ...
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -66,6 +66,8 @@ def classify(response: httpx.Response) -> SendResult:
 
 
 class HttpDestination:
+    config_type = HttpDestinationConfig
+
     def __init__(self, config: HttpDestinationConfig, *, data_dir: Path, **_: object) -> None:
         self.name = config.name
         secret = env_secret(config.secret, config.secret_env)

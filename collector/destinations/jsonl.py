@@ -17,6 +17,8 @@ from collector.destinations.base import SendResult
 
 
 class JsonlDestination:
+    config_type = JsonlDestinationConfig
+
     def __init__(self, config: JsonlDestinationConfig, *, data_dir: Path, **_: object) -> None:
         self.name = config.name
         self._dir = Path(config.path) if config.path else data_dir / "out"
