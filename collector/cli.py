@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -141,15 +142,24 @@ def cmd_keys(args: argparse.Namespace) -> int:
         ).fetchone()
         return int(row[0])
 
+    def relinked(kid: str) -> tuple[int, int]:
+        if conn is None:
+            return 0, 0
+        row = conn.execute(
+            "SELECT count(*), coalesce(sum(migrated), 0) FROM id_links WHERE kid = ?", (kid,)
+        ).fetchone()
+        return int(row[1]), int(row[0])
+
     if args.keys_cmd == "status":
         for v in ring.versions:
-            extra = (
-                f", {unmigrated(v.kid)} identifiers not yet relinked"
-                if v.state == "previous"
-                else ""
-            )
+            extra = ""
+            if v.state == "previous":
+                done, total = relinked(v.kid)
+                extra = f", {done}/{total} identifiers relinked, {total - done} not yet"
             print(f"{v.kid}\t{v.state}\tcreated {v.created.isoformat()}{extra}")
         return 0
+    if args.keys_cmd == "migrate":
+        return _migrate_progress(ring.lookup_kids()[1:], relinked, watch=args.watch)
     if args.keys_cmd == "rotate":
         kid = ring.rotate()
         ring.save(cfg.keyring_path(), master)
@@ -167,11 +177,41 @@ def cmd_keys(args: argparse.Namespace) -> int:
             )
         ring.retire(args.kid)
         ring.save(cfg.keyring_path(), master)
+        if conn is not None:
+            # Links under a destroyed key can never be looked up again.
+            with conn:
+                conn.execute("DELETE FROM id_links WHERE kid = ?", (args.kid,))
         print(
             f"Key {args.kid} retired; its material was destroyed ({left} identifiers left unmigrated)"
         )
         return 0
     return _fail("unknown keys command")
+
+
+def _migrate_progress(kids: Sequence[str], relinked: Any, *, watch: float | None) -> int:
+    """Rotation relinks lazily: an identifier moves to the new key when it is seen
+    again (its raw value is never stored, so nothing else can move it). This shows
+    that progress, resumably, from the database."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    if not kids:
+        print("no previous key is being migrated")
+        return 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()) as progress:
+        tasks = {}
+        for kid in kids:
+            done, total = relinked(kid)
+            tasks[kid] = progress.add_task(f"relinking {kid}", total=max(total, 1), completed=done)
+        while watch:
+            time.sleep(watch)
+            finished = True
+            for kid in kids:
+                done, total = relinked(kid)
+                progress.update(tasks[kid], total=max(total, 1), completed=done)
+                finished = finished and done >= total
+            if finished:
+                break
+    return 0
 
 
 # -- audit -----------------------------------------------------------------------
@@ -382,6 +422,9 @@ def parser() -> argparse.ArgumentParser:
         ("rotate", "make a new active key; the old one stays for lookups"),
     ):
         _common(ks.add_parser(name, help=text))
+    m = ks.add_parser("migrate", help="show relinking progress of previous keys (resumable)")
+    _common(m)
+    m.add_argument("--watch", type=float, help="refresh every N seconds until done")
     r = ks.add_parser("retire", help="destroy a previous key's material")
     _common(r)
     r.add_argument("kid", help="key id, e.g. k1")

@@ -337,6 +337,15 @@ class Ledger:
             yield record
 
 
+def _blob(value: object) -> bytes | None:
+    """Column values as bytes: an edit through SQL can turn a BLOB into TEXT."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode()
+    return None
+
+
 def verify(
     conn: sqlite3.Connection,
     public_key: Ed25519PublicKey | None = None,
@@ -368,9 +377,11 @@ def verify(
             return VerifyResult(
                 False, count, last, 0, f"record {expected} is missing (next is {seq})", expected
             )
-        body = bytes(body)
+        body, stored = _blob(body), _blob(stored)
+        if body is None or stored is None:
+            return VerifyResult(False, count, last, 0, f"record {seq} is not stored as bytes", seq)
         digest = chain(prev, body)
-        if digest != bytes(stored):
+        if digest != stored:
             return VerifyResult(
                 False, count, last, 0, f"record {seq} was modified (hash mismatch)", seq
             )
@@ -388,15 +399,16 @@ def verify(
             )
         cp = checkpoints.get(seq)
         if cp is not None:
-            cp_hash, signature, stored_key, signed_at = cp
-            if bytes(cp_hash) != digest:
+            cp_hash, signature, stored_key = (_blob(x) for x in cp[:3])
+            signed_at = cp[3]
+            if cp_hash != digest:
                 return VerifyResult(
                     False, count, last, 0, f"checkpoint at {seq} does not match the chain", seq
                 )
-            key = public_key or Ed25519PublicKey.from_public_bytes(bytes(stored_key))
             try:
-                key.verify(bytes(signature), checkpoint_message(seq, digest))
-            except InvalidSignature:
+                key = public_key or Ed25519PublicKey.from_public_bytes(stored_key or b"")
+                key.verify(signature or b"", checkpoint_message(seq, digest))
+            except (InvalidSignature, ValueError):
                 return VerifyResult(
                     False,
                     count,
