@@ -31,6 +31,8 @@ def connect(path: Path, *, synchronous: str = "full", readonly: bool = False) ->
     conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA cache_size=-262144")
+    conn.execute("PRAGMA mmap_size=4294967296")
     if readonly:
         conn.execute("PRAGMA query_only=ON")
     return conn

@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS id_links (
     linked_at TEXT NOT NULL,
     migrated INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS id_links_one_id ON id_links(one_id);
+CREATE INDEX IF NOT EXISTS id_links_one_id ON id_links(one_id, kind, migrated);
 CREATE TABLE IF NOT EXISTS id_merges (
     id INTEGER PRIMARY KEY,
     one_id INTEGER NOT NULL,
@@ -85,6 +85,13 @@ CREATE TABLE IF NOT EXISTS id_tombstones (
     identifiers INTEGER NOT NULL
 );
 """
+
+
+def tune(conn: sqlite3.Connection, *, cache_mb: int = 256, mmap_mb: int = 4096) -> None:
+    """A large page cache and memory-mapped reads keep lookups flat as the graph
+    grows: the b-tree's inner pages stay resident, only leaves are read."""
+    conn.execute(f"PRAGMA cache_size=-{cache_mb * 1024}")
+    conn.execute(f"PRAGMA mmap_size={mmap_mb * 1024 * 1024}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +152,7 @@ class Graph:
         else:
             self._conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
+            tune(self._conn)
         self._limits = dict(DEFAULT_LIMITS if limits is None else limits)
         order = list(priority or DEFAULT_PRIORITY)
         self._rank = {kind: i for i, kind in enumerate(order)}
@@ -338,7 +346,13 @@ class Graph:
                     primary = self._new_person(at)
                     created = True
                 self._link(top_ident, primary, at)
-            counts = self._counts(primary)
+            # Returning people (every identifier already in the primary cluster)
+            # need no counts: skip the query on the hot path.
+            counts = (
+                self._counts(primary)
+                if any(one_id != primary for _, one_id in located[1:])
+                else {}
+            )
             merged: list[OneId] = []
             conflicts: list[Conflict] = []
             for ident, one_id in located[1:]:
