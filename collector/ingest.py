@@ -27,7 +27,7 @@ from identity.egress import meta_capi_hash
 from identity.errors import InvalidIdentifier
 from identity.graph import Identifier
 from identity.normalize import normalize
-from identity.pseudonym import INTERNAL, Pseudonymizer
+from identity.pseudonym import INTERNAL, Pseudonymizer, looks_like_pseudonym
 from sdk_python.messages import MAX_MESSAGE_BYTES, MESSAGE_TYPES, Message
 
 _message_decoder = msgspec.json.Decoder(Message)
@@ -131,6 +131,9 @@ class Preparer:
     def _normalized(self, kind: str, value: object, path: str) -> str | None:
         if is_placeholder(value):
             return None
+        if isinstance(value, str) and looks_like_pseudonym(value):
+            # Pseudonymized in the storefront backend by the SDK: opaque, re-keyed here.
+            return value
         try:
             return normalize(kind, value, self._ps.options)
         except InvalidIdentifier as exc:

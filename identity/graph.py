@@ -349,9 +349,7 @@ class Graph:
             # Returning people (every identifier already in the primary cluster)
             # need no counts: skip the query on the hot path.
             counts = (
-                self._counts(primary)
-                if any(one_id != primary for _, one_id in located[1:])
-                else {}
+                self._counts(primary) if any(one_id != primary for _, one_id in located[1:]) else {}
             )
             merged: list[OneId] = []
             conflicts: list[Conflict] = []

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sdk_python.aio import AsyncClient
 from sdk_python.client import Client
+from sdk_python.consent import ConsentMiddleware, WSGIConsentMiddleware
 from sdk_python.messages import (
     Alias,
     Batch,
@@ -27,15 +29,18 @@ from sdk_python.messages import (
 
 __all__ = [
     "Alias",
+    "AsyncClient",
     "Batch",
     "Client",
     "ConsentCall",
+    "ConsentMiddleware",
     "Group",
     "Identify",
     "Message",
     "Page",
     "Screen",
     "Track",
+    "WSGIConsentMiddleware",
     "alias",
     "consent",
     "flush",

@@ -2,15 +2,17 @@
 
 - Each call builds a msgspec Struct and encodes it once, in the caller's
   thread; batches are assembled from those bytes.
-- The queue is bounded and the overflow policy is explicit (``block``,
-  ``drop_oldest``, ``drop_newest``); every drop is counted and reported to
+- Memory is bounded and the overflow policy is explicit: ``spool`` (default:
+  an on-disk SQLite spool that also keeps unsent events across restarts and
+  collector outages, replayed in call order), ``block`` (with a timeout),
+  ``drop_oldest``, ``drop_newest``. Every drop is counted and reported to
   ``on_drop``. Nothing is lost silently.
 - Batches close on count, bytes (under the collector's 500 KB) or time, are
   gzipped, and are retried with exponential backoff and jitter on 429, 5xx and
   network errors, honouring ``Retry-After``; other 4xx are reported with the
   collector's error.
-- Fork-safe: the child gets a fresh queue and sender (events queued in the
-  parent stay with the parent, so nothing is sent twice).
+- Fork-safe: a child gets a fresh queue, sender and spool file, so events the
+  parent queued are sent once, by the parent.
 - Never raises into the host application; logs to ``consentry.sdk`` only.
 """
 
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 import atexit
 import collections
-import gzip
+import gzip as gzip_mod
+import hashlib
+import itertools
 import logging
 import os
 import random
@@ -28,11 +32,13 @@ import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 import msgspec
 
+from sdk_python.consent import current_consent
 from sdk_python.messages import (
     MAX_MESSAGE_BYTES,
     MAX_REQUEST_BYTES,
@@ -46,123 +52,109 @@ from sdk_python.messages import (
     Screen,
     Track,
 )
+from sdk_python.spool import Spool
 
 log = logging.getLogger("consentry.sdk")
-Overflow = Literal["block", "drop_oldest", "drop_newest"]
+Overflow = Literal["spool", "block", "drop_oldest", "drop_newest"]
 DropHandler = Callable[[str, int], None]
 _encoder = msgspec.json.Encoder()
 _BATCH_OVERHEAD = 64
 DEFAULT_HOST = "http://127.0.0.1:8787"
+VERSION = "0.1.0"
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Client:
-    """Same constructor arguments and calls as ``segment.analytics.Client``."""
+def default_spool_path(write_key: str, host: str) -> Path:
+    digest = hashlib.sha256(f"{host}\x00{write_key}".encode()).hexdigest()[:16]
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "consentry" / f"spool-{digest}.db"
 
-    def __init__(
-        self,
-        write_key: str | None = None,
-        host: str | None = None,
-        debug: bool = False,
-        max_queue_size: int = 10_000,
-        send: bool = True,
-        on_error: Callable[[Exception, list[bytes]], None] | None = None,
-        flush_at: int = 100,
-        flush_interval: float = 0.5,
-        gzip: bool = True,
-        max_retries: int = 10,
-        sync_mode: bool = False,
-        timeout: float = 15,
-        *,
-        overflow: Overflow = "block",
-        block_timeout: float = 5.0,
-        on_drop: DropHandler | None = None,
-        context: Mapping[str, Any] | None = None,
-        upload_size: int = MAX_REQUEST_BYTES - 20_000,
-        transport: httpx.BaseTransport | None = None,
-        **_ignored: Any,
-    ) -> None:
-        self.write_key = write_key or ""
-        self.host = (host or DEFAULT_HOST).rstrip("/")
-        self.send = send
-        self.on_error = on_error
-        self.on_drop = on_drop
-        self.flush_at = max(1, flush_at)
-        self.flush_interval = flush_interval
-        self.gzip = gzip
-        self.max_retries = max_retries
-        self.sync_mode = sync_mode
-        self.timeout = timeout
-        self.overflow: Overflow = overflow
-        self.block_timeout = block_timeout
-        self.max_queue_size = max_queue_size
-        self.upload_size = upload_size
+
+def retry_delay(
+    attempt: int, retry_after: str | None, rng: Callable[[], float] = random.random
+) -> float:
+    if retry_after and retry_after.strip().isdigit():
+        return min(float(retry_after), 300.0)
+    backoff = min(30.0, 0.1 * 2**attempt)
+    return backoff / 2 + rng() * backoff / 2
+
+
+class _Builder:
+    """Builds and encodes messages; shared by Client and AsyncClient."""
+
+    def __init__(self, context: Mapping[str, Any] | None, pseudonymizer: Any) -> None:
         self.default_context = dict(context or {})
-        self._transport = transport
-        self.dropped = 0
-        self.delivered = 0
-        self.failed = 0
-        if debug:
-            log.setLevel(logging.DEBUG)
-        self._start()
-        _clients.add(self)
+        self._ps = pseudonymizer
 
-    # -- lifecycle ----------------------------------------------------------
-    def _start(self) -> None:
-        self._queue: collections.deque[bytes] = collections.deque()
-        self._cond = threading.Condition()
-        self._stopping = False
-        self._inflight = 0
-        self._http = httpx.Client(timeout=self.timeout, transport=self._transport)
-        self._thread: threading.Thread | None = None
-        if self.send and not self.sync_mode:
-            self._thread = threading.Thread(target=self._run, name="consentry-sdk", daemon=True)
-            self._thread.start()
+    def context(self, context: Mapping[str, Any] | None) -> dict[str, Any]:
+        ctx = {**self.default_context, **(context or {})}
+        ctx.setdefault("library", {"name": "consentry-python", "version": VERSION})
+        ambient = current_consent()
+        if ambient and "consent" not in ctx:
+            ctx["consent"] = ambient
+        return ctx
 
-    def _after_fork_in_child(self) -> None:
-        # The parent's queue belongs to the parent's sender; sending it here too
-        # would deliver those events twice. Start clean.
-        self._start()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Block until everything queued so far was sent or given up on."""
-        if self.sync_mode or not self.send:
-            return True
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            self._cond.notify_all()
-            while self._queue or self._inflight:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._cond.wait(0.05 if remaining is None else min(0.05, remaining))
-                self._cond.notify_all()
-        return True
-
-    join = flush
-
-    def shutdown(self, timeout: float = 10.0) -> None:
+    def ident(self, kind: str, value: str | None) -> str | None:
+        """Local pseudonymization: raw identifiers never leave the backend."""
+        if value is None or self._ps is None:
+            return value
         try:
-            self.flush(timeout)
-            with self._cond:
-                self._stopping = True
-                self._cond.notify_all()
-            if self._thread is not None:
-                self._thread.join(timeout)
-            self._http.close()
-        except Exception:  # never raise into the host
-            log.exception("shutdown failed")
+            return str(self._ps.pseudonym(kind, value, "sdk"))
+        except Exception:
+            return value  # a placeholder such as "null": not personal data; the collector drops it
 
-    # -- the calls (Segment's names and argument order) ----------------------
+    def traits(self, traits: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        if traits is None:
+            return None
+        out = dict(traits)
+        if self._ps is not None:
+            for key in ("email", "phone"):
+                if isinstance(out.get(key), str):
+                    try:
+                        out[key] = self._ps.pseudonym(key, out[key], "sdk")
+                    except Exception:
+                        out.pop(key)  # cannot be pseudonymized, so it must not leave raw
+        return out
+
+
+def _pseudonymizer(key: str | None) -> Any:
+    if key is None:
+        return None
+    import base64
+
+    from identity.pseudonym import Pseudonymizer
+
+    secret = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+
+    class _OneKey:
+        active_kid = "s1"
+
+        def secret(self, kid: str) -> bytes:
+            return secret
+
+        def lookup_kids(self) -> tuple[str, ...]:
+            return ("s1",)
+
+    return Pseudonymizer(_OneKey())
+
+
+class _Calls:
+    """Segment's call signatures, over ``_enqueue``."""
+
+    _b: _Builder
+
+    def _enqueue(
+        self,
+        build: Callable[[dict[str, Any], datetime, str], Message],
+        context: Mapping[str, Any] | None,
+        timestamp: datetime | None,
+        message_id: str | None,
+    ) -> Any:
+        raise NotImplementedError
+
     def track(
         self,
         user_id: str | None = None,
@@ -173,13 +165,14 @@ class Client:
         anonymous_id: str | None = None,
         integrations: Mapping[str, Any] | None = None,
         message_id: str | None = None,
-    ) -> tuple[bool, str | None]:
+    ) -> Any:
+        b = self._b
         return self._enqueue(
             lambda c, t, m: Track(
                 event=event or "",
                 properties=dict(properties) if properties else None,
-                userId=user_id,
-                anonymousId=anonymous_id,
+                userId=b.ident("user_id", user_id),
+                anonymousId=b.ident("anonymous_id", anonymous_id),
                 context=c,
                 timestamp=t,
                 messageId=m,
@@ -199,12 +192,13 @@ class Client:
         anonymous_id: str | None = None,
         integrations: Mapping[str, Any] | None = None,
         message_id: str | None = None,
-    ) -> tuple[bool, str | None]:
+    ) -> Any:
+        b = self._b
         return self._enqueue(
             lambda c, t, m: Identify(
-                traits=dict(traits) if traits else None,
-                userId=user_id,
-                anonymousId=anonymous_id,
+                traits=b.traits(traits),
+                userId=b.ident("user_id", user_id),
+                anonymousId=b.ident("anonymous_id", anonymous_id),
                 context=c,
                 timestamp=t,
                 messageId=m,
@@ -225,13 +219,14 @@ class Client:
         anonymous_id: str | None = None,
         integrations: Mapping[str, Any] | None = None,
         message_id: str | None = None,
-    ) -> tuple[bool, str | None]:
+    ) -> Any:
+        b = self._b
         return self._enqueue(
             lambda c, t, m: Group(
                 groupId=group_id or "",
                 traits=dict(traits) if traits else None,
-                userId=user_id,
-                anonymousId=anonymous_id,
+                userId=b.ident("user_id", user_id),
+                anonymousId=b.ident("anonymous_id", anonymous_id),
                 context=c,
                 timestamp=t,
                 messageId=m,
@@ -250,11 +245,12 @@ class Client:
         timestamp: datetime | None = None,
         integrations: Mapping[str, Any] | None = None,
         message_id: str | None = None,
-    ) -> tuple[bool, str | None]:
+    ) -> Any:
+        b = self._b
         return self._enqueue(
             lambda c, t, m: Alias(
-                previousId=previous_id or "",
-                userId=user_id,
+                previousId=b.ident("anonymous_id", previous_id) or "",
+                userId=b.ident("user_id", user_id),
                 context=c,
                 timestamp=t,
                 messageId=m,
@@ -276,14 +272,15 @@ class Client:
         anonymous_id: str | None = None,
         integrations: Mapping[str, Any] | None = None,
         message_id: str | None = None,
-    ) -> tuple[bool, str | None]:
+    ) -> Any:
+        b = self._b
         return self._enqueue(
             lambda c, t, m: Page(
                 name=name,
                 category=category,
                 properties=dict(properties) if properties else None,
-                userId=user_id,
-                anonymousId=anonymous_id,
+                userId=b.ident("user_id", user_id),
+                anonymousId=b.ident("anonymous_id", anonymous_id),
                 context=c,
                 timestamp=t,
                 messageId=m,
@@ -305,14 +302,15 @@ class Client:
         anonymous_id: str | None = None,
         integrations: Mapping[str, Any] | None = None,
         message_id: str | None = None,
-    ) -> tuple[bool, str | None]:
+    ) -> Any:
+        b = self._b
         return self._enqueue(
             lambda c, t, m: Screen(
                 name=name,
                 category=category,
                 properties=dict(properties) if properties else None,
-                userId=user_id,
-                anonymousId=anonymous_id,
+                userId=b.ident("user_id", user_id),
+                anonymousId=b.ident("anonymous_id", anonymous_id),
                 context=c,
                 timestamp=t,
                 messageId=m,
@@ -323,50 +321,179 @@ class Client:
             message_id,
         )
 
+    def _consent_body(
+        self, user_id: str | None, purposes: Mapping[str, bool | str] | None, kw: dict[str, Any]
+    ) -> bytes:
+        b = self._b
+        call = ConsentCall(
+            purposes={
+                k: ("granted" if v is True or v == "granted" else "denied")
+                for k, v in (purposes or {}).items()
+            },
+            userId=b.ident("user_id", user_id),
+            anonymousId=b.ident("anonymous_id", kw.get("anonymous_id")),
+            traits=b.traits(kw.get("traits")),
+            jurisdiction=kw.get("jurisdiction"),
+            legalBasis=kw.get("legal_basis", "consent"),
+            piCategories=list(kw.get("pi_categories") or []),
+            recipients=[Recipient(name=n, region=r) for n, r in (kw.get("recipients") or [])],
+            separate=kw.get("separate", False),
+            consenter=kw.get("consenter", "self"),
+            noticeId=kw.get("notice_id"),
+            noticeVersion=kw.get("notice_version"),
+            method=kw.get("method", "api"),
+            signal=kw.get("signal"),
+            timestamp=kw.get("timestamp") or _now(),
+            messageId=str(uuid.uuid4()),
+        )
+        return _encoder.encode(call)
+
+
+class Client(_Calls):
+    """Same constructor arguments and calls as ``segment.analytics.Client``."""
+
+    def __init__(
+        self,
+        write_key: str | None = None,
+        host: str | None = None,
+        debug: bool = False,
+        max_queue_size: int = 10_000,
+        send: bool = True,
+        on_error: Callable[[Exception, list[bytes]], None] | None = None,
+        flush_at: int = 100,
+        flush_interval: float = 0.5,
+        gzip: bool = True,
+        max_retries: int = 10,
+        sync_mode: bool = False,
+        timeout: float = 15,
+        *,
+        overflow: Overflow = "spool",
+        spool_path: str | Path | None = None,
+        block_timeout: float = 5.0,
+        on_drop: DropHandler | None = None,
+        context: Mapping[str, Any] | None = None,
+        upload_size: int = MAX_REQUEST_BYTES - 20_000,
+        pseudonym_key: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        **_ignored: Any,
+    ) -> None:
+        self.write_key = write_key or ""
+        self.host = (host or DEFAULT_HOST).rstrip("/")
+        self.send = send
+        self.on_error = on_error
+        self.on_drop = on_drop
+        self.flush_at = max(1, flush_at)
+        self.flush_interval = flush_interval
+        self.gzip = gzip
+        self.max_retries = max_retries
+        self.sync_mode = sync_mode
+        self.timeout = timeout
+        self.overflow: Overflow = overflow
+        self.block_timeout = block_timeout
+        self.max_queue_size = max_queue_size
+        self.upload_size = upload_size
+        self._spool_base = (
+            Path(spool_path) if spool_path else default_spool_path(self.write_key, self.host)
+        )
+        self._b = _Builder(context, _pseudonymizer(pseudonym_key))
+        self._transport = transport
+        self.dropped = 0
+        self.delivered = 0
+        self.failed = 0
+        if debug:
+            log.setLevel(logging.DEBUG)
+        self._start(self._spool_base)
+        _clients.add(self)
+
+    # -- lifecycle ----------------------------------------------------------
+    def _start(self, spool_path: Path) -> None:
+        self._queue: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._inflight = 0
+        self._http = httpx.Client(timeout=self.timeout, transport=self._transport)
+        self._spool: Spool | None = None
+        if self.overflow == "spool" and self.send and not self.sync_mode:
+            try:
+                self._spool = Spool(spool_path)
+            except Exception:
+                log.exception(
+                    "spool %s unavailable; falling back to blocking on overflow", spool_path
+                )
+        self._seq = itertools.count((self._spool.max_seq() if self._spool else 0) + 1)
+        self._thread: threading.Thread | None = None
+        if self.send and not self.sync_mode:
+            self._thread = threading.Thread(target=self._run, name="consentry-sdk", daemon=True)
+            self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's queue and spool belong to the parent's sender; sending them
+        # here too would deliver those events twice. Start clean, with our own spool.
+        self._start(self._spool_base.with_name(f"{self._spool_base.name}.{os.getpid()}"))
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    @property
+    def spooled(self) -> int:
+        return len(self._spool) if self._spool is not None else 0
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until everything queued so far was sent (or spooled, if the
+        collector stays unreachable); False if the timeout passed first."""
+        if self.sync_mode or not self.send:
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self._cond.notify_all()
+            while self._queue or self._inflight or self.spooled:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(0.05 if remaining is None else min(0.05, remaining))
+                self._cond.notify_all()
+        return True
+
+    join = flush
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Flush for up to ``timeout`` seconds, spool what is left, stop."""
+        try:
+            self.flush(timeout)
+            with self._cond:
+                self._stopping = True
+                self._cond.notify_all()
+            if self._thread is not None:
+                self._thread.join(timeout)
+            with self._cond:
+                left = list(self._queue)
+                self._queue.clear()
+            if left:
+                if self._spool is not None:
+                    self._spool.put(left)
+                else:
+                    self._drop("shutdown", len(left))
+            if self._spool is not None:
+                self._spool.close()
+                self._spool = None
+            self._http.close()
+        except Exception:  # never raise into the host
+            log.exception("shutdown failed")
+
+    # -- calls ------------------------------------------------------------------
     def consent(
         self,
         user_id: str | None = None,
         purposes: Mapping[str, bool | str] | None = None,
-        *,
-        anonymous_id: str | None = None,
-        traits: Mapping[str, Any] | None = None,
-        jurisdiction: str | None = None,
-        legal_basis: str = "consent",
-        pi_categories: list[str] | None = None,
-        recipients: list[tuple[str, str | None]] | None = None,
-        separate: bool = False,
-        consenter: Literal["self", "guardian"] = "self",
-        notice_id: str | None = None,
-        notice_version: str | None = None,
-        method: str = "api",
-        signal: str | None = None,
-        timestamp: datetime | None = None,
+        **kw: Any,
     ) -> dict[str, Any] | None:
         """Record a grant, denial or withdrawal now (synchronously: the answer is
         the ledger record). Returns None, and logs, if it could not be recorded."""
         try:
-            call = ConsentCall(
-                purposes={
-                    k: ("granted" if v is True or v == "granted" else "denied")
-                    for k, v in (purposes or {}).items()
-                },
-                userId=user_id,
-                anonymousId=anonymous_id,
-                traits=dict(traits) if traits else None,
-                jurisdiction=jurisdiction,
-                legalBasis=legal_basis,
-                piCategories=list(pi_categories or []),
-                recipients=[Recipient(name=n, region=r) for n, r in (recipients or [])],
-                separate=separate,
-                consenter=consenter,
-                noticeId=notice_id,
-                noticeVersion=notice_version,
-                method=method,  # type: ignore[arg-type]
-                signal=signal,
-                timestamp=timestamp or _now(),
-                messageId=str(uuid.uuid4()),
-            )
-            response = self._post("/v1/consent", _encoder.encode(call))
+            response = self._post("/v1/consent", self._consent_body(user_id, purposes, kw))
             if response.status_code >= 300:
                 log.error(
                     "consent call rejected: HTTP %s %s", response.status_code, response.text[:500]
@@ -378,18 +505,17 @@ class Client:
             log.exception("consent call failed")
             return None
 
-    # -- queueing -------------------------------------------------------------
     def _enqueue(
         self,
-        build: Callable[[dict[str, Any] | None, datetime, str], Message],
+        build: Callable[[dict[str, Any], datetime, str], Message],
         context: Mapping[str, Any] | None,
         timestamp: datetime | None,
         message_id: str | None,
     ) -> tuple[bool, str | None]:
         try:
-            ctx = {**self.default_context, **(context or {})}
-            ctx.setdefault("library", {"name": "consentry-python", "version": "0.1.0"})
-            message = build(ctx, timestamp or _now(), message_id or str(uuid.uuid4()))
+            message = build(
+                self._b.context(context), timestamp or _now(), message_id or str(uuid.uuid4())
+            )
             data = _encoder.encode(message)
             if len(data) > MAX_MESSAGE_BYTES:
                 self._drop("too_large", 1)
@@ -408,8 +534,16 @@ class Client:
             return False, None
 
     def _put(self, data: bytes) -> bool:
+        item = (next(self._seq), data)
         with self._cond:
             if len(self._queue) >= self.max_queue_size:
+                if self._spool is not None:
+                    # Spill the whole queue: the sender reads the spool in call order.
+                    spill = [*self._queue, item]
+                    self._queue.clear()
+                    self._spool.put(spill)
+                    self._cond.notify_all()
+                    return True
                 if self.overflow == "drop_newest":
                     self._drop("queue_full", 1)
                     return False
@@ -425,7 +559,7 @@ class Client:
                             return False
                         self._cond.notify_all()
                         self._cond.wait(remaining)
-            self._queue.append(data)
+            self._queue.append(item)
             if len(self._queue) >= self.flush_at:
                 self._cond.notify_all()
         return True
@@ -439,22 +573,25 @@ class Client:
                 log.exception("on_drop callback failed")
 
     # -- sending --------------------------------------------------------------
-    def _take_batch(self) -> list[bytes]:
-        batch: list[bytes] = []
+    def _take_batch(self) -> tuple[list[tuple[int, bytes]], bool]:
+        if self._spool is not None and len(self._spool):
+            return self._spool.head(self.flush_at, self.upload_size), True
+        batch: list[tuple[int, bytes]] = []
         size = _BATCH_OVERHEAD
         while self._queue and len(batch) < self.flush_at:
             nxt = self._queue[0]
-            if batch and size + len(nxt) + 1 > self.upload_size:
+            if batch and size + len(nxt[1]) + 1 > self.upload_size:
                 break
             batch.append(self._queue.popleft())
-            size += len(nxt) + 1
-        return batch
+            size += len(nxt[1]) + 1
+        return batch, False
 
     def _run(self) -> None:
+        failures = 0
         while True:
             with self._cond:
                 deadline = time.monotonic() + self.flush_interval
-                while not self._stopping and len(self._queue) < self.flush_at:
+                while not self._stopping and len(self._queue) < self.flush_at and not self.spooled:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0 and self._queue:
                         break
@@ -463,60 +600,82 @@ class Client:
                         break
                 if self._stopping and not self._queue:
                     return
-                batch = self._take_batch()
+                batch, from_spool = self._take_batch()
                 self._inflight += len(batch)
                 self._cond.notify_all()
             try:
                 if batch:
-                    self._deliver(batch)
+                    ok = self._deliver([d for _, d in batch], keep=self._spool is not None)
+                    if ok and from_spool and self._spool is not None:
+                        self._spool.delete([s for s, _ in batch])
+                    elif not ok and self._spool is not None:
+                        if not from_spool:
+                            self._spool.put(batch)
+                        failures += 1
+                        # The collector is down: wait before trying the spool again.
+                        time.sleep(min(30.0, 0.2 * 2 ** min(failures, 8)))
+                    if ok:
+                        failures = 0
+            except Exception:
+                log.exception("sender error")
             finally:
                 with self._cond:
                     self._inflight -= len(batch)
                     self._cond.notify_all()
+            if self._stopping and failures:
+                return
 
     def _post(self, path: str, body: bytes) -> httpx.Response:
-        headers = {"Content-Type": "application/json", "User-Agent": "consentry-python/0.1.0"}
+        headers = {"Content-Type": "application/json", "User-Agent": f"consentry-python/{VERSION}"}
         if self.gzip:
-            body = gzip.compress(body, 6)
+            body = gzip_mod.compress(body, 6)
             headers["Content-Encoding"] = "gzip"
         return self._http.post(
             self.host + path, content=body, headers=headers, auth=(self.write_key, "")
         )
 
-    def _deliver(self, batch: list[bytes]) -> None:
+    def _deliver(self, batch: list[bytes], *, keep: bool = False) -> bool:
+        """Send one batch with retries. ``keep``: the caller will spool it on
+        failure, so it is not counted as dropped."""
         body = (
             b'{"batch":[' + b",".join(batch) + b'],"sentAt":"' + _now().isoformat().encode() + b'"}'
         )
         error: Exception | None = None
-        for attempt in range(self.max_retries + 1):
+        retries = 2 if keep else self.max_retries
+        for attempt in range(retries + 1):
             try:
                 response = self._post("/v1/batch", body)
             except httpx.HTTPError as exc:
-                error = exc
-                delay = None
+                error, retry_after = exc, None
             else:
                 if response.status_code < 300:
                     self.delivered += len(batch)
                     self._report_rejections(response)
-                    return
+                    return True
                 error = RuntimeError(
                     f"collector answered HTTP {response.status_code}: {response.text[:500]}"
                 )
                 if response.status_code != 429 and response.status_code < 500:
+                    keep = False  # the collector will never accept it: report, do not retry
                     break
-                delay = _retry_after(response.headers.get("retry-after"))
-            if attempt == self.max_retries or (self._stopping and attempt >= 2):
+                retry_after = response.headers.get("retry-after")
+            if attempt == retries or self._stopping:
                 break
-            backoff = min(30.0, 0.1 * 2**attempt)
-            time.sleep(delay if delay is not None else backoff / 2 + random.random() * backoff / 2)
-        self.failed += len(batch)
-        self._drop("delivery_failed", len(batch))
-        log.error("batch of %d messages not delivered: %s", len(batch), error)
-        if self.on_error is not None and error is not None:
-            try:
-                self.on_error(error, batch)
-            except Exception:
-                log.exception("on_error callback failed")
+            time.sleep(retry_delay(attempt, retry_after))
+        if not keep:
+            self.failed += len(batch)
+            self._drop("delivery_failed", len(batch))
+            log.error("batch of %d messages not delivered: %s", len(batch), error)
+            if self.on_error is not None and error is not None:
+                try:
+                    self.on_error(error, batch)
+                except Exception:
+                    log.exception("on_error callback failed")
+        else:
+            log.warning(
+                "collector unreachable (%s); %d messages kept in the spool", error, len(batch)
+            )
+        return False
 
     def _report_rejections(self, response: httpx.Response) -> None:
         try:
@@ -530,12 +689,6 @@ class Client:
                 item.get("reason"),
                 item.get("path"),
             )
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value and value.strip().isdigit():
-        return min(float(value), 300.0)
-    return None
 
 
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()

@@ -111,7 +111,7 @@ def test_overflow_policies_count_every_drop(policy: str) -> None:
     for i in range(12):
         client.track("u", f"E{i}")
     assert sum(drops) == 7
-    queued = [bytes(b) for b in client._queue]
+    queued = [data for _, data in client._queue]
     expected = [f"E{i}" for i in (range(5) if policy == "drop_newest" else range(7, 12))]
     assert [q.split(b'"event":"')[1].split(b'"')[0].decode() for q in queued] == expected
     client._queue.clear()
