@@ -13,7 +13,6 @@ import collections
 import contextlib
 import gzip as gzip_mod
 import logging
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
@@ -29,6 +28,7 @@ from sdk_python.client import (
     _Calls,
     _now,
     _pseudonymizer,
+    message_ids,
     retry_delay,
 )
 from sdk_python.messages import MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, Message
@@ -101,7 +101,7 @@ class AsyncClient(_Calls):
     ) -> tuple[bool, str | None]:
         try:
             message = build(
-                self._b.context(context), timestamp or _now(), message_id or str(uuid.uuid4())
+                self._b.context(context), timestamp or _now(), message_id or message_ids()
             )
             data = _encoder.encode(message)
             if len(data) > MAX_MESSAGE_BYTES:
@@ -155,7 +155,7 @@ class AsyncClient(_Calls):
     async def _post(self, path: str, body: bytes) -> httpx.Response:
         headers = {"Content-Type": "application/json", "User-Agent": f"consentry-python/{VERSION}"}
         if self.gzip:
-            body = gzip_mod.compress(body, 6)
+            body = gzip_mod.compress(body, 1)
             headers["Content-Encoding"] = "gzip"
         return await self._http.post(
             self.host + path, content=body, headers=headers, auth=(self.write_key, "")
