@@ -23,6 +23,15 @@ local bodies = {}
 local path = os.getenv("BENCH_BODIES")
 for line in io.lines(path) do bodies[#bodies + 1] = line end
 local i = 0
+local counter = 0
+setup = function(thread)
+  thread:set("tid", counter)
+  counter = counter + 1
+end
+init = function(args)
+  -- each wrk thread starts at its own offset, so threads do not send the same bodies
+  i = (tid or 0) * math.floor(#bodies / 2)
+end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = os.getenv("BENCH_AUTH")

@@ -36,6 +36,12 @@ _encoder = msgspec.json.Encoder()
 _PATH = re.compile(r" - at `\$(.*)`$")
 _PLACEHOLDERS = frozenset({"", "null", "nil", "none", "undefined", "anonymous", "0", "-1", "nan"})
 PERSON_TRAIT_KINDS = (("email", "email"), ("phone", "phone"))
+_NONCE = f"__cs{uuid.uuid4().hex}_"
+
+
+def _json_str(value: str) -> bytes:
+    """A value as it appears inside a JSON string (escaped, no quotes)."""
+    return _encoder.encode(value)[1:-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +251,32 @@ class Preparer:
         pi_by_dest: dict[str, frozenset[str]] = {}
         ip = context.get("ip") if isinstance(context.get("ip"), str) else None
         short_ip = truncate_ip(ip) if ip else None
+        simple = [
+            d
+            for d in self._opt.destinations
+            if not d.fields
+            and d.allow_properties is None
+            and d.allow_traits is None
+            and pi <= frozenset(d.pi_categories)
+            and (ip is None or short_ip is not None)
+        ]
+        if simple:
+            self._template_payloads(
+                simple,
+                data,
+                found,
+                ip,
+                short_ip,
+                jurisdiction,
+                previous,
+                pi,
+                payloads,
+                alias_user,
+                pi_by_dest,
+            )
         for dest in self._opt.destinations:
+            if dest in simple:
+                continue
             domain = dest.domain()
             out = _copy_paths(data, found)
             for kind, value, field_path in found:
@@ -290,6 +321,55 @@ class Preparer:
             alias_user_payloads=alias_user,
             alias_ids=alias_ids,
         )
+
+    def _template_payloads(
+        self,
+        dests: list[DestinationConfig],
+        data: dict[str, Any],
+        found: list[tuple[str, str, tuple[str, ...]]],
+        ip: str | None,
+        short_ip: str | None,
+        jurisdiction: str | None,
+        previous: str | None,
+        pi: frozenset[str],
+        payloads: dict[str, bytes],
+        alias_user: dict[str, bytes] | None,
+        pi_by_dest: dict[str, frozenset[str]],
+    ) -> None:
+        """Encode the message once with placeholders where the destinations differ
+        (pseudonyms, IP, domain), then fill them in per destination: one JSON
+        encode per message instead of one per destination. The placeholders carry
+        a random per-process nonce, so event data cannot collide with them."""
+        out = _copy_paths(data, found)
+        for i, (_, _, field_path) in enumerate(found):
+            _set(out, field_path, f"{_NONCE}{i}_")
+        ctx = dict(out.get("context") or {})
+        if ip is not None:
+            ctx["ip"] = f"{_NONCE}ip_"
+        ctx["consentry"] = {"jurisdiction": jurisdiction, "domain": f"{_NONCE}dom_"}
+        out["context"] = ctx
+        if previous is not None:
+            out["previousId"] = f"{_NONCE}prev_"
+        template = _encoder.encode(out)
+        for dest in dests:
+            domain = dest.domain()
+            body = template
+            for i, (kind, value, _) in enumerate(found):
+                pseudonym = self._ps.pseudonym_normalized(kind.lstrip("~"), value, domain)
+                body = body.replace(f"{_NONCE}{i}_".encode(), pseudonym.encode())
+            if ip is not None:
+                shown = ip if dest.full_ip else short_ip
+                body = body.replace(f"{_NONCE}ip_".encode(), _json_str(shown or ""))
+            body = body.replace(f"{_NONCE}dom_".encode(), _json_str(domain))
+            if previous is not None:
+                assert alias_user is not None
+                marker = f"{_NONCE}prev_".encode()
+                anon = self._ps.pseudonym_normalized("anonymous_id", previous, domain)
+                user = self._ps.pseudonym_normalized("user_id", previous, domain)
+                alias_user[dest.name] = body.replace(marker, user.encode())
+                body = body.replace(marker, anon.encode())
+            payloads[dest.name] = body
+            pi_by_dest[dest.name] = pi
 
     def _apply_field_policy(
         self, dest: DestinationConfig, raw: dict[str, Any], out: dict[str, Any], domain: str

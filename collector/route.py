@@ -17,9 +17,9 @@ from collector import store
 from collector.config import DestinationConfig
 from collector.ingest import Prepared, Rejection
 from collector.vault import Vault
-from consent.decide import Decision, DestinationFacts, EventFacts, decide
+from consent.decide import ConsentState, Decision, DestinationFacts, EventFacts, decide
 from consent.ledger import Ledger, RecipientRef
-from consent.policy import Policies
+from consent.policy import Policies, Policy
 from identity.graph import Graph, Identifier, OneId
 
 MERGE_SUBJECT = "merge"
@@ -66,6 +66,7 @@ class Router:
         self.event_consent = event_consent
         self.decisions = decisions
         self.quarantine_ttl_s = quarantine_ttl_s
+        self._memo: dict[tuple[object, ...], tuple[ConsentState, list[Decision], bytes | None]] = {}
 
     # -- events --------------------------------------------------------------
     def route(
@@ -83,7 +84,6 @@ class Router:
             self.quarantine(conn, rej, source=source, now=now)
         rows: list[tuple[object, ...]] = []
         decision_rows: list[tuple[object, ...]] = []
-        keep_all = self.decisions == "all"
         for p in prepared:
             one_id, payloads = self._resolve(p, received_at)
             jurisdiction = p.facts.jurisdiction
@@ -93,16 +93,9 @@ class Router:
                     p, one_id, policy.name, received_at
                 )
             state = self.ledger.state(one_id)
-            kept: list[store.DecisionRecord] = []
-            for dest in self.destinations:
-                facts = EventFacts(
-                    jurisdiction=policy.name,
-                    country=p.facts.country,
-                    gpc=p.facts.gpc,
-                    pi_categories=p.pi_by_destination.get(dest.name, frozenset()),
-                    age=p.facts.age,
-                )
-                decision = decide(state, facts, self.facts[dest.name], policy)
+            decisions, body = self._decisions(state, policy, p)
+            pi_text = ",".join(sorted(p.facts.pi_categories))
+            for dest, decision in zip(self.destinations, decisions, strict=True):
                 if decision.allowed:
                     rows.append(
                         (
@@ -111,7 +104,7 @@ class Router:
                             one_id,
                             policy.name,
                             int(p.facts.gpc),
-                            ",".join(sorted(facts.pi_categories)),
+                            pi_text,
                             payloads[dest.name],
                             now,
                             now,
@@ -120,10 +113,8 @@ class Router:
                     tally.routed[dest.name] = tally.routed.get(dest.name, 0) + 1
                 else:
                     tally.denied[dest.name] = tally.denied.get(dest.name, 0) + 1
-                if keep_all or (self.decisions == "allowed" and decision.allowed):
-                    kept.append(_decision_record(decision))
-            if kept:
-                decision_rows.append((p.message_id, now, store.decisions_encoder.encode(kept)))
+            if body is not None:
+                decision_rows.append((p.message_id, now, body))
         conn.executemany(
             "INSERT INTO outbox (destination, message_id, one_id, jurisdiction, gpc, pi, payload,"
             " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -134,6 +125,44 @@ class Router:
                 "INSERT INTO decisions (message_id, at, body) VALUES (?, ?, ?)", decision_rows
             )
         return tally
+
+    def _decisions(
+        self, state: ConsentState, policy: Policy, p: Prepared
+    ) -> tuple[list[Decision], bytes | None]:
+        """Every destination's decision for this state and these facts, memoized:
+        most events of a person share both, and decide() is pure. The ledger hands
+        out one state object per version, so identity is a sound cache key."""
+        key = (
+            id(state),
+            policy.name,
+            p.facts.country,
+            p.facts.gpc,
+            p.facts.pi_categories,
+            p.facts.age,
+        )
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] is state:
+            return hit[1], hit[2]
+        decisions = []
+        for dest in self.destinations:
+            facts = EventFacts(
+                jurisdiction=policy.name,
+                country=p.facts.country,
+                gpc=p.facts.gpc,
+                pi_categories=p.pi_by_destination.get(dest.name, frozenset()),
+                age=p.facts.age,
+            )
+            decisions.append(decide(state, facts, self.facts[dest.name], policy))
+        kept = [
+            _decision_record(d)
+            for d in decisions
+            if self.decisions == "all" or (self.decisions == "allowed" and d.allowed)
+        ]
+        body = store.decisions_encoder.encode(kept) if kept else None
+        if len(self._memo) > 100_000:
+            self._memo.clear()
+        self._memo[key] = (state, decisions, body)
+        return decisions, body
 
     def _resolve(self, p: Prepared, at: datetime) -> tuple[OneId, dict[str, bytes]]:
         identifiers = list(p.identifiers)

@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_queue ON outbox(destination, dead, id);
-CREATE INDEX IF NOT EXISTS outbox_one_id ON outbox(one_id);
+-- No index on one_id: erasure is rare and may scan, while every ingest would pay for it.
+DROP INDEX IF EXISTS outbox_one_id;
 CREATE TABLE IF NOT EXISTS decisions (
     message_id TEXT NOT NULL,
     at REAL NOT NULL,
