@@ -365,9 +365,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     if args.outbox_cmd == "status":
         status = store.status(conn, now)
         for dest in cfg.effective_destinations():
-            status.setdefault(
-                dest.name, {"pending": 0, "dead": 0, "oldest_age_s": None, "last_error": None}
-            )
+            status.setdefault(dest.name, store.empty_status())
         print(json.dumps(status, indent=2, sort_keys=True))
         return 0
     if args.outbox_cmd == "replay":

@@ -58,6 +58,18 @@ def _finish(
     store.finish_erasure(conn, erasure_id, status, deleted, detail, at)
 
 
+def _delivered(name: str, ids: list[int], at: float, conn: sqlite3.Connection) -> None:
+    store.delete_rows(conn, ids)
+    store.set_in_flight(name, 0, at, conn)
+
+
+def _retry(
+    name: str, plans: list[tuple[int, float, bool, str]], at: float, conn: sqlite3.Connection
+) -> None:
+    store.retry_rows(conn, plans)
+    store.set_in_flight(name, 0, at, conn)
+
+
 def backoff(
     attempts: int, base: float, cap: float, rng: Callable[[], float] = random.random
 ) -> float:
@@ -233,25 +245,28 @@ class Forwarder:
             return True
         domain = lane.config.domain()
         payloads = [self._finalize(row, one_id, domain) for row, one_id in send]
+        await self._writer.run(functools.partial(store.set_in_flight, name, len(payloads), now))
         result = await lane.destination.send(payloads)
         ids = [row.id for row, _ in send]
         if result.ok:
-            await self._writer.run(lambda c: store.delete_rows(c, ids))
+            await self._writer.run(functools.partial(_delivered, name, ids, self._clock()))
             self._metrics.forwarded.labels(name).inc(len(ids))
             return True
         plans = []
         dead = 0
         cfg = lane.config
+        # One delay for the whole batch, so it is retried together, not in fragments.
+        attempts = max(row.attempts for row, _ in send)
+        delay = backoff(attempts, cfg.backoff_base_seconds, cfg.backoff_max_seconds)
+        if result.retry_after is not None:
+            delay = max(delay, result.retry_after)
         for row, _ in send:
             too_old = now - row.created_at >= cfg.max_age_seconds
             exhausted = row.attempts + 1 >= cfg.max_attempts
             is_dead = not result.retryable or too_old or exhausted
-            delay = backoff(row.attempts, cfg.backoff_base_seconds, cfg.backoff_max_seconds)
-            if result.retry_after is not None:
-                delay = max(delay, result.retry_after)
             plans.append((row.id, now + delay, is_dead, result.error or "delivery failed"))
             dead += is_dead
-        await self._writer.run(lambda c: store.retry_rows(c, plans))
+        await self._writer.run(functools.partial(_retry, name, plans, self._clock()))
         self._metrics.retries.labels(name).inc(len(plans))
         if dead:
             self._metrics.dead.labels(name).inc(dead)

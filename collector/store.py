@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS delivery_log (
     detail TEXT,
     at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS forwarder_state (
+    destination TEXT PRIMARY KEY,
+    in_flight INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY,
     received_at REAL NOT NULL,
@@ -171,14 +176,33 @@ def log_delivery(
     )
 
 
+def set_in_flight(destination: str, n: int, at: float, conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO forwarder_state (destination, in_flight, updated_at) VALUES (?, ?, ?)",
+        (destination, n, at),
+    )
+
+
+def empty_status() -> dict[str, object]:
+    return {
+        "pending": 0,
+        "in_flight": 0,
+        "retrying": 0,
+        "dead": 0,
+        "oldest_age_s": None,
+        "last_error": None,
+    }
+
+
 def status(conn: sqlite3.Connection, now: float) -> dict[str, dict[str, object]]:
+    """Per destination: pending (not dead, including in flight and retrying),
+    in flight (sent, not yet confirmed), retrying (failed at least once), dead,
+    age of the oldest pending row, last error."""
     out: dict[str, dict[str, object]] = {}
     for dest, dead, n, oldest in conn.execute(
         "SELECT destination, dead, count(*), min(created_at) FROM outbox GROUP BY destination, dead"
     ):
-        entry = out.setdefault(
-            dest, {"pending": 0, "dead": 0, "oldest_age_s": None, "last_error": None}
-        )
+        entry = out.setdefault(dest, empty_status())
         entry["dead" if dead else "pending"] = n
         if not dead and oldest is not None:
             entry["oldest_age_s"] = round(now - oldest, 1)
@@ -186,8 +210,14 @@ def status(conn: sqlite3.Connection, now: float) -> dict[str, dict[str, object]]
         "SELECT destination, last_error FROM outbox WHERE last_error IS NOT NULL"
         " AND id IN (SELECT max(id) FROM outbox WHERE last_error IS NOT NULL GROUP BY destination)"
     ):
-        out.setdefault(dest, {"pending": 0, "dead": 0, "oldest_age_s": None, "last_error": None})
+        out.setdefault(dest, empty_status())
         out[dest]["last_error"] = err
+    for dest, n in conn.execute(
+        "SELECT destination, count(*) FROM outbox WHERE dead = 0 AND attempts > 0 GROUP BY destination"
+    ):
+        out.setdefault(dest, empty_status())["retrying"] = n
+    for dest, n in conn.execute("SELECT destination, in_flight FROM forwarder_state"):
+        out.setdefault(dest, empty_status())["in_flight"] = n
     return out
 
 

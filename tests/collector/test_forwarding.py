@@ -155,3 +155,20 @@ def test_backoff_is_exponential_with_jitter_and_capped() -> None:
     assert backoff(0, 1.0, 600, rng=lambda: 1.0) == 1.0
     assert backoff(3, 1.0, 600, rng=lambda: 1.0) == 8.0
     assert backoff(40, 1.0, 600, rng=lambda: 1.0) == 600.0
+
+
+def test_bounded_attempts_move_rows_to_dead_letter(server_factory, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+    receiver.status = 500
+    cfg = config(receiver.url).replace(
+        "backoff_max_seconds = 0.3", "backoff_max_seconds = 0.3\nmax_attempts = 3"
+    )
+    server = server_factory(cfg, env={"HOOK_SECRET": SECRET}).start()
+    send(server, 4, "att")
+    assert wait_for(lambda: outbox(server)["hook"]["dead"] == 4, timeout=15)
+    assert len(receiver.requests) == 3  # exactly max_attempts tries, then dead
+    status = outbox(server)["hook"]
+    assert (
+        status["pending"] == 0
+        and status["in_flight"] == 0
+        and "HTTP 500" in str(status["last_error"])
+    )

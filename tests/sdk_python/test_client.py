@@ -66,6 +66,27 @@ def test_drop_in_for_segment_analytics(server_factory) -> None:  # type: ignore[
     ]
 
 
+def test_unmodified_rudderstack_client_works(server: Server) -> None:
+    from rudderstack.analytics.client import Client as RudderClient
+
+    rudder = RudderClient(WRITE_KEY, host=server.url, sync_mode=True)
+    rudder.identify("rudder-user", {"email": "r@example.com"}, context=CONSENTED)
+    rudder.track("rudder-user", "Rudder Event", {"n": 1}, context=CONSENTED)
+    rudder.page("rudder-user", "Docs", "Home", context=CONSENTED)
+    rudder.flush()
+    lines = wait_for(lambda: r if len(r := read_jsonl(server.data_dir / "out")) >= 3 else None)
+    assert lines is not None
+    assert {m["type"] for m in lines} == {"identify", "track", "page"}
+    assert all(str(m["userId"]).startswith("ps1.") for m in lines)
+    identify = next(m for m in lines if m["type"] == "identify")
+    # RudderStack's SDK sends identify traits under context.traits
+    traits = identify.get("traits") or identify["context"]["traits"]
+    assert traits["email"].startswith("ps1.")
+    server.stop()
+    disk = b"".join(p.read_bytes() for p in server.data_dir.rglob("*") if p.is_file())
+    assert b"r@example.com" not in disk and b"rudder-user" not in disk
+
+
 def test_never_raises_and_delivers_after_collector_comes_back(server_factory) -> None:  # type: ignore[no-untyped-def]
     server = server_factory()
     drops: list[tuple[str, int]] = []
