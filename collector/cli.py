@@ -10,6 +10,7 @@ import asyncio
 import csv
 import json
 import logging
+import os
 import signal
 import sqlite3
 import sys
@@ -60,6 +61,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     if runtime.keyring_created:
         print(f"Created keyring {cfg.keyring_path()} (mode 0600)", flush=True)
+    if "CONSENTRY_MASTER_KEY" not in os.environ and cfg.master_key_path().parent == cfg.data_dir:
+        print(
+            f"Note: the master key is in {cfg.master_key_path()}, beside the data. In production set"
+            " CONSENTRY_MASTER_KEY or [keys] master_key_file outside the data directory.",
+            flush=True,
+        )
     host = args.host or cfg.server.host
     port = args.port if args.port is not None else cfg.server.port
     app = create_app(runtime, forward=cfg.server.forward and not args.no_forward)

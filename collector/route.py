@@ -8,7 +8,6 @@ answered only after the commit.
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -324,7 +323,3 @@ def _decision_record(d: Decision) -> store.DecisionRecord:
     return store.DecisionRecord(
         d.destination, d.outcome, d.jurisdiction, d.legal_basis, d.reasons, d.record_ids
     )
-
-
-def monotonic() -> float:
-    return time.monotonic()

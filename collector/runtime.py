@@ -188,6 +188,7 @@ class Runtime:
             quarantine_ttl_s=config.privacy.quarantine_ttl_days * 86400.0,
         )
         self.forwarder: Forwarder | None = None
+        self._last_expiry = 0.0
         self.writer = Writer(
             conn,
             max_group=config.storage.group_commit_max,
@@ -200,6 +201,11 @@ class Runtime:
         now = datetime.now(UTC)
         if self.ledger.due(now):
             self.ledger.checkpoint(now)
+        stamp = now.timestamp()
+        if stamp - self._last_expiry >= 60:
+            # Quarantined payloads may hold raw identifiers: they live only for their TTL.
+            self._last_expiry = stamp
+            store.expire_quarantine(conn, stamp)
 
     def _after_commit(self) -> None:
         if self.forwarder is not None:

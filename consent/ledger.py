@@ -24,7 +24,7 @@ import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import msgspec
@@ -440,10 +440,6 @@ def verify(
             min(orphan),
         )
     return VerifyResult(True, count, last, count - (last.seq if last else 0))
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 def read_state(conn: sqlite3.Connection, one_id: int) -> ConsentState:
