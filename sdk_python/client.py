@@ -391,7 +391,7 @@ class Client(_Calls):
         on_drop: DropHandler | None = None,
         context: Mapping[str, Any] | None = None,
         upload_size: int = MAX_REQUEST_BYTES - 20_000,
-        max_batch: int = 500,
+        max_batch: int = 1000,
         pseudonym_key: str | None = None,
         transport: httpx.BaseTransport | None = None,
         **_ignored: Any,
