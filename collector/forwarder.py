@@ -199,29 +199,44 @@ class Forwarder:
     ) -> tuple[list[tuple[store.OutboxRow, int]], list[store.OutboxRow]]:
         send: list[tuple[store.OutboxRow, int]] = []
         drop: list[store.OutboxRow] = []
+        people: dict[int, tuple[int, bool]] = {}
         states: dict[int, Any] = {}
+        verdicts: dict[tuple[int, str, bool, frozenset[str]], bool] = {}
         for row in rows:
-            one_id, erased = current_one_id(conn, row.one_id)
+            if row.one_id not in people:
+                people[row.one_id] = current_one_id(conn, row.one_id)
+            one_id, erased = people[row.one_id]
             if erased:
                 drop.append(row)
                 continue
-            if one_id not in states:
-                states[one_id] = read_state(conn, one_id)
-            facts = EventFacts(jurisdiction=row.jurisdiction, gpc=row.gpc, pi_categories=row.pi)
-            decision = decide(
-                states[one_id], facts, lane.facts, self._policies.get(row.jurisdiction)
-            )
-            if decision.allowed:
+            key = (one_id, row.jurisdiction, row.gpc, row.pi)
+            allowed = verdicts.get(key)
+            if allowed is None:
+                if one_id not in states:
+                    states[one_id] = read_state(conn, one_id)
+                facts = EventFacts(jurisdiction=row.jurisdiction, gpc=row.gpc, pi_categories=row.pi)
+                policy = self._policies.get(row.jurisdiction)
+                allowed = verdicts[key] = decide(states[one_id], facts, lane.facts, policy).allowed
+            if allowed:
                 send.append((row, one_id))
             else:
                 drop.append(row)
         return send, drop
 
     def _finalize(self, row: store.OutboxRow, one_id: int, domain: str) -> bytes:
+        """Add the OneID as this destination sees it (its own domain, current
+        after merges). The collector wrote the marker itself, so a byte-level
+        insert is exact; anything else takes the decode path."""
+        their_one_id = self._ps.derive_opaque("one_id", str(one_id), domain)
+        anchor = b'"domain":' + _encoder.encode(domain) + b"}"
+        if row.payload.count(anchor) == 1:
+            return row.payload.replace(
+                anchor, anchor[:-1] + b',"oneId":"' + their_one_id.encode() + b'"}'
+            )
         message = _decoder.decode(row.payload)
         context = message.setdefault("context", {})
         marker = context.setdefault("consentry", {})
-        marker["oneId"] = self._ps.derive_opaque("one_id", str(one_id), domain)
+        marker["oneId"] = their_one_id
         return _encoder.encode(message)
 
     async def drain_once(self, name: str, conn: sqlite3.Connection) -> bool:
