@@ -260,7 +260,8 @@ class Forwarder:
             return True
         domain = lane.config.domain()
         payloads = [self._finalize(row, one_id, domain) for row, one_id in send]
-        await self._writer.run(functools.partial(store.set_in_flight, name, len(payloads), now))
+        # Not awaited: the marker rides along with the next group commit.
+        self._writer.submit(functools.partial(store.set_in_flight, name, len(payloads), now))
         result = await lane.destination.send(payloads)
         ids = [row.id for row, _ in send]
         if result.ok:

@@ -2,9 +2,11 @@
 
 The table is created if missing: typed columns for the common Segment fields,
 JSONB for properties, traits, context and integrations, ``message_id`` as the
-primary key. A batch is COPYed into a session-temporary staging table and
-moved with ``INSERT ... ON CONFLICT (message_id) DO NOTHING`` in one
-transaction, so redelivery after a crash never duplicates a row.
+primary key. A batch is COPYed straight into the table in one transaction; if
+that hits a duplicate ``message_id`` (redelivery after a crash), the batch is
+COPYed into a session-temporary staging table instead and moved with
+``INSERT ... ON CONFLICT (message_id) DO NOTHING``, so redelivery never
+duplicates a row and the common case costs one COPY.
 
 Deletion (GDPR Art. 17/19): rows whose ``one_id`` (the OneID pseudonym in this
 destination's domain) belongs to an erased person are deleted.
@@ -150,25 +152,42 @@ class PostgresDestination:
             return SendResult(False, False, None, f"undecodable outbox payload: {exc}")
         try:
             conn = await self._connection()
-            async with conn.transaction():
-                cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-                async with conn.cursor().copy(
-                    sql.SQL("COPY consentry_stage ({}) FROM STDIN").format(cols)
-                ) as copy:
-                    for r in rows:
-                        await copy.write_row(r)
-                await conn.execute(
-                    sql.SQL(
-                        "INSERT INTO {t} ({c}) SELECT {c} FROM consentry_stage"
-                        " ON CONFLICT (message_id) DO NOTHING"
-                    ).format(t=self.table, c=cols)
-                )
+            cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+            try:
+                # Fast path: COPY straight into the table. A duplicate message_id
+                # (redelivery after a crash) aborts it, and the batch takes the
+                # staging path, whose ON CONFLICT skips what already landed.
+                async with conn.transaction():
+                    await self._copy(
+                        conn,
+                        sql.SQL("COPY {t} ({c}) FROM STDIN").format(t=self.table, c=cols),
+                        rows,
+                    )
+            except psycopg.errors.UniqueViolation:
+                async with conn.transaction():
+                    await self._copy(
+                        conn, sql.SQL("COPY consentry_stage ({}) FROM STDIN").format(cols), rows
+                    )
+                    await conn.execute(
+                        sql.SQL(
+                            "INSERT INTO {t} ({c}) SELECT {c} FROM consentry_stage"
+                            " ON CONFLICT (message_id) DO NOTHING"
+                        ).format(t=self.table, c=cols)
+                    )
         except psycopg.errors.DataError as exc:
             return SendResult(False, False, None, f"PostgreSQL rejected the batch: {exc}")
         except psycopg.Error as exc:
             await self._drop()
             return SendResult(False, True, None, f"PostgreSQL: {type(exc).__name__}: {exc}")
         return SendResult(True)
+
+    @staticmethod
+    async def _copy(
+        conn: psycopg.AsyncConnection[Any], statement: sql.Composed, rows: list[tuple[object, ...]]
+    ) -> None:
+        async with conn.cursor().copy(statement) as copy:
+            for r in rows:
+                await copy.write_row(r)
 
     async def delete(self, one_ids: list[str]) -> DeleteResult:
         try:
