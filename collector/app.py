@@ -158,11 +158,16 @@ class Api:
                 if kind is not None:
                     raise RequestError(400, reason, path) from None
                 rejected.append(Rejection(index, reason, path, raw))
-        tally = await self.rt.writer.run(
-            lambda c: self.rt.router.route(
-                c, prepared, rejected, source=source, received_at=received_at
+        try:
+            tally = await self.rt.writer.run(
+                lambda c: self.rt.router.route(
+                    c, prepared, rejected, source=source, received_at=received_at
+                )
             )
-        )
+        except Exception as exc:
+            # Nothing was acknowledged: say so with a status clients retry on.
+            log.error("batch from %s not stored: %s", source, type(exc).__name__)
+            raise RequestError(503, "the batch could not be stored durably; retry later") from None
         m = self.rt.metrics
         m.received.labels(source).inc(len(items))
         m.accepted.labels(source).inc(tally.accepted)

@@ -626,16 +626,17 @@ class Client(_Calls):
                 self._cond.notify_all()
             try:
                 if batch:
-                    ok = self._deliver([d for _, d in batch], keep=self._spool is not None)
-                    if ok and from_spool and self._spool is not None:
-                        self._spool.delete([s for s, _ in batch])
-                    elif not ok and self._spool is not None:
+                    outcome = self._deliver([d for _, d in batch], keep=self._spool is not None)
+                    if outcome == "retry" and self._spool is not None:
                         if not from_spool:
                             self._spool.put(batch)
                         failures += 1
                         # The collector is down: wait before trying the spool again.
                         time.sleep(min(30.0, 0.2 * 2 ** min(failures, 8)))
-                    if ok:
+                    else:
+                        # Delivered, or refused for good (already reported via on_drop).
+                        if from_spool and self._spool is not None:
+                            self._spool.delete([s for s, _ in batch])
                         failures = 0
             except Exception:
                 log.exception("sender error")
@@ -655,7 +656,9 @@ class Client(_Calls):
             self.host + path, content=body, headers=headers, auth=(self.write_key, "")
         )
 
-    def _deliver(self, batch: list[bytes], *, keep: bool = False) -> bool:
+    def _deliver(
+        self, batch: list[bytes], *, keep: bool = False
+    ) -> Literal["delivered", "retry", "rejected"]:
         """Send one batch with retries. ``keep``: the caller will spool it on
         failure, so it is not counted as dropped."""
         body = (
@@ -672,7 +675,7 @@ class Client(_Calls):
                 if response.status_code < 300:
                     self.delivered += len(batch)
                     self._report_rejections(response)
-                    return True
+                    return "delivered"
                 error = RuntimeError(
                     f"collector answered HTTP {response.status_code}: {response.text[:500]}"
                 )
@@ -683,20 +686,20 @@ class Client(_Calls):
             if attempt == retries or self._stopping:
                 break
             time.sleep(retry_delay(attempt, retry_after))
-        if not keep:
-            self.failed += len(batch)
-            self._drop("delivery_failed", len(batch))
-            log.error("batch of %d messages not delivered: %s", len(batch), error)
-            if self.on_error is not None and error is not None:
-                try:
-                    self.on_error(error, batch)
-                except Exception:
-                    log.exception("on_error callback failed")
-        else:
+        if keep:
             log.warning(
                 "collector unreachable (%s); %d messages kept in the spool", error, len(batch)
             )
-        return False
+            return "retry"
+        self.failed += len(batch)
+        self._drop("delivery_failed", len(batch))
+        log.error("batch of %d messages not delivered: %s", len(batch), error)
+        if self.on_error is not None and error is not None:
+            try:
+                self.on_error(error, batch)
+            except Exception:
+                log.exception("on_error callback failed")
+        return "rejected"
 
     def _report_rejections(self, response: httpx.Response) -> None:
         try:

@@ -182,3 +182,22 @@ def test_local_pseudonymization_keeps_raw_identifiers_in_the_backend(server: Ser
         client.track("raw-user-77", "Bought", context=CONSENTED)
     lines = wait_for(lambda: r if len(r := read_jsonl(server.data_dir / "out")) >= 2 else None)
     assert lines is not None and len({m["userId"] for m in lines}) == 1
+
+
+def test_refused_batches_are_reported_not_retried_forever(server: Server, tmp_path: Path) -> None:
+    drops: list[tuple[str, int]] = []
+    errors: list[Exception] = []
+    client = Client(
+        "wrong-key",
+        host=server.url,
+        spool_path=tmp_path / "s.db",
+        flush_interval=0.05,
+        on_drop=lambda r, n: drops.append((r, n)),
+        on_error=lambda e, b: errors.append(e),
+    )
+    for i in range(5):
+        client.track("u", "E", message_id=f"bad-{i}")
+    assert client.flush(15)
+    client.shutdown()
+    assert drops == [("delivery_failed", 5)] and client.spooled == 0
+    assert "401" in str(errors[0])
