@@ -58,6 +58,11 @@ def _finish(
     store.finish_erasure(conn, erasure_id, status, deleted, detail, at)
 
 
+def _ledger_head(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT max(seq) FROM consent_ledger").fetchone()
+    return int(row[0] or 0)
+
+
 def _delivered(name: str, ids: list[int], at: float, conn: sqlite3.Connection) -> None:
     store.delete_rows(conn, ids)
     store.set_in_flight(name, 0, at, conn)
@@ -246,7 +251,15 @@ class Forwarder:
         rows = await asyncio.to_thread(store.due_rows, conn, name, now, lane.config.batch_size)
         if not rows:
             return False
-        send, drop = await asyncio.to_thread(self._recheck, conn, lane, rows)
+        # Consent is decided again at send time. If the ledger moved while we were
+        # deciding (a withdrawal was acknowledged), decide again, so nothing goes
+        # out on the strength of consent withdrawn before the send.
+        for _ in range(5):
+            head = await asyncio.to_thread(_ledger_head, conn)
+            send, drop = await asyncio.to_thread(self._recheck, conn, lane, rows)
+            payloads = [self._finalize(row, one_id, lane.config.domain()) for row, one_id in send]
+            if await asyncio.to_thread(_ledger_head, conn) == head:
+                break
         if drop:
             ids = [r.id for r in drop]
 
@@ -258,8 +271,6 @@ class Forwarder:
             self._metrics.dropped_consent.labels(name).inc(len(ids))
         if not send:
             return True
-        domain = lane.config.domain()
-        payloads = [self._finalize(row, one_id, domain) for row, one_id in send]
         # Not awaited: the marker rides along with the next group commit.
         self._writer.submit(functools.partial(store.set_in_flight, name, len(payloads), now))
         result = await lane.destination.send(payloads)
