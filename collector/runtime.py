@@ -143,8 +143,9 @@ class Runtime:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.data_dir = config.data_dir
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.data_dir, 0o700)
+        if not self.data_dir.exists():
+            # Ours: private. An existing directory keeps the mode its owner chose.
+            self.data_dir.mkdir(parents=True, mode=0o700)
         self.keyring, self.master_key, self.keyring_created = open_keyring(config)
         self.metrics = Metrics()
         self.policies = build_policies(config)
