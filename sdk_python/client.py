@@ -100,6 +100,17 @@ def retry_delay(
     return backoff / 2 + rng() * backoff / 2
 
 
+_LIBRARY = {"name": "consentry-python", "version": VERSION}
+_LIBRARY_CONTEXT: dict[str, Any] = {"library": _LIBRARY}
+
+
+def _plain(value: Mapping[str, Any] | None) -> Any:
+    """Pass dicts through (they are encoded at once); copy other mappings."""
+    if not value:
+        return None
+    return value if type(value) is dict else dict(value)
+
+
 class _Builder:
     """Builds and encodes messages; shared by Client and AsyncClient."""
 
@@ -108,9 +119,12 @@ class _Builder:
         self._ps = pseudonymizer
 
     def context(self, context: Mapping[str, Any] | None) -> dict[str, Any]:
-        ctx = {**self.default_context, **(context or {})}
-        ctx.setdefault("library", {"name": "consentry-python", "version": VERSION})
         ambient = current_consent()
+        if not context and not self.default_context and not ambient:
+            # Encoded right away and never mutated: one shared dict is enough.
+            return _LIBRARY_CONTEXT
+        ctx = {**self.default_context, **(context or {})}
+        ctx.setdefault("library", _LIBRARY)
         if ambient and "consent" not in ctx:
             ctx["consent"] = ambient
         return ctx
@@ -188,13 +202,13 @@ class _Calls:
         return self._enqueue(
             lambda c, t, m: Track(
                 event=event or "",
-                properties=dict(properties) if properties else None,
+                properties=_plain(properties),
                 userId=b.ident("user_id", user_id),
                 anonymousId=b.ident("anonymous_id", anonymous_id),
                 context=c,
                 timestamp=t,
                 messageId=m,
-                integrations=dict(integrations) if integrations else None,
+                integrations=_plain(integrations),
             ),
             context,
             timestamp,
@@ -220,7 +234,7 @@ class _Calls:
                 context=c,
                 timestamp=t,
                 messageId=m,
-                integrations=dict(integrations) if integrations else None,
+                integrations=_plain(integrations),
             ),
             context,
             timestamp,
@@ -248,7 +262,7 @@ class _Calls:
                 context=c,
                 timestamp=t,
                 messageId=m,
-                integrations=dict(integrations) if integrations else None,
+                integrations=_plain(integrations),
             ),
             context,
             timestamp,
@@ -272,7 +286,7 @@ class _Calls:
                 context=c,
                 timestamp=t,
                 messageId=m,
-                integrations=dict(integrations) if integrations else None,
+                integrations=_plain(integrations),
             ),
             context,
             timestamp,
@@ -296,13 +310,13 @@ class _Calls:
             lambda c, t, m: Page(
                 name=name,
                 category=category,
-                properties=dict(properties) if properties else None,
+                properties=_plain(properties),
                 userId=b.ident("user_id", user_id),
                 anonymousId=b.ident("anonymous_id", anonymous_id),
                 context=c,
                 timestamp=t,
                 messageId=m,
-                integrations=dict(integrations) if integrations else None,
+                integrations=_plain(integrations),
             ),
             context,
             timestamp,
@@ -326,13 +340,13 @@ class _Calls:
             lambda c, t, m: Screen(
                 name=name,
                 category=category,
-                properties=dict(properties) if properties else None,
+                properties=_plain(properties),
                 userId=b.ident("user_id", user_id),
                 anonymousId=b.ident("anonymous_id", anonymous_id),
                 context=c,
                 timestamp=t,
                 messageId=m,
-                integrations=dict(integrations) if integrations else None,
+                integrations=_plain(integrations),
             ),
             context,
             timestamp,

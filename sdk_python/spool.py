@@ -65,10 +65,15 @@ class Spool:
         return out
 
     def delete(self, seqs: list[int]) -> None:
+        """Forget a delivered head batch. ``head`` returns the lowest sequence
+        numbers and only the sender adds lower ones, so the batch is exactly the
+        rows in its range: one range delete."""
+        if not seqs:
+            return
         with self._lock:
-            self._conn.execute("BEGIN")
-            cur = self._conn.executemany("DELETE FROM spool WHERE seq = ?", [(s,) for s in seqs])
-            self._conn.execute("COMMIT")
+            cur = self._conn.execute(
+                "DELETE FROM spool WHERE seq BETWEEN ? AND ?", (min(seqs), max(seqs))
+            )
             self._count -= cur.rowcount
 
     def close(self) -> None:

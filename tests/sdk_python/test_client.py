@@ -179,6 +179,8 @@ def test_consent_call_records_and_unlocks_forwarding(server: Server) -> None:
     assert result is not None and result["action"] == "grant"
     client.track("c-user", "After Consent", message_id="after")
     assert client.flush(10)
+    # delivered before the withdrawal (a withdrawal first would stop it in the outbox)
+    assert wait_for(lambda: read_jsonl(server.data_dir / "out"))
     result = client.consent("c-user", {"analytics": False}, method="preferences")
     assert result is not None and result["action"] == "withdraw"
     client.track("c-user", "After Withdrawal", message_id="withdrawn")
