@@ -573,7 +573,13 @@ class Client(_Calls):
         with self._cond:
             if len(self._queue) >= self.max_queue_size:
                 if self._spool is not None:
-                    # Spill the whole queue: the sender reads the spool in call order.
+                    if len(self._queue) < 2 * self.max_queue_size:
+                        # The sender moves the overflow to disk, off the caller's
+                        # thread; memory stays under twice max_queue_size.
+                        self._queue.append(item)
+                        self._cond.notify_all()
+                        return True
+                    # The sender is stuck: spill here. The spool keeps call order.
                     spill = [*self._queue, item]
                     self._queue.clear()
                     self._spool.put(spill)
@@ -635,6 +641,19 @@ class Client(_Calls):
                         break
                 if self._stopping and not self._queue:
                     return
+                spill: list[tuple[int, bytes]] = []
+                if self._spool is not None and len(self._queue) > self.max_queue_size:
+                    spill = list(self._queue)
+                    self._queue.clear()
+                    self._inflight += len(spill)  # so flush() waits for the move
+            if spill:
+                assert self._spool is not None
+                try:
+                    self._spool.put(spill)
+                finally:
+                    with self._cond:
+                        self._inflight -= len(spill)
+            with self._cond:
                 batch, from_spool = self._take_batch()
                 self._inflight += len(batch)
                 self._cond.notify_all()
