@@ -18,7 +18,9 @@ from sdk_python.spool import Spool
     st.integers(0, 7),
     st.integers(50, 3000),
 )
-def test_fifo_in_call_order_across_reopen(runs: list[int], limit: int, late: int, size: int) -> None:
+def test_fifo_in_call_order_across_reopen(
+    runs: list[int], limit: int, late: int, size: int
+) -> None:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "s.db"
         spool = Spool(path, chunk_items=97, chunk_bytes=20_000)
