@@ -35,6 +35,12 @@ end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = os.getenv("BENCH_AUTH")
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+if pause > 0 then
+  -- uniform in [0, 2 x pause]: the same mean rate, without the connections
+  -- firing in lock-step bursts
+  delay = function() return math.random(0, 2 * pause) end
+end
 request = function()
   i = i % #bodies + 1
   return wrk.format(nil, os.getenv("BENCH_PATH"), nil, bodies[i])
@@ -176,7 +182,9 @@ def wrk(
     threads: int = 2,
     rate: int | None = None,
 ) -> dict[str, float]:
-    """Run wrk (or wrk2-style fixed rate is not available: see the caller) and parse its summary."""
+    """Run wrk and parse its summary. ``rate``: aim for that many requests/s by
+    pausing each connection between requests (wrk's ``delay`` hook); the rate
+    reached is reported, since latency adds to the pause."""
     if shutil.which("wrk") is None:
         sys.exit("benchmarks need wrk on PATH (Debian: apt-get install wrk)")
     work = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
@@ -187,6 +195,7 @@ def wrk(
         "BENCH_BODIES": str(work / "bodies.txt"),
         "BENCH_AUTH": basic_auth(),
         "BENCH_PATH": path,
+        "BENCH_DELAY_MS": str(int(connections * 1000 / rate)) if rate else "0",
     }
     out = subprocess.run(
         [

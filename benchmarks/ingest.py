@@ -92,6 +92,9 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--people", type=int, default=5000)
     ap.add_argument("--skip-single", action="store_true")
+    ap.add_argument(
+        "--soak", type=int, default=0, help="then run N more seconds at 50%% and report RSS"
+    )
     args = ap.parse_args()
 
     bodies = batches(400, 100, people=args.people)
@@ -128,6 +131,18 @@ def main() -> None:
         report("consentry serve, batches", rf, 100, full.cpu_seconds() - c0)
         print(f"{'ratio full/baseline (events/s)':<34} {rf['rps'] / rb['rps']:>10.2f}x")
         acked_batches = rf["requests"] - rf["status_errors"]
+        half = max(1, int(rf["rps"] / 2))
+        c0 = full.cpu_seconds()
+        rh = wrk(
+            full.url,
+            "/v1/batch",
+            bodies,
+            seconds=args.seconds,
+            connections=args.connections,
+            rate=half,
+        )
+        report(f"consentry serve, at 50% ({half} req/s)", rh, 100, full.cpu_seconds() - c0)
+        acked_batches += rh["requests"] - rh["status_errors"]
         if not args.skip_single:
             c0 = full.cpu_seconds()
             rfs = wrk(
@@ -136,6 +151,21 @@ def main() -> None:
             report("consentry serve, single", rfs, 1, full.cpu_seconds() - c0)
             print(f"{'ratio full/baseline (single req/s)':<34} {rfs['rps'] / rbs['rps']:>10.2f}x")
         print(f"RSS {rss0:.0f} MB -> {full.rss_mb():.0f} MB")
+        if args.soak:
+            rss_start = full.rss_mb()
+            rs = wrk(
+                full.url,
+                "/v1/batch",
+                bodies,
+                seconds=args.soak,
+                connections=args.connections,
+                rate=half,
+            )
+            acked_batches += rs["requests"] - rs["status_errors"]
+            print(
+                f"soak {args.soak} s at 50%: {rs['rps'] * 100:,.0f} ev/s, p99 {rs['p99_us'] / 1000:.1f} ms,"
+                f" RSS {rss_start:.0f} MB -> {full.rss_mb():.0f} MB"
+            )
     finally:
         full.stop()
 
