@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import json
 import logging
 import os
@@ -56,15 +57,25 @@ def destination_types() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=DESTINATION_GROUP)}
 
 
+BUILTIN_TYPES = {
+    "jsonl": "collector.destinations.jsonl:JsonlDestination",
+    "http": "collector.destinations.http:HttpDestination",
+    "postgres": "collector.destinations.postgres:PostgresDestination",
+    "segment": "collector.destinations.segment:SegmentDestination",
+}
+
+
 def build_destination(config: DestinationConfig, data_dir: Path) -> Destination:
-    types = destination_types()
-    kind = type(config).__struct_config__.tag
-    ep = types.get(str(kind))
-    if ep is None:
-        raise ConfigError(
-            f"destination {config.name}: no type {kind!r} installed; have {sorted(types)}"
-        )
-    cls = ep.load()
+    kind = str(type(config).__struct_config__.tag)
+    ep = destination_types().get(kind)
+    if ep is not None:
+        cls = ep.load()
+    elif kind in BUILTIN_TYPES:
+        # Running from a source tree that was never installed: no entry points.
+        module, _, name = BUILTIN_TYPES[kind].partition(":")
+        cls = getattr(importlib.import_module(module), name)
+    else:
+        raise ConfigError(f"destination {config.name}: no type {kind!r} is installed")
     destination: Destination = cls(config, data_dir=data_dir)
     return destination
 
