@@ -33,6 +33,18 @@ class Tally:
     consent_records: int = 0
 
 
+def destination_facts(d: DestinationConfig) -> DestinationFacts:
+    """What the decision function needs to know about a destination."""
+    return DestinationFacts(
+        name=d.name,
+        purposes=tuple(d.purposes),
+        region=d.region,
+        recipient=d.recipient,
+        third_party=d.third_party,
+        pi_categories=frozenset(d.pi_categories),
+    )
+
+
 class Router:
     def __init__(
         self,
@@ -50,17 +62,7 @@ class Router:
         self.ledger = ledger
         self.policies = policies
         self.destinations = list(destinations)
-        self.facts = {
-            d.name: DestinationFacts(
-                name=d.name,
-                purposes=tuple(d.purposes),
-                region=d.region,
-                recipient=d.recipient,
-                third_party=d.third_party,
-                pi_categories=frozenset(d.pi_categories),
-            )
-            for d in destinations
-        }
+        self.facts = {d.name: destination_facts(d) for d in destinations}
         self.vault = vault
         self.event_consent = event_consent
         self.decisions = decisions

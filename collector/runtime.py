@@ -27,7 +27,7 @@ from collector.errors import ConfigError
 from collector.forwarder import Forwarder, Lane
 from collector.ingest import IngestOptions, Preparer
 from collector.metrics import Metrics
-from collector.route import Router
+from collector.route import Router, destination_facts
 from collector.vault import Vault
 from collector.writer import Writer, connect
 from consent.ledger import Ledger
@@ -230,19 +230,8 @@ class Runtime:
     def make_forwarder(self) -> Forwarder:
         lanes = {}
         for dest in self.destinations:
-            from consent.decide import DestinationFacts
-
             lanes[dest.name] = Lane(
-                dest,
-                build_destination(dest, self.data_dir),
-                DestinationFacts(
-                    name=dest.name,
-                    purposes=tuple(dest.purposes),
-                    region=dest.region,
-                    recipient=dest.recipient,
-                    third_party=dest.third_party,
-                    pi_categories=frozenset(dest.pi_categories),
-                ),
+                dest, build_destination(dest, self.data_dir), destination_facts(dest)
             )
         self.forwarder = Forwarder(
             db_path=self.db_path,

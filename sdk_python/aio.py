@@ -28,10 +28,9 @@ from sdk_python.client import (
     _Calls,
     _now,
     _pseudonymizer,
-    message_ids,
     retry_delay,
 )
-from sdk_python.messages import MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, Message
+from sdk_python.messages import MAX_REQUEST_BYTES, Message
 
 log = logging.getLogger("consentry.sdk")
 _encoder = msgspec.json.Encoder()
@@ -100,11 +99,8 @@ class AsyncClient(_Calls):
         message_id: str | None,
     ) -> tuple[bool, str | None]:
         try:
-            message = build(
-                self._b.context(context), timestamp or _now(), message_id or message_ids()
-            )
-            data = _encoder.encode(message)
-            if len(data) > MAX_MESSAGE_BYTES:
+            message, data = self._b.encode(build, context, timestamp, message_id)
+            if data is None:
                 self._drop("too_large", 1)
                 return False, None
             if self._task is None:

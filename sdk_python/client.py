@@ -129,6 +129,23 @@ class _Builder:
             ctx["consent"] = ambient
         return ctx
 
+    def encode(
+        self,
+        build: Callable[[dict[str, Any], datetime, str], Message],
+        context: Mapping[str, Any] | None,
+        timestamp: datetime | None,
+        message_id: str | None,
+    ) -> tuple[Message, bytes | None]:
+        """Build and encode once; ``None`` bytes when over the per-message limit."""
+        message = build(self.context(context), timestamp or _now(), message_id or message_ids())
+        data = _encoder.encode(message)
+        if len(data) > MAX_MESSAGE_BYTES:
+            log.error(
+                "message over %d bytes dropped: %s", MAX_MESSAGE_BYTES, type(message).__name__
+            )
+            return message, None
+        return message, data
+
     def ident(self, kind: str, value: str | None) -> str | None:
         """Local pseudonymization: raw identifiers never leave the backend."""
         if value is None or self._ps is None:
@@ -548,15 +565,9 @@ class Client(_Calls):
         message_id: str | None,
     ) -> tuple[bool, str | None]:
         try:
-            message = build(
-                self._b.context(context), timestamp or _now(), message_id or message_ids()
-            )
-            data = _encoder.encode(message)
-            if len(data) > MAX_MESSAGE_BYTES:
+            message, data = self._b.encode(build, context, timestamp, message_id)
+            if data is None:
                 self._drop("too_large", 1)
-                log.error(
-                    "message over %d bytes dropped: %s", MAX_MESSAGE_BYTES, type(message).__name__
-                )
                 return False, None
             if not self.send:
                 return True, message.messageId
