@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 import httpx
-import msgspec
 
 from sdk_python.client import (
     DEFAULT_HOST,
@@ -33,7 +32,6 @@ from sdk_python.client import (
 from sdk_python.messages import MAX_REQUEST_BYTES, Message
 
 log = logging.getLogger("consentry.sdk")
-_encoder = msgspec.json.Encoder()
 
 
 class AsyncClient(_Calls):
