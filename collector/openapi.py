@@ -79,6 +79,23 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
                 "responses": {"200": {"description": "Recorded in the ledger"}, **_errors()},
             }
         },
+        "/v1/erase": {
+            "post": {
+                "summary": "Erase a person (every identifier of their OneID) and propagate it",
+                "description": "Bearer token from the environment variable named by"
+                " [server] admin_token_env; off when unset (403).",
+                "responses": {
+                    "200": {"description": "What was erased, per destination"},
+                    **_errors(),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {"200": {"description": "text format"}},
+            }
+        },
         "/healthz": {
             "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}
         },
