@@ -192,3 +192,11 @@ def test_metrics_endpoint(server: Server) -> None:
     text = httpx.get(server.url + "/metrics").text
     assert 'consentry_messages_accepted_total{source="default"} 1.0' in text
     assert "consentry_outbox_depth" in text
+
+
+def test_openapi_document_is_valid() -> None:
+    from openapi_spec_validator import validate
+
+    from collector.openapi import document
+
+    validate(document())  # raises with the JSON path of any problem
