@@ -57,7 +57,7 @@ def test_template_path_equals_per_destination_path(kind, props, ip, with_email) 
     if ip:
         msg["context"]["ip"] = ip  # type: ignore[index]
     if kind == "identify":
-        msg["traits"] = {"email": "Z@Y.co", "phone": "+4915112345678", **props}
+        msg["traits"] = {**props, "email": "Z@Y.co", "phone": "+4915112345678"}
     message = decode_message(msgspec.json.encode(msg), index=0, prefix="$")
     p = preparer.prepare(message, index=0, prefix="$", received_at=datetime(2026, 1, 1, tzinfo=UTC))
     fast, slow = (msgspec.json.decode(p.payloads[n]) for n in ("fast", "slow"))
