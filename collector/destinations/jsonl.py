@@ -41,7 +41,12 @@ class JsonlDestination:
             os.close(fd)
         if size >= self._max:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-            os.replace(self._file, self._dir / f"{self.name}-{stamp}.jsonl")
+            target = self._dir / f"{self.name}-{stamp}.jsonl"
+            n = 0
+            while target.exists():  # never replace an earlier rotated file
+                n += 1
+                target = self._dir / f"{self.name}-{stamp}-{n}.jsonl"
+            os.replace(self._file, target)
 
     async def send(self, messages: list[bytes]) -> SendResult:
         try:
