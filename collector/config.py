@@ -49,6 +49,25 @@ class PrivacyConfig(_Section, frozen=True):
     country_jurisdictions: dict[Country, str] = {}
     categories: dict[str, list[str]] = {}
     pi_rules: dict[str, str] = {}
+    # Personal fields under traits, context.traits and properties that are
+    # pseudonymized like identifiers (in each destination's domain) unless a
+    # destination's `fields` rule says `keep`.
+    pii_fields: tuple[str, ...] = (
+        "name",
+        "firstName",
+        "first_name",
+        "lastName",
+        "last_name",
+        "address",
+        "street",
+        "birthday",
+        "dateOfBirth",
+        "date_of_birth",
+        "ssn",
+        "passport",
+        "idNumber",
+        "id_number",
+    )
     quarantine_ttl_days: Annotated[int, Meta(ge=1)] = 30
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ class IngestOptions:
     category_map: Mapping[str, tuple[str, ...]]
     pi_rules: Mapping[str, str]
     country_jurisdictions: Mapping[str, str]
+    pii_fields: Sequence[str] = ()
 
 
 def split_error(text: str, prefix: str) -> tuple[str, str]:
@@ -197,6 +199,18 @@ class Preparer:
                 found.append((kind, value, (*base, key)))
                 if not link:
                     found[-1] = (f"~{kind}", value, (*base, key))
+        # Other personal fields: pseudonymized per destination, never linked.
+        for base in (("traits",), ("context", "traits"), ("properties",)):
+            section = _get(data, base)
+            if not isinstance(section, Mapping):
+                continue
+            for name in self._opt.pii_fields:
+                value = section.get(name)
+                if value is None or value == "":
+                    continue
+                text = value if isinstance(value, str) else _encoder.encode(value).decode()
+                norm = unicodedata.normalize("NFC", text).strip().lower()
+                found.append((f"~pii:{name}", norm, (*base, name)))
         previous = None
         if msg_type == "alias":
             previous = self._normalized(
@@ -385,10 +399,14 @@ class Preparer:
                 out[section] = {k: v for k, v in values.items() if k in allowed}
         for path, rule in dest.fields.items():
             keys = tuple(path.split("."))
-            if rule == "keep":
-                continue
             value = _get(raw, keys)
             if value is None:
+                continue
+            if rule == "keep":
+                # Explicitly allowed to see a personal field's raw value; identifiers
+                # themselves never leave as raw values.
+                if keys[-1].lower() not in ("email", "phone"):
+                    _set(out, keys, value)
                 continue
             if rule == "drop":
                 _set(out, keys, None, delete=True)

@@ -186,6 +186,7 @@ class Runtime:
                 destinations=self.destinations,
                 category_map=categories,
                 pi_rules=config.privacy.pi_rules,
+                pii_fields=config.privacy.pii_fields,
                 country_jurisdictions=config.privacy.country_jurisdictions,
             ),
         )

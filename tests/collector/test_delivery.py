@@ -313,3 +313,49 @@ def test_postgres_redelivery_never_duplicates(tmp_path: Path, pg_table: str) -> 
             f"SELECT count(*), count(DISTINCT message_id) FROM public.{pg_table}"
         ).fetchone()  # type: ignore[misc]
     assert n == distinct == 50
+
+
+def test_personal_fields_are_pseudonymized_unless_a_destination_keeps_them(server_factory) -> None:  # type: ignore[no-untyped-def]
+    config = """
+[[destinations]]
+name = "lake"
+type = "jsonl"
+purposes = ["analytics"]
+
+[[destinations]]
+name = "crm"
+type = "jsonl"
+purposes = ["analytics"]
+[destinations.fields]
+"traits.firstName" = "keep"
+"traits.email" = "keep"
+"""
+    server = server_factory(config).start()
+    r = server.post(
+        "/v1/identify",
+        {
+            "userId": "pii-1",
+            "messageId": "pii-1",
+            "context": CONSENTED,
+            "traits": {
+                "firstName": "Margarethe",
+                "lastName": "Quinterova",
+                "email": "mq@example.com",
+                "plan": "pro",
+            },
+        },
+    )
+    assert r.status_code == 200
+    lines = wait_for(lambda: r if len(r := read_jsonl(server.data_dir / "out")) >= 2 else None)
+    by = {m["context"]["consentry"]["domain"]: m["traits"] for m in lines}
+    lake, crm = by["dest:lake"], by["dest:crm"]
+    assert (
+        lake["firstName"].startswith("ps1.")
+        and lake["lastName"].startswith("ps1.")
+        and lake["plan"] == "pro"
+    )
+    assert crm["firstName"] == "Margarethe" and crm["lastName"].startswith("ps1.")
+    assert crm["email"].startswith("ps1.")  # identifiers never leave raw, even with `keep`
+    server.stop()
+    outbox_and_db = b"".join(p.read_bytes() for p in server.data_dir.glob("consentry.db*"))
+    assert b"Quinterova" not in outbox_and_db and b"mq@example.com" not in outbox_and_db
