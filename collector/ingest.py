@@ -27,7 +27,7 @@ from consent.signals import Signals, read_context
 from identity.egress import meta_capi_hash
 from identity.errors import InvalidIdentifier
 from identity.graph import Identifier
-from identity.normalize import normalize
+from identity.normalize import is_placeholder, normalize
 from identity.pseudonym import INTERNAL, Pseudonymizer, looks_like_pseudonym
 from sdk_python.messages import MAX_MESSAGE_BYTES, MESSAGE_TYPES, Message
 
@@ -35,7 +35,6 @@ _message_decoder = msgspec.json.Decoder(Message)
 _single_decoders = {k: msgspec.json.Decoder(v) for k, v in MESSAGE_TYPES.items()}
 _encoder = msgspec.json.Encoder()
 _PATH = re.compile(r" - at `\$(.*)`$")
-_PLACEHOLDERS = frozenset({"", "null", "nil", "none", "undefined", "anonymous", "0", "-1", "nan"})
 PERSON_TRAIT_KINDS = (("email", "email"), ("phone", "phone"))
 _NONCE = f"__cs{uuid.uuid4().hex}_"
 
@@ -68,6 +67,14 @@ class Prepared:
     alias_ids: tuple[Identifier, Identifier] | None = None
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Lane:
+    config: DestinationConfig
+    domain: str
+    pi: frozenset[str]
+    rules: bool  # allow-lists or field rules: this destination gets its own encode
+
+
 @dataclass(frozen=True, slots=True)
 class IngestOptions:
     destinations: Sequence[DestinationConfig]
@@ -83,10 +90,6 @@ def split_error(text: str, prefix: str) -> tuple[str, str]:
     if match:
         return text[: match.start()], prefix + match.group(1)
     return text, prefix
-
-
-def is_placeholder(value: object) -> bool:
-    return value is None or (isinstance(value, str) and value.strip().lower() in _PLACEHOLDERS)
 
 
 def truncate_ip(value: str) -> str | None:
@@ -135,6 +138,17 @@ class Preparer:
     def __init__(self, pseudonymizer: Pseudonymizer, options: IngestOptions) -> None:
         self._ps = pseudonymizer
         self._opt = options
+        self._pii = frozenset(options.pii_fields)
+        # Per destination, what does not change between messages.
+        self._lanes = [
+            _Lane(
+                d,
+                d.domain(),
+                frozenset(d.pi_categories),
+                bool(d.fields) or d.allow_properties is not None or d.allow_traits is not None,
+            )
+            for d in options.destinations
+        ]
 
     def _normalized(self, kind: str, value: object, path: str) -> str | None:
         if is_placeholder(value):
@@ -161,7 +175,7 @@ class Preparer:
         data["receivedAt"] = received_at.isoformat()
         if batch_context:
             data["context"] = {**batch_context, **(data.get("context") or {})}
-        context: dict[str, Any] = dict(data.get("context") or {})
+        context: Mapping[str, Any] = data.get("context") or {}
         msg_type = data["type"]
 
         found: list[tuple[str, str, tuple[str, ...]]] = []  # (kind, normalized, json path)
@@ -204,8 +218,8 @@ class Preparer:
             section = _get(data, base)
             if not isinstance(section, Mapping):
                 continue
-            for name in self._opt.pii_fields:
-                value = section.get(name)
+            for name in sorted(self._pii.intersection(section)):
+                value = section[name]
                 if value is None or value == "":
                     continue
                 text = value if isinstance(value, str) else _encoder.encode(value).decode()
@@ -265,15 +279,8 @@ class Preparer:
         pi_by_dest: dict[str, frozenset[str]] = {}
         ip = context.get("ip") if isinstance(context.get("ip"), str) else None
         short_ip = truncate_ip(ip) if ip else None
-        simple = [
-            d
-            for d in self._opt.destinations
-            if not d.fields
-            and d.allow_properties is None
-            and d.allow_traits is None
-            and pi <= frozenset(d.pi_categories)
-            and (ip is None or short_ip is not None)
-        ]
+        ip_ok = ip is None or short_ip is not None
+        simple = [lane for lane in self._lanes if not lane.rules and pi <= lane.pi and ip_ok]
         if simple:
             self._template_payloads(
                 simple,
@@ -288,11 +295,11 @@ class Preparer:
                 alias_user,
                 pi_by_dest,
             )
-        for dest in self._opt.destinations:
-            if dest in simple:
+        for lane in self._lanes:
+            if lane in simple:
                 continue
-            domain = dest.domain()
-            out = _copy_paths(data, found)
+            dest, domain = lane.config, lane.domain
+            out = dict(data)  # nested dicts are copied on write by _set
             for kind, value, field_path in found:
                 _set(
                     out, field_path, self._ps.pseudonym_normalized(kind.lstrip("~"), value, domain)
@@ -305,13 +312,15 @@ class Preparer:
                     ctx["ip"] = short_ip
             ctx["consentry"] = {"jurisdiction": jurisdiction, "domain": domain}
             out["context"] = ctx
-            allowed_pi = pi & frozenset(dest.pi_categories)
+            allowed_pi = pi & lane.pi
             pi_by_dest[dest.name] = allowed_pi
             for field_name, category in self._opt.pi_rules.items():
                 if category not in allowed_pi:
-                    _drop_field(out, field_name)
-            if dest.fields or dest.allow_properties is not None or dest.allow_traits is not None:
-                self._apply_field_policy(dest, data, out, domain)
+                    for section in ("properties", "traits"):
+                        _set(out, (section, field_name), None, delete=True)
+            if lane.rules:
+                identifier_paths = {p for k, _, p in found if not k.startswith("~pii:")}
+                self._apply_field_policy(dest, data, out, domain, identifier_paths)
             if previous is not None:
                 assert alias_user is not None
                 out["previousId"] = self._ps.pseudonym_normalized("anonymous_id", previous, domain)
@@ -338,7 +347,7 @@ class Preparer:
 
     def _template_payloads(
         self,
-        dests: list[DestinationConfig],
+        lanes: list[_Lane],
         data: dict[str, Any],
         found: list[tuple[str, str, tuple[str, ...]]],
         ip: str | None,
@@ -354,7 +363,7 @@ class Preparer:
         (pseudonyms, IP, domain), then fill them in per destination: one JSON
         encode per message instead of one per destination. The placeholders carry
         a random per-process nonce, so event data cannot collide with them."""
-        out = _copy_paths(data, found)
+        out = dict(data)  # nested dicts are copied on write by _set
         for i, (_, _, field_path) in enumerate(found):
             _set(out, field_path, f"{_NONCE}{i}_")
         ctx = dict(out.get("context") or {})
@@ -365,8 +374,8 @@ class Preparer:
         if previous is not None:
             out["previousId"] = f"{_NONCE}prev_"
         template = _encoder.encode(out)
-        for dest in dests:
-            domain = dest.domain()
+        for lane in lanes:
+            dest, domain = lane.config, lane.domain
             body = template
             for i, (kind, value, _) in enumerate(found):
                 pseudonym = self._ps.pseudonym_normalized(kind.lstrip("~"), value, domain)
@@ -386,7 +395,12 @@ class Preparer:
             pi_by_dest[dest.name] = pi
 
     def _apply_field_policy(
-        self, dest: DestinationConfig, raw: dict[str, Any], out: dict[str, Any], domain: str
+        self,
+        dest: DestinationConfig,
+        raw: dict[str, Any],
+        out: dict[str, Any],
+        domain: str,
+        identifier_paths: set[tuple[str, ...]],
     ) -> None:
         """The destination's allow-lists and per-path rules. Rules read the raw
         value (before pseudonymization), so hashing an email hashes the address."""
@@ -405,7 +419,7 @@ class Preparer:
             if rule == "keep":
                 # Explicitly allowed to see a personal field's raw value; identifiers
                 # themselves never leave as raw values.
-                if keys[-1].lower() not in ("email", "phone"):
+                if keys not in identifier_paths:
                     _set(out, keys, value)
                 continue
             if rule == "drop":
@@ -495,21 +509,6 @@ def _get(data: Mapping[str, Any], path: Sequence[str]) -> Any:
     return cur
 
 
-def _copy_paths(
-    data: dict[str, Any], found: Sequence[tuple[str, str, tuple[str, ...]]]
-) -> dict[str, Any]:
-    """Copy-on-write: duplicate only the dicts on paths we will change."""
-    out = dict(data)
-    if "context" in out and isinstance(out["context"], dict):
-        out["context"] = dict(out["context"])
-        if isinstance(out["context"].get("traits"), dict):
-            out["context"]["traits"] = dict(out["context"]["traits"])
-    for section in ("traits", "properties"):
-        if isinstance(out.get(section), dict):
-            out[section] = dict(out[section])
-    return out
-
-
 def _set(data: dict[str, Any], path: Sequence[str], value: Any, *, delete: bool = False) -> None:
     """Set or delete at a path, copying each dict on the way: destinations share
     the nested dicts of the decoded message, and one must not see another's edit."""
@@ -525,13 +524,6 @@ def _set(data: dict[str, Any], path: Sequence[str], value: Any, *, delete: bool 
         cur.pop(path[-1], None)
     else:
         cur[path[-1]] = value
-
-
-def _drop_field(data: dict[str, Any], name: str) -> None:
-    for section in ("properties", "traits"):
-        values = data.get(section)
-        if isinstance(values, dict) and name in values:
-            values.pop(name)
 
 
 def _country(context: Mapping[str, Any]) -> str | None:

@@ -45,6 +45,17 @@ def is_kind(kind: str, options: NormalizeOptions = DEFAULT_OPTIONS) -> bool:
     return kind in BUILTIN_KINDS or kind in options.custom_kinds
 
 
+def is_placeholder(value: object) -> bool:
+    """What clients send for "no value" (None, ``"null"``, an all-zero UUID, ...):
+    absent, never an identifier, and not personal data."""
+    if value is None:
+        return True
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    return text.lower() in _JUNK or bool(_ZERO_UUID.match(text))
+
+
 def normalize(kind: str, value: object, options: NormalizeOptions = DEFAULT_OPTIONS) -> str:
     """Return the canonical form of ``value`` as an identifier of ``kind``.
 
@@ -57,7 +68,7 @@ def normalize(kind: str, value: object, options: NormalizeOptions = DEFAULT_OPTI
     text = unicodedata.normalize("NFC", str(value)).strip()
     if len(text.encode()) > MAX_BYTES:
         raise InvalidIdentifier(f"{kind} is longer than {MAX_BYTES} bytes")
-    if text.lower() in _JUNK or _ZERO_UUID.match(text):
+    if is_placeholder(text):
         raise InvalidIdentifier(f"{kind} is a placeholder value, not an identifier")
     if kind == "email":
         return _email(text, options)

@@ -68,3 +68,17 @@ def test_template_path_equals_per_destination_path(kind, props, ip, with_email) 
         )
     raw = p.payloads["fast"]
     assert b"RAW-USER-ID" not in raw and b"RAW-ANON-ID" not in raw and b"__cs" not in raw
+
+
+def test_placeholders_are_absent_not_errors() -> None:
+    """One definition of "no value" (identity's) for ingest and normalization."""
+    for junk in ("00000000-0000-0000-0000-000000000000", "[object Object]", " NULL "):
+        msg = {"type": "track", "userId": "RAW-USER-ID", "anonymousId": junk, "event": "E"}
+        p = preparer.prepare(
+            decode_message(msgspec.json.encode(msg), index=0, prefix="$"),
+            index=0,
+            prefix="$",
+            received_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+        assert [i.kind for i in p.identifiers] == ["user_id"]
+        assert "anonymousId" not in msgspec.json.decode(p.payloads["fast"])
