@@ -150,10 +150,16 @@ class _Builder:
         """Local pseudonymization: raw identifiers never leave the backend."""
         if value is None or self._ps is None:
             return value
+        from identity.normalize import is_placeholder  # only with local pseudonymization
+
+        if is_placeholder(value):
+            return value  # "null" and the like: not personal data; the collector drops it
         try:
             return str(self._ps.pseudonym(kind, value, "sdk"))
         except Exception:
-            return value  # a placeholder such as "null": not personal data; the collector drops it
+            # Cannot be pseudonymized (e.g. over 512 bytes): never send it raw.
+            log.error("%s could not be pseudonymized and was left out", kind)
+            return None
 
     def traits(self, traits: Mapping[str, Any] | None) -> dict[str, Any] | None:
         if traits is None:

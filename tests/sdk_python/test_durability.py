@@ -201,3 +201,27 @@ def test_refused_batches_are_reported_not_retried_forever(server: Server, tmp_pa
     client.shutdown()
     assert drops == [("delivery_failed", 5)] and client.spooled == 0
     assert "401" in str(errors[0])
+
+
+def test_local_pseudonymization_never_sends_an_unpseudonymizable_id_raw(tmp_path: Path) -> None:
+    receiver = Receiver()
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    try:
+        client = Client(
+            WRITE_KEY,
+            host=receiver.url.rsplit("/", 1)[0],
+            pseudonym_key=key,
+            gzip=False,
+            flush_interval=0.05,
+            spool_path=tmp_path / "s.db",
+        )
+        too_long = "R" * 600
+        client.track(too_long, "E", anonymous_id="anon-ok")
+        client.track("null", "E", anonymous_id="anon-ok")
+        assert client.flush(10)
+        client.shutdown()
+        wire = b"".join(body for _, body in receiver.requests)
+        assert b"RRRRRRRR" not in wire and b"anon-ok" not in wire
+        assert b'"userId":"null"' in wire  # placeholders pass; the collector treats them as absent
+    finally:
+        receiver.close()
