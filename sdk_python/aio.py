@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import gzip as gzip_mod
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -21,12 +20,11 @@ import httpx
 
 from sdk_python.client import (
     DEFAULT_HOST,
-    VERSION,
     DropHandler,
     _Builder,
     _Calls,
-    _now,
     _pseudonymizer,
+    batch_body,
     retry_delay,
 )
 from sdk_python.messages import MAX_REQUEST_BYTES, Message
@@ -80,14 +78,6 @@ class AsyncClient(_Calls):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.shutdown()
-
-    def _drop(self, reason: str, n: int) -> None:
-        self.dropped += n
-        if self.on_drop is not None:
-            try:
-                self.on_drop(reason, n)
-            except Exception:
-                log.exception("on_drop callback failed")
 
     async def _enqueue(
         self,
@@ -147,12 +137,9 @@ class AsyncClient(_Calls):
             return None
 
     async def _post(self, path: str, body: bytes) -> httpx.Response:
-        headers = {"Content-Type": "application/json", "User-Agent": f"consentry-python/{VERSION}"}
-        if self.gzip:
-            body = gzip_mod.compress(body, 1)
-            headers["Content-Encoding"] = "gzip"
+        content, headers = self._wire(body)
         return await self._http.post(
-            self.host + path, content=body, headers=headers, auth=(self.write_key, "")
+            self.host + path, content=content, headers=headers, auth=(self.write_key, "")
         )
 
     async def _run(self) -> None:
@@ -181,9 +168,7 @@ class AsyncClient(_Calls):
             await self._deliver(batch)
 
     async def _deliver(self, batch: list[bytes]) -> None:
-        body = (
-            b'{"batch":[' + b",".join(batch) + b'],"sentAt":"' + _now().isoformat().encode() + b'"}'
-        )
+        body = batch_body(batch)
         error: object = None
         for attempt in range(self.max_retries + 1):
             try:

@@ -196,10 +196,33 @@ def _pseudonymizer(key: str | None) -> Any:
     return Pseudonymizer(_OneKey())
 
 
+def batch_body(batch: list[bytes]) -> bytes:
+    """A Segment batch from messages already encoded: no second encode."""
+    return b'{"batch":[' + b",".join(batch) + b'],"sentAt":"' + _now().isoformat().encode() + b'"}'
+
+
 class _Calls:
-    """Segment's call signatures, over ``_enqueue``."""
+    """Segment's call signatures over ``_enqueue``, and what both clients share."""
 
     _b: _Builder
+    gzip: bool
+    dropped: int
+    on_drop: DropHandler | None
+
+    def _drop(self, reason: str, n: int) -> None:
+        self.dropped += n
+        if self.on_drop is not None:
+            try:
+                self.on_drop(reason, n)
+            except Exception:
+                log.exception("on_drop callback failed")
+
+    def _wire(self, body: bytes) -> tuple[bytes, dict[str, str]]:
+        headers = {"Content-Type": "application/json", "User-Agent": f"consentry-python/{VERSION}"}
+        if self.gzip:
+            body = gzip_mod.compress(body, 1)
+            headers["Content-Encoding"] = "gzip"
+        return body, headers
 
     def _enqueue(
         self,
@@ -622,14 +645,6 @@ class Client(_Calls):
                 self._cond.notify_all()
         return True
 
-    def _drop(self, reason: str, n: int) -> None:
-        self.dropped += n
-        if self.on_drop is not None:
-            try:
-                self.on_drop(reason, n)
-            except Exception:
-                log.exception("on_drop callback failed")
-
     # -- sending --------------------------------------------------------------
     def _take_batch(self) -> tuple[list[tuple[int, bytes]], bool]:
         if self._spool is not None and len(self._spool):
@@ -698,12 +713,9 @@ class Client(_Calls):
                 return
 
     def _post(self, path: str, body: bytes) -> httpx.Response:
-        headers = {"Content-Type": "application/json", "User-Agent": f"consentry-python/{VERSION}"}
-        if self.gzip:
-            body = gzip_mod.compress(body, 1)
-            headers["Content-Encoding"] = "gzip"
+        content, headers = self._wire(body)
         return self._http.post(
-            self.host + path, content=body, headers=headers, auth=(self.write_key, "")
+            self.host + path, content=content, headers=headers, auth=(self.write_key, "")
         )
 
     def _deliver(
@@ -711,9 +723,7 @@ class Client(_Calls):
     ) -> Literal["delivered", "retry", "rejected"]:
         """Send one batch with retries. ``keep``: the caller will spool it on
         failure, so it is not counted as dropped."""
-        body = (
-            b'{"batch":[' + b",".join(batch) + b'],"sentAt":"' + _now().isoformat().encode() + b'"}'
-        )
+        body = batch_body(batch)
         error: Exception | None = None
         retries = 2 if keep else self.max_retries
         for attempt in range(retries + 1):
