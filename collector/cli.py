@@ -127,6 +127,7 @@ async def _pending(runtime: object) -> int:
 # -- keys ------------------------------------------------------------------------
 def cmd_keys(args: argparse.Namespace) -> int:
     from collector.runtime import DB_NAME, open_keyring
+    from identity.graph import forget_kid, relink_progress
 
     cfg = _load(args)
     if args.keys_cmd == "init":
@@ -141,21 +142,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
     db = cfg.data_dir / DB_NAME
     conn = sqlite3.connect(db) if db.exists() else None
 
-    def unmigrated(kid: str) -> int:
-        if conn is None:
-            return 0
-        row = conn.execute(
-            "SELECT count(*) FROM id_links WHERE kid = ? AND migrated = 0", (kid,)
-        ).fetchone()
-        return int(row[0])
-
     def relinked(kid: str) -> tuple[int, int]:
-        if conn is None:
-            return 0, 0
-        row = conn.execute(
-            "SELECT count(*), coalesce(sum(migrated), 0) FROM id_links WHERE kid = ?", (kid,)
-        ).fetchone()
-        return int(row[1]), int(row[0])
+        return (0, 0) if conn is None else relink_progress(conn, kid)
 
     if args.keys_cmd == "status":
         for v in ring.versions:
@@ -175,7 +163,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
         )
         return 0
     if args.keys_cmd == "retire":
-        left = unmigrated(args.kid)
+        done, total = relinked(args.kid)
+        left = total - done
         if left and not args.force:
             return _fail(
                 f"key {args.kid} still has {left} identifiers linked only under it; they would start new"
@@ -185,9 +174,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
         ring.retire(args.kid)
         ring.save(cfg.keyring_path(), master)
         if conn is not None:
-            # Links under a destroyed key can never be looked up again.
             with conn:
-                conn.execute("DELETE FROM id_links WHERE kid = ?", (args.kid,))
+                forget_kid(conn, args.kid)
         print(
             f"Key {args.kid} retired; its material was destroyed ({left} identifiers left unmigrated)"
         )
@@ -235,7 +223,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from consent.ledger import Ledger, verify
+    from consent.ledger import read_records, verify
+    from identity.graph import one_id_of
 
     cfg = _load(args)
     if args.audit_cmd == "pubkey":
@@ -274,18 +263,16 @@ def cmd_audit(args: argparse.Namespace) -> int:
             return 0
         print(f"FAILED at record {result.first_bad_seq}: {result.problem}", file=sys.stderr)
         return 1
-    ledger = Ledger.__new__(Ledger)
-    ledger._conn = conn  # read-only view: records() needs nothing else
     if args.audit_cmd == "export":
         since = datetime.fromisoformat(args.since) if args.since else None
         until = datetime.fromisoformat(args.until) if args.until else None
         one_id = None
         if args.subject:
-            row = conn.execute(
-                "SELECT one_id FROM id_links WHERE pseudonym = ?", (args.subject,)
-            ).fetchone()
-            one_id = int(args.subject) if args.subject.isdigit() else (row[0] if row else -1)
-        records = list(ledger.records(since=_aware(since), until=_aware(until), one_id=one_id))
+            linked = one_id_of(conn, args.subject)
+            one_id = (
+                int(args.subject) if args.subject.isdigit() else (-1 if linked is None else linked)
+            )
+        records = list(read_records(conn, since=_aware(since), until=_aware(until), one_id=one_id))
         if args.format == "json":
             sys.stdout.write(msgspec.json.encode(records).decode() + "\n")
         else:
@@ -345,7 +332,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             )
             for reason in d.reasons:
                 print(f"  - {reason}")
-            for record in ledger.records(seqs=list(d.record_ids)):
+            for record in read_records(conn, seqs=list(d.record_ids)):
                 print(
                     f"  record {record.seq}: {record.action} {json.dumps(record.purposes, sort_keys=True)}"
                     f" by {record.method} ({record.consenter}) notice {record.notice_id or '-'}"

@@ -318,23 +318,33 @@ class Ledger:
         one_id: int | None = None,
         seqs: Sequence[int] | None = None,
     ) -> Iterator[ConsentRecord]:
-        if seqs is not None:
-            for seq in seqs:
-                row = self._conn.execute(
-                    "SELECT body FROM consent_ledger WHERE seq = ?", (seq,)
-                ).fetchone()
-                if row:
-                    yield _decoder.decode(row[0])
-            return
-        for (body,) in self._conn.execute("SELECT body FROM consent_ledger ORDER BY seq"):
-            record = _decoder.decode(body)
-            if since and record.received_at < since:
-                continue
-            if until and record.received_at > until:
-                continue
-            if one_id is not None and record.one_id != one_id:
-                continue
-            yield record
+        return read_records(self._conn, since=since, until=until, one_id=one_id, seqs=seqs)
+
+
+def read_records(
+    conn: sqlite3.Connection,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    one_id: int | None = None,
+    seqs: Sequence[int] | None = None,
+) -> Iterator[ConsentRecord]:
+    """Ledger records from any connection (an auditor's read-only copy)."""
+    if seqs is not None:
+        for seq in seqs:
+            row = conn.execute("SELECT body FROM consent_ledger WHERE seq = ?", (seq,)).fetchone()
+            if row:
+                yield _decoder.decode(row[0])
+        return
+    for (body,) in conn.execute("SELECT body FROM consent_ledger ORDER BY seq"):
+        record = _decoder.decode(body)
+        if since and record.received_at < since:
+            continue
+        if until and record.received_at > until:
+            continue
+        if one_id is not None and record.one_id != one_id:
+            continue
+        yield record
 
 
 def _blob(value: object) -> bytes | None:

@@ -1,6 +1,6 @@
 """Identity: normalization, keyed pseudonyms, the keyring and the OneID graph."""
 
-from identity.errors import IdentityError, InvalidIdentifier, KeyringError, MergeRefused
+from identity.errors import IdentityError, InvalidIdentifier, KeyringError
 from identity.graph import Conflict, Graph, Identifier, MergeRecord, OneId, Resolution
 from identity.keyring import Keyring, KeyVersion, load_master_key, new_master_key
 from identity.normalize import BUILTIN_KINDS, NormalizeOptions, normalize
@@ -18,7 +18,6 @@ __all__ = [
     "Keyring",
     "KeyringError",
     "MergeRecord",
-    "MergeRefused",
     "NormalizeOptions",
     "OneId",
     "Pseudonymizer",

@@ -2,8 +2,10 @@
 
 IdentityError
 ├── InvalidIdentifier   a value cannot be used as an identifier (junk, wrong shape)
-├── KeyringError        the keyring cannot be read, decrypted or changed as asked
-└── MergeRefused        linking identifiers would break a per-kind limit
+└── KeyringError        the keyring cannot be read, decrypted or changed as asked
+
+A merge that would break a per-kind limit is not an error: the graph refuses
+it, records the conflict and returns it in the Resolution.
 """
 
 
@@ -17,7 +19,3 @@ class InvalidIdentifier(IdentityError):
 
 class KeyringError(IdentityError):
     """The keyring is missing, damaged, or the master key does not open it."""
-
-
-class MergeRefused(IdentityError):
-    """A merge would exceed a per-kind limit; the conflict is recorded in the graph."""

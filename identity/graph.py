@@ -260,17 +260,8 @@ class Graph:
 
     def unmigrated(self, kid: str) -> int:
         """Identifiers still linked only under key ``kid``."""
-        row = self._conn.execute(
-            "SELECT count(*) FROM id_links WHERE kid = ? AND migrated = 0", (kid,)
-        ).fetchone()
-        return int(row[0])
-
-    def stats(self) -> dict[str, int]:
-        people = self._conn.execute(
-            "SELECT count(*) FROM id_people WHERE merged_into IS NULL AND erased_at IS NULL"
-        ).fetchone()[0]
-        links = self._conn.execute("SELECT count(*) FROM id_links").fetchone()[0]
-        return {"people": int(people), "identifiers": int(links)}
+        done, total = relink_progress(self._conn, kid)
+        return total - done
 
     # -- changes -----------------------------------------------------------
     def _counts(self, one_id: int) -> dict[str, int]:
@@ -442,3 +433,21 @@ def current_one_id(conn: sqlite3.Connection, one_id: int) -> tuple[int, bool]:
             return one_id, False
         seen.add(one_id)
         one_id = row[0]
+
+
+def relink_progress(conn: sqlite3.Connection, kid: str) -> tuple[int, int]:
+    """(relinked under a newer key, linked under ``kid`` in all) from any connection."""
+    row = conn.execute(
+        "SELECT count(*), coalesce(sum(migrated), 0) FROM id_links WHERE kid = ?", (kid,)
+    ).fetchone()
+    return int(row[1]), int(row[0])
+
+
+def forget_kid(conn: sqlite3.Connection, kid: str) -> int:
+    """Drop the links under a destroyed key: they can never be looked up again."""
+    return conn.execute("DELETE FROM id_links WHERE kid = ?", (kid,)).rowcount
+
+
+def one_id_of(conn: sqlite3.Connection, pseudonym: str) -> int | None:
+    row = conn.execute("SELECT one_id FROM id_links WHERE pseudonym = ?", (pseudonym,)).fetchone()
+    return None if row is None else int(row[0])

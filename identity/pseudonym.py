@@ -17,7 +17,6 @@ in :mod:`identity.egress` and is never a pseudonym.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from collections import OrderedDict
 from typing import Protocol
@@ -112,11 +111,6 @@ class Pseudonymizer:
             self._domain_keys[(kid, domain)] = key
         return key
 
-    def forget_kid(self, kid: str) -> None:
-        """Drop every cached value of a retired key so it cannot be used again."""
-        self._domain_keys = {k: v for k, v in self._domain_keys.items() if k[0] != kid}
-        self._cache = OrderedDict((k, v) for k, v in self._cache.items() if k[3] != kid)
-
     def pseudonym(
         self, kind: str, value: object, domain: str = INTERNAL, *, kid: str | None = None
     ) -> str:
@@ -151,7 +145,3 @@ class Pseudonymizer:
     def derive_opaque(self, label: str, value: str, domain: str) -> str:
         """Pseudonymize an internal value (e.g. a OneID) for a recipient's domain."""
         return self.pseudonym_normalized(label, value, domain)
-
-
-def sha256_hex(data: str) -> str:
-    return hashlib.sha256(data.encode()).hexdigest()
