@@ -35,6 +35,7 @@ _message_decoder = msgspec.json.Decoder(Message)
 _single_decoders = {k: msgspec.json.Decoder(v) for k, v in MESSAGE_TYPES.items()}
 _encoder = msgspec.json.Encoder()
 _PATH = re.compile(r" - at `\$(.*)`$")
+_QUOTED = re.compile(r" '.*'$")
 PERSON_TRAIT_KINDS = (("email", "email"), ("phone", "phone"))
 _NONCE = f"__cs{uuid.uuid4().hex}_"
 
@@ -85,11 +86,14 @@ class IngestOptions:
 
 
 def split_error(text: str, prefix: str) -> tuple[str, str]:
-    """msgspec's 'Expected `str`, got `int` - at `$.userId`' -> (reason, JSON path)."""
+    """msgspec's 'Expected `str`, got `int` - at `$.userId`' -> (reason, JSON path).
+
+    msgspec quotes the offending value in some messages ("Invalid value 'x'");
+    it may be personal data, and reasons are stored unencrypted beside the
+    quarantine and logged by clients, so the value is cut out."""
     match = _PATH.search(text)
-    if match:
-        return text[: match.start()], prefix + match.group(1)
-    return text, prefix
+    reason, path = (text[: match.start()], prefix + match.group(1)) if match else (text, prefix)
+    return _QUOTED.sub("", reason), path
 
 
 def truncate_ip(value: str) -> str | None:

@@ -180,17 +180,23 @@ class Router:
                 payloads = p.alias_user_payloads
             else:
                 identifiers.append(anon)
+        one_id = self._person(identifiers, p.subject, p.facts.jurisdiction, at)
+        return one_id, payloads
+
+    def _person(
+        self, identifiers: list[Identifier], subject: str, jurisdiction: str | None, at: datetime
+    ) -> OneId:
+        """Resolve the OneID; a merge is recorded in the ledger (never widening consent)."""
         resolution = self.graph.resolve(identifiers, now=at)
         if resolution.merged:
-            policy = self.policies.get(p.facts.jurisdiction)
             self.ledger.merge(
                 resolution.one_id,
                 resolution.merged,
-                subject=p.subject,
-                jurisdiction=policy.name,
+                subject=subject,
+                jurisdiction=self.policies.get(jurisdiction).name,
                 now=at,
             )
-        return resolution.one_id, payloads
+        return resolution.one_id
 
     def _record_event_consent(
         self, p: Prepared, one_id: int, jurisdiction: str, at: datetime
@@ -240,18 +246,10 @@ class Router:
         notice_version: str | None,
         signal: str | None,
     ) -> tuple[int, int, str]:
-        resolution = self.graph.resolve(identifiers, now=received_at)
+        one_id = self._person(identifiers, identifiers[0].pseudonym, jurisdiction, received_at)
         policy = self.policies.get(jurisdiction)
-        if resolution.merged:
-            self.ledger.merge(
-                resolution.one_id,
-                resolution.merged,
-                subject=identifiers[0].pseudonym,
-                jurisdiction=policy.name,
-                now=received_at,
-            )
         record = self.ledger.append(
-            one_id=resolution.one_id,
+            one_id=one_id,
             subject=identifiers[0].pseudonym,
             purposes=purposes,
             jurisdiction=policy.name,
@@ -267,7 +265,7 @@ class Router:
             notice_version=notice_version,
             signal=signal,
         )
-        return record.seq, resolution.one_id, record.action
+        return record.seq, one_id, record.action
 
     # -- quarantine ------------------------------------------------------------
     def quarantine(

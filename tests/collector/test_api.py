@@ -200,3 +200,16 @@ def test_openapi_document_is_valid() -> None:
     from collector.openapi import document
 
     validate(document())  # raises with the JSON path of any problem
+
+
+def test_rejection_reasons_never_echo_the_value(server: Server) -> None:
+    leaked = "someone.private@example.net"
+    r = server.post("/v1/batch", {"batch": [{"type": leaked, "userId": "u"}]})
+    assert r.status_code == 200
+    [rejected] = r.json()["rejected"]
+    assert rejected["path"] == "$.batch[0].type" and leaked not in rejected["reason"]
+    r = server.post("/v1/consent", {"userId": "u", "purposes": {"analytics": leaked}})
+    assert r.status_code == 400 and leaked not in r.text
+    server.stop()
+    disk = b"".join(p.read_bytes() for p in server.data_dir.rglob("*") if p.is_file())
+    assert leaked.encode() not in disk
