@@ -49,8 +49,8 @@ class PrivacyConfig(_Section, frozen=True):
     country_jurisdictions: dict[Country, str] = {}
     categories: dict[str, list[str]] = {}
     pi_rules: dict[str, str] = {}
-    # Personal fields under traits, context.traits and properties that are
-    # pseudonymized like identifiers (in each destination's domain) unless a
+    # Personal trait fields (traits, context.traits; not a group's traits) that
+    # are pseudonymized like identifiers (in each destination's domain) unless a
     # destination's `fields` rule says `keep`.
     pii_fields: tuple[str, ...] = (
         "name",

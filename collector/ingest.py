@@ -217,8 +217,11 @@ class Preparer:
                 found.append((kind, value, (*base, key)))
                 if not link:
                     found[-1] = (f"~{kind}", value, (*base, key))
-        # Other personal fields: pseudonymized per destination, never linked.
-        for base in (("traits",), ("context", "traits"), ("properties",)):
+        # Other personal fields of the person: pseudonymized per destination, never
+        # linked. Only person traits: `properties.name` is a product's name, and a
+        # group's traits describe a company.
+        person_traits = [("context", "traits")] + ([("traits",)] if msg_type != "group" else [])
+        for base in person_traits:
             section = _get(data, base)
             if not isinstance(section, Mapping):
                 continue
