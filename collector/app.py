@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -305,7 +305,7 @@ class Api:
         return _json(summary)
 
     async def healthz(self, request: Request) -> Response:
-        return _json({"status": "ok"})
+        return _json({"status": "ok", "worker": self.rt.worker})
 
     async def readyz(self, request: Request) -> Response:
         try:
@@ -336,7 +336,7 @@ class Api:
         for kid in self.rt.keyring.lookup_kids()[1:]:
             n = await self.rt.writer.run(functools.partial(_unmigrated, self.rt, kid))
             self.rt.metrics.key_unmigrated.labels(kid).set(n)
-        return Response(generate_latest(self.rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(self.rt.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 def _erasure_status(one_ids: list[int], conn: Any) -> list[dict[str, object]]:
@@ -363,14 +363,16 @@ def _unmigrated(runtime: Runtime, kid: str, conn: object) -> int:
     return runtime.graph.unmigrated(kid)
 
 
-def create_app(runtime: Runtime, *, forward: bool = True) -> Starlette:
+def create_app(runtime: Runtime, *, forward: bool = True, deliver: bool = True) -> Starlette:
+    """``forward``: this server forwards (and fans erasures out); ``deliver``:
+    this process is the one that reads the outbox (one worker among several)."""
     api = Api(runtime)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         forwarder = runtime.make_forwarder() if forward else None
         if forwarder is not None:
-            await forwarder.start()
+            await forwarder.start(deliver=deliver)
         try:
             yield
         finally:

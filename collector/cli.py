@@ -47,12 +47,18 @@ def _fail(message: str, code: int = 2) -> int:
 
 # -- serve / forward -----------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    workers = args.workers if args.workers is not None else cfg.server.workers
+    workers = workers or os.cpu_count() or 1
+    if workers > 1:
+        _metrics_dir(cfg.data_dir)
+
     import uvicorn
 
     from collector.app import create_app
     from collector.runtime import Runtime
+    from collector.workers import run_workers
 
-    cfg = _load(args)
     runtime = Runtime(cfg)
     for name, key in runtime.sources.generated.items():
         print(
@@ -69,20 +75,65 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     host = args.host or cfg.server.host
     port = args.port if args.port is not None else cfg.server.port
-    app = create_app(runtime, forward=cfg.server.forward and not args.no_forward)
-    print(f"consentry listening on http://{host}:{port} (data in {cfg.data_dir})", flush=True)
-    try:
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=cfg.server.access_log,
-            lifespan="on",
+    forward = cfg.server.forward and not args.no_forward
+
+    def serve(rt: Runtime, *, deliver: bool = True, sockets: list[Any] | None = None) -> None:
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(rt, forward=forward, deliver=deliver),
+                host=host,
+                port=port,
+                log_level="warning",
+                access_log=cfg.server.access_log,
+                lifespan="on",
+            )
         )
-    finally:
-        runtime.close()
-    return 0
+        server.run(sockets=sockets)
+
+    print(
+        f"consentry listening on http://{host}:{port} (data in {cfg.data_dir};"
+        f" {workers} worker{'s' if workers > 1 else ''})",
+        flush=True,
+    )
+    # Each retake of the GIL by the writer thread (after every SQLite call) waits
+    # out the switch interval while the event loop is busy, and the writer holds
+    # the write lock that all workers share: keep that wait short.
+    sys.setswitchinterval(0.0005)
+    if workers == 1:
+        try:
+            serve(runtime)
+        finally:
+            runtime.close()
+        return 0
+    # The parent set up the data directory; workers open their own connections.
+    runtime.close()
+
+    def worker(index: int, sock: Any) -> None:
+        rt = Runtime(cfg, worker=index)
+        try:
+            # One deliverer, so one process reads each outbox.
+            serve(rt, deliver=index == 0, sockets=[sock])
+        finally:
+            rt.close()
+
+    return run_workers(workers, host, port, worker)
+
+
+def _metrics_dir(data_dir: Path) -> None:
+    """Counters of all workers in one /metrics: prometheus_client's multiprocess
+    mode reads this variable when it is first imported, so set it before that."""
+    import shutil
+
+    if not data_dir.exists():
+        data_dir.mkdir(parents=True, mode=0o700)
+    path = data_dir / "metrics"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(mode=0o700)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    if "prometheus_client" in sys.modules:
+        from prometheus_client import values
+
+        values.ValueClass = values.get_value_class()
 
 
 def cmd_forward(args: argparse.Namespace) -> int:
@@ -396,6 +447,11 @@ def parser() -> argparse.ArgumentParser:
     _common(s)
     s.add_argument("--host", help="listen address (default from [server] or 127.0.0.1)")
     s.add_argument("--port", type=int, help="listen port (default from [server] or 8787)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (default from [server]; 0 = one per CPU core)",
+    )
     s.add_argument(
         "--no-forward", action="store_true", help="only ingest; run `consentry forward` elsewhere"
     )

@@ -109,8 +109,12 @@ class Forwarder:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
-    async def start(self) -> None:
+    async def start(self, *, deliver: bool = True) -> None:
+        """Start delivering; with ``deliver=False`` (the other worker processes)
+        only erasure fan-out is available, so one process reads each outbox."""
         self._loop = asyncio.get_running_loop()
+        if not deliver:
+            return
         for name in self._lanes:
             self._events[name] = asyncio.Event()
             self._tasks.append(asyncio.create_task(self._run(name), name=f"forward:{name}"))

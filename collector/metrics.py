@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 
 class Metrics:
@@ -46,11 +49,25 @@ class Metrics:
             "consentry_consent_records", "Ledger records appended", registry=r
         )
         self.outbox_depth = Gauge(
-            "consentry_outbox_depth", "Pending outbox rows", ["destination"], registry=r
+            "consentry_outbox_depth",
+            "Pending outbox rows",
+            ["destination"],
+            registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.key_unmigrated = Gauge(
             "consentry_identifiers_unmigrated",
             "Identifiers linked only under a previous key",
             ["kid"],
             registry=r,
+            multiprocess_mode="mostrecent",
         )
+
+    def exposition(self) -> bytes:
+        """Our counters, or with several workers the sum over all of them."""
+        path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not path:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=path)
+        return generate_latest(merged)

@@ -84,7 +84,7 @@ class Router:
         for rej in rejected:
             self.quarantine(conn, rej, source=source, now=now)
         rows: list[tuple[object, ...]] = []
-        decision_rows: list[tuple[object, ...]] = []
+        decision_rows: list[tuple[str, bytes]] = []
         for p in prepared:
             one_id, payloads = self._resolve(p, received_at)
             jurisdiction = p.facts.jurisdiction
@@ -96,6 +96,7 @@ class Router:
             state = self.ledger.state(one_id)
             decisions, body = self._decisions(state, policy, p)
             pi_text = ",".join(sorted(p.facts.pi_categories))
+            gpc = int(p.facts.gpc)
             for dest, decision in zip(self.destinations, decisions, strict=True):
                 if decision.allowed:
                     rows.append(
@@ -104,27 +105,18 @@ class Router:
                             p.message_id,
                             one_id,
                             policy.name,
-                            int(p.facts.gpc),
+                            gpc,
                             pi_text,
                             payloads[dest.name],
-                            now,
-                            now,
                         )
                     )
                     tally.routed[dest.name] = tally.routed.get(dest.name, 0) + 1
                 else:
                     tally.denied[dest.name] = tally.denied.get(dest.name, 0) + 1
             if body is not None:
-                decision_rows.append((p.message_id, now, body))
-        conn.executemany(
-            "INSERT INTO outbox (destination, message_id, one_id, jurisdiction, gpc, pi, payload,"
-            " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        if decision_rows:
-            conn.executemany(
-                "INSERT INTO decisions (message_id, at, body) VALUES (?, ?, ?)", decision_rows
-            )
+                decision_rows.append((p.message_id, body))
+        store.insert_outbox(conn, rows, now)
+        store.insert_decisions(conn, decision_rows, now)
         return tally
 
     def _decisions(

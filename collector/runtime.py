@@ -29,7 +29,7 @@ from collector.ingest import IngestOptions, Preparer
 from collector.metrics import Metrics
 from collector.route import Router, destination_facts
 from collector.vault import Vault
-from collector.writer import Writer, connect
+from collector.writer import Checkpointer, Writer, connect
 from consent.ledger import Ledger
 from consent.policy import Policies
 from consent.purposes import DEFAULT_CATEGORY_MAP
@@ -40,6 +40,7 @@ from identity.pseudonym import Pseudonymizer
 
 log = logging.getLogger("consentry.collector")
 DB_NAME = "consentry.db"
+WRITER_LOCK = "consentry.db-writer.lock"
 WRITE_KEYS = "write-keys.json"
 DESTINATION_GROUP = "consentry.destinations"
 
@@ -151,8 +152,9 @@ def normalize_options(config: Config) -> NormalizeOptions:
 class Runtime:
     """Owns the database writer, the pipeline objects and (optionally) the forwarder."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, worker: int = 0) -> None:
         self.config = config
+        self.worker = worker
         self.data_dir = config.data_dir
         if not self.data_dir.exists():
             # Ours: private. An existing directory keeps the mode its owner chose.
@@ -207,8 +209,16 @@ class Runtime:
             max_group=config.storage.group_commit_max,
             after_commit=self._after_commit,
             before_commit=self._before_commit,
+            on_begin=self._on_begin,
+            lock_path=self.data_dir / WRITER_LOCK,
         )
         self.writer.on_rollback(self._rolled_back)
+        self.checkpointer = Checkpointer(self.db_path)
+
+    def _on_begin(self, conn: sqlite3.Connection) -> None:
+        # Other worker processes (and `consentry forward`) share the database.
+        self.ledger.sync()
+        self.graph.sync()
 
     def _before_commit(self, conn: sqlite3.Connection) -> None:
         now = datetime.now(UTC)
@@ -246,3 +256,4 @@ class Runtime:
 
     def close(self) -> None:
         self.writer.close()
+        self.checkpointer.close()

@@ -38,7 +38,9 @@ CREATE TABLE IF NOT EXISTS decisions (
     at REAL NOT NULL,
     body BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS decisions_message ON decisions(message_id);
+-- No index on message_id: ids are random, so every insert would dirty another
+-- b-tree page (and WAL frame). `audit why` scans this table instead.
+DROP INDEX IF EXISTS decisions_message;
 CREATE TABLE IF NOT EXISTS delivery_log (
     id INTEGER PRIMARY KEY,
     destination TEXT NOT NULL,
@@ -95,6 +97,56 @@ class DecisionRecord(msgspec.Struct, frozen=True, array_like=True):
 
 decisions_encoder = msgspec.msgpack.Encoder()
 decisions_decoder = msgspec.msgpack.Decoder(list[DecisionRecord])
+
+
+_rows_encoder = msgspec.json.Encoder()
+
+
+def _packed(rows: Sequence[tuple[object, ...]]) -> tuple[bytes, bytes]:
+    """Rows whose last item is a blob -> (JSON array of the other items plus the
+    blob's 1-based offset and length, the blobs concatenated)."""
+    meta: list[tuple[object, ...]] = []
+    blobs: list[bytes] = []
+    offset = 1
+    for row in rows:
+        blob = row[-1]
+        assert isinstance(blob, bytes)
+        meta.append((*row[:-1], offset, len(blob)))
+        blobs.append(blob)
+        offset += len(blob)
+    return _rows_encoder.encode(meta), b"".join(blobs)
+
+
+def insert_outbox(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]], now: float) -> None:
+    """Rows of (destination, message_id, one_id, jurisdiction, gpc, pi, payload).
+
+    One statement and one sqlite3_step for the whole group: the sqlite3 module
+    releases and retakes the GIL around every step, and in a busy worker each
+    retake waits for the event loop's thread, while we hold the write lock."""
+    if not rows:
+        return
+    meta, blob = _packed(rows)
+    conn.execute(
+        "INSERT INTO outbox (destination, message_id, one_id, jurisdiction, gpc, pi, payload,"
+        " created_at, next_attempt_at)"
+        " SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5,"
+        " substr(?2, value->>6, value->>7), ?3, ?3 FROM json_each(?1)",
+        (meta, blob, now),
+    )
+
+
+def insert_decisions(
+    conn: sqlite3.Connection, rows: Sequence[tuple[str, bytes]], now: float
+) -> None:
+    """Rows of (message_id, msgpack body), in one step like insert_outbox."""
+    if not rows:
+        return
+    meta, blob = _packed(rows)
+    conn.execute(
+        "INSERT INTO decisions (message_id, at, body)"
+        " SELECT value->>0, ?3, substr(?2, value->>1, value->>2) FROM json_each(?1)",
+        (meta, blob, now),
+    )
 
 
 def decisions_for(conn: sqlite3.Connection, message_id: str) -> list[tuple[float, DecisionRecord]]:

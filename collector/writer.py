@@ -10,7 +10,9 @@ acknowledged before it is durable; the event loop never blocks on SQLite.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -23,6 +25,7 @@ log = logging.getLogger("consentry.collector")
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 _STOP = object()
+BACKSTOP_PAGES = 16384  # 64 MB of WAL
 
 
 def connect(path: Path, *, synchronous: str = "full", readonly: bool = False) -> sqlite3.Connection:
@@ -35,7 +38,41 @@ def connect(path: Path, *, synchronous: str = "full", readonly: bool = False) ->
     conn.execute("PRAGMA mmap_size=4294967296")
     if readonly:
         conn.execute("PRAGMA query_only=ON")
+    else:
+        # Checkpoints run on the Checkpointer's thread, outside the write lock; the
+        # writer only checkpoints itself if that thread falls far behind.
+        conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
     return conn
+
+
+class Checkpointer:
+    """Copies the WAL back into the database on its own connection and thread,
+    so committing writers never stall on a checkpoint."""
+
+    def __init__(self, path: Path, *, every: float = 0.5) -> None:
+        self._path = path
+        self._every = every
+        self._stop = threading.Event()
+        self.runs = 0
+        self._thread = threading.Thread(target=self._run, name="consentry-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=1000")
+        try:
+            while not self._stop.wait(self._every):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self.runs += 1
+                except sqlite3.Error as exc:  # busy or I/O: the next round retries
+                    log.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
 
 
 class Writer:
@@ -46,8 +83,17 @@ class Writer:
         max_group: int = 512,
         after_commit: Callable[[], None] | None = None,
         before_commit: Callable[[sqlite3.Connection], None] | None = None,
+        on_begin: Callable[[sqlite3.Connection], None] | None = None,
+        lock_path: Path | None = None,
     ) -> None:
         self._conn = conn
+        self._on_begin = on_begin
+        # Several worker processes share the database. SQLite's own busy handler
+        # polls with sleeps of up to 100 ms; a blocking flock hands the write
+        # lock over the moment its holder commits.
+        self._lock_fd = (
+            os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600) if lock_path is not None else None
+        )
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._max_group = max_group
         self._after_commit = after_commit
@@ -77,6 +123,8 @@ class Writer:
         self._queue.put(_STOP)
         self._thread.join(timeout)
         self._conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
 
     def _run(self) -> None:
         while True:
@@ -99,10 +147,23 @@ class Writer:
                 return
 
     def _commit_group(self, group: list[tuple[Work, Future[Any]]]) -> None:
+        if self._lock_fd is None:
+            self._commit_locked(group)
+            return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            self._commit_locked(group)
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _commit_locked(self, group: list[tuple[Work, Future[Any]]]) -> None:
         conn = self._conn
         results: list[tuple[Future[Any], bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
+            if self._on_begin is not None:
+                # Another process may have written since our last group.
+                self._on_begin(conn)
             for work, future in group:
                 if not future.set_running_or_notify_cancel():
                     continue

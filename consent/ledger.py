@@ -176,9 +176,42 @@ class Ledger:
         ).fetchone()
         self._seq, self._hash = (row[0], row[1]) if row else (0, GENESIS)
 
+    def sync(self) -> int:
+        """Catch up with records other processes appended (call inside the write
+        transaction, so the head cannot move while we use it). Cached states of
+        the people those records touch are dropped; returns how many records."""
+        row = self._conn.execute(
+            "SELECT seq, hash FROM consent_ledger ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        seq, digest = (row[0], row[1]) if row else (0, GENESIS)
+        if seq == self._seq and digest == self._hash:
+            return 0
+        if seq < self._seq:
+            self.reload_head()
+        else:
+            for (body,) in self._conn.execute(
+                "SELECT body FROM consent_ledger WHERE seq > ? ORDER BY seq", (self._seq,)
+            ):
+                record = _decoder.decode(body)
+                self._states.pop(record.one_id, None)
+                for absorbed in record.merged_from:
+                    self._states.pop(absorbed, None)
+        moved = seq - self._seq
+        self._seq, self._hash = seq, digest
+        self._read_sealed()
+        return moved
+
+    def _read_sealed(self) -> None:
+        cp = self._conn.execute(
+            "SELECT seq, signed_at FROM consent_checkpoints ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        if cp is not None and cp[0] > self._sealed_seq:
+            self._sealed_seq, self._sealed_at = cp[0], datetime.fromisoformat(cp[1])
+
     # -- state ---------------------------------------------------------------
     def state(self, one_id: int) -> ConsentState:
-        # The ledger is the only writer of consent_state, so a cache here stays exact.
+        # The ledger is the only writer of consent_state, and sync() drops what
+        # other processes changed, so a cache here stays exact.
         cached = self._states.get(one_id)
         if cached is not None:
             self._states.move_to_end(one_id)
@@ -297,7 +330,11 @@ class Ledger:
         return self._sealed_at is None or (now - self._sealed_at).total_seconds() >= self._seconds
 
     def checkpoint(self, now: datetime) -> Checkpoint | None:
-        if self._signer is None or self._seq == self._sealed_seq:
+        if self._signer is None:
+            return None
+        # Another process may have sealed this head already.
+        self._read_sealed()
+        if self._seq <= self._sealed_seq:
             return None
         signature = self._signer.sign(checkpoint_message(self._seq, self._hash))
         public = self._signer.public_key().public_bytes_raw()

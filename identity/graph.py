@@ -79,6 +79,11 @@ CREATE TABLE IF NOT EXISTS id_conflicts (
     reason TEXT NOT NULL,
     at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS id_epoch (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    n INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO id_epoch (id, n) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS id_tombstones (
     one_id INTEGER PRIMARY KEY,
     erased_at TEXT NOT NULL,
@@ -162,6 +167,23 @@ class Graph:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._conn.execute(statement)
+            self._epoch = _epoch(self._conn)
+
+    def sync(self) -> bool:
+        """Forget cached links if another process merged, erased or dropped
+        links since we last looked (call inside the write transaction). Links
+        others only added need nothing: a miss reads the database."""
+        epoch = _epoch(self._conn)
+        if epoch == self._epoch:
+            return False
+        self._epoch = epoch
+        self._cache.clear()
+        return True
+
+    def _moved(self) -> None:
+        """Links moved or vanished: tell the other processes' caches."""
+        self._epoch = _bump_epoch(self._conn)
+        self._cache.clear()
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
@@ -388,7 +410,7 @@ class Graph:
             "INSERT INTO id_merges (one_id, absorbed, cause_kind, cause, at) VALUES (?, ?, ?, ?, ?)",
             (into, absorbed, cause.kind, cause.pseudonym, at),
         )
-        self._cache.clear()
+        self._moved()
 
     def erase(self, one_id: OneId, *, now: datetime | None = None) -> int:
         """Remove the whole cluster and leave a tombstone; returns identifiers removed."""
@@ -414,7 +436,7 @@ class Graph:
                 "INSERT OR REPLACE INTO id_tombstones (one_id, erased_at, identifiers) VALUES (?, ?, ?)",
                 (one_id, at, n),
             )
-            self._cache.clear()
+            self._moved()
         return n
 
 
@@ -445,7 +467,19 @@ def relink_progress(conn: sqlite3.Connection, kid: str) -> tuple[int, int]:
 
 def forget_kid(conn: sqlite3.Connection, kid: str) -> int:
     """Drop the links under a destroyed key: they can never be looked up again."""
-    return conn.execute("DELETE FROM id_links WHERE kid = ?", (kid,)).rowcount
+    n = conn.execute("DELETE FROM id_links WHERE kid = ?", (kid,)).rowcount
+    _bump_epoch(conn)
+    return n
+
+
+def _epoch(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT n FROM id_epoch WHERE id = 1").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _bump_epoch(conn: sqlite3.Connection) -> int:
+    row = conn.execute("UPDATE id_epoch SET n = n + 1 WHERE id = 1 RETURNING n").fetchone()
+    return int(row[0]) if row else 0
 
 
 def one_id_of(conn: sqlite3.Connection, pseudonym: str) -> int | None:
