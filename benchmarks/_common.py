@@ -151,10 +151,17 @@ class Proc:
         return total
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        """Resident memory of the server and its worker processes."""
+        total = 0.0
+        for pid in [self.proc.pid, *children(self.proc.pid)]:
+            try:
+                text = Path(f"/proc/{pid}/status").read_text()
+            except FileNotFoundError:
+                continue
+            for line in text.splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        return total
 
     def stop(self) -> None:
         self.proc.terminate()

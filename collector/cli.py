@@ -56,7 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from collector.app import create_app
-    from collector.runtime import Runtime
+    from collector.runtime import Runtime, tune_gc
     from collector.workers import run_workers
 
     runtime = Runtime(cfg)
@@ -78,6 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     forward = cfg.server.forward and not args.no_forward
 
     def serve(rt: Runtime, *, deliver: bool = True, sockets: list[Any] | None = None) -> None:
+        tune_gc()
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(rt, forward=forward, deliver=deliver),

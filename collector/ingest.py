@@ -38,6 +38,8 @@ _PATH = re.compile(r" - at `\$(.*)`$")
 _QUOTED = re.compile(r" '.*'$")
 PERSON_TRAIT_KINDS = (("email", "email"), ("phone", "phone"))
 _NONCE = f"__cs{uuid.uuid4().hex}_"
+_MARKER = re.compile(re.escape(_NONCE.encode()) + rb"([a-z0-9]+)_")
+_MEMO_MAX = 200_000
 
 
 def _json_str(value: str) -> bytes:
@@ -74,6 +76,7 @@ class _Lane:
     domain: str
     pi: frozenset[str]
     rules: bool  # allow-lists or field rules: this destination gets its own encode
+    constants: Mapping[str, bytes]  # template values that are the same for every message
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +153,32 @@ class Preparer:
                 d.domain(),
                 frozenset(d.pi_categories),
                 bool(d.fields) or d.allow_properties is not None or d.allow_traits is not None,
+                {"dom": _json_str(d.domain())},
             )
             for d in options.destinations
         ]
+        # Returning people send the same identifiers and consent again and again:
+        # remember what is pure to derive from them (bounded, and keyed by the
+        # live key versions so a rotation starts afresh).
+        self._kids: tuple[str, ...] = ()
+        self._norm_memo: dict[tuple[str, str], str | None] = {}
+        self._ident_memo: dict[tuple[str, str], Identifier] = {}
+        self._lane_memo: dict[tuple[str, str, str], bytes] = {}
+        self._signal_memo: dict[bytes, Signals] = {}
 
     def _normalized(self, kind: str, value: object, path: str) -> str | None:
+        if type(value) is str:
+            memo_key = (kind, value)
+            if memo_key in self._norm_memo:
+                return self._norm_memo[memo_key]
+            result = self._normalize(kind, value, path)
+            if len(self._norm_memo) >= _MEMO_MAX:
+                self._norm_memo.clear()
+            self._norm_memo[memo_key] = result
+            return result
+        return self._normalize(kind, value, path)
+
+    def _normalize(self, kind: str, value: object, path: str) -> str | None:
         if is_placeholder(value):
             return None
         if isinstance(value, str) and looks_like_pseudonym(value):
@@ -242,20 +266,19 @@ class Preparer:
                     "previousId is a placeholder, not an identifier", f"{prefix}.previousId"
                 )
 
+        kids = self._ps.lookup_kids()
+        if kids != self._kids:
+            self._kids = kids
+            self._ident_memo.clear()
+            self._lane_memo.clear()
         try:
-            signals = read_context(data.get("context"), category_map=self._opt.category_map)
+            signals = self._signals(data.get("context"))
         except ConsentSignalError as exc:
             text = str(exc)
             path = text.split(" ", 1)[0] if text.startswith("$") else prefix
             raise ValueError(text, prefix + path[1:] if path.startswith("$") else path) from None
 
-        identifiers = [
-            Identifier(
-                kind, self._ps.pseudonym_normalized(kind, value), self._previous(kind, value)
-            )
-            for kind, value, _ in found
-            if not kind.startswith("~")
-        ]
+        identifiers = [self._identifier(kind, value) for kind, value, _ in found if kind[0] != "~"]
         alias_ids = None
         if previous is not None:
             alias_ids = (
@@ -352,6 +375,44 @@ class Preparer:
             alias_ids=alias_ids,
         )
 
+    def _identifier(self, kind: str, value: str) -> Identifier:
+        memo_key = (kind, value)
+        ident = self._ident_memo.get(memo_key)
+        if ident is None:
+            ident = Identifier(
+                kind, self._ps.pseudonym_normalized(kind, value), self._previous(kind, value)
+            )
+            if len(self._ident_memo) >= _MEMO_MAX:
+                self._ident_memo.clear()
+            self._ident_memo[memo_key] = ident
+        return ident
+
+    def _lane_pseudonym(self, kind: str, value: str, domain: str) -> bytes:
+        memo_key = (kind, value, domain)
+        found = self._lane_memo.get(memo_key)
+        if found is None:
+            found = self._ps.pseudonym_normalized(kind.lstrip("~"), value, domain).encode()
+            if len(self._lane_memo) >= _MEMO_MAX:
+                self._lane_memo.clear()
+            self._lane_memo[memo_key] = found
+        return found
+
+    def _signals(self, context: Any) -> Signals:
+        """read_context is pure: memoized on the parts of the context it reads."""
+        if not isinstance(context, Mapping):
+            return read_context(context, category_map=self._opt.category_map)
+        try:
+            memo_key = _encoder.encode((context.get("consent"), context.get("consentManagement")))
+        except (TypeError, msgspec.EncodeError):
+            return read_context(context, category_map=self._opt.category_map)
+        signals = self._signal_memo.get(memo_key)
+        if signals is None:
+            signals = read_context(context, category_map=self._opt.category_map)
+            if len(self._signal_memo) >= _MEMO_MAX // 10:
+                self._signal_memo.clear()
+            self._signal_memo[memo_key] = signals
+        return signals
+
     def _template_payloads(
         self,
         lanes: list[_Lane],
@@ -380,25 +441,26 @@ class Preparer:
         out["context"] = ctx
         if previous is not None:
             out["previousId"] = f"{_NONCE}prev_"
-        template = _encoder.encode(out)
+        if ip is not None:
+            full_ip, cut_ip = _json_str(ip), _json_str(short_ip or "")
+        # Split once at the placeholders; each destination joins its own values in.
+        parts = _MARKER.split(_encoder.encode(out))
+        names = [parts[i].decode() for i in range(1, len(parts), 2)]
         for lane in lanes:
             dest, domain = lane.config, lane.domain
-            body = template
+            values = dict(lane.constants)
             for i, (kind, value, _) in enumerate(found):
-                pseudonym = self._ps.pseudonym_normalized(kind.lstrip("~"), value, domain)
-                body = body.replace(f"{_NONCE}{i}_".encode(), pseudonym.encode())
+                values[str(i)] = self._lane_pseudonym(kind, value, domain)
             if ip is not None:
-                shown = ip if dest.full_ip else short_ip
-                body = body.replace(f"{_NONCE}ip_".encode(), _json_str(shown or ""))
-            body = body.replace(f"{_NONCE}dom_".encode(), _json_str(domain))
+                values["ip"] = full_ip if dest.full_ip else cut_ip
             if previous is not None:
                 assert alias_user is not None
-                marker = f"{_NONCE}prev_".encode()
-                anon = self._ps.pseudonym_normalized("anonymous_id", previous, domain)
-                user = self._ps.pseudonym_normalized("user_id", previous, domain)
-                alias_user[dest.name] = body.replace(marker, user.encode())
-                body = body.replace(marker, anon.encode())
-            payloads[dest.name] = body
+                values["prev"] = self._ps.pseudonym_normalized("user_id", previous, domain).encode()
+                alias_user[dest.name] = _fill(parts, names, values)
+                values["prev"] = self._ps.pseudonym_normalized(
+                    "anonymous_id", previous, domain
+                ).encode()
+            payloads[dest.name] = _fill(parts, names, values)
             pi_by_dest[dest.name] = pi
 
     def _apply_field_policy(
@@ -505,6 +567,14 @@ class Preparer:
             )
             for kind, value in found
         ]
+
+
+def _fill(parts: list[bytes], names: list[str], values: Mapping[str, bytes]) -> bytes:
+    """Put a destination's values where a split template had its placeholders."""
+    pieces = list(parts)
+    for j, name in enumerate(names):
+        pieces[2 * j + 1] = values[name]
+    return b"".join(pieces)
 
 
 def _get(data: Mapping[str, Any], path: Sequence[str]) -> Any:

@@ -19,6 +19,7 @@ from collector.vault import Vault
 from consent.decide import ConsentState, Decision, DestinationFacts, EventFacts, decide
 from consent.ledger import Ledger, RecipientRef
 from consent.policy import Policies, Policy
+from consent.signals import Signals
 from identity.graph import Graph, Identifier, OneId
 
 MERGE_SUBJECT = "merge"
@@ -68,6 +69,11 @@ class Router:
         self.decisions = decisions
         self.quarantine_ttl_s = quarantine_ttl_s
         self._memo: dict[tuple[object, ...], tuple[ConsentState, list[Decision], bytes | None]] = {}
+        # Per OneID, the last signals found to change nothing, with the state
+        # they were compared to: the same two objects again change nothing.
+        self._unchanged: dict[int, tuple[Signals, ConsentState]] = {}
+        self._rows: list[tuple[object, ...]] = []
+        self._decision_rows: list[tuple[str, float, bytes]] = []
 
     # -- events --------------------------------------------------------------
     def route(
@@ -83,8 +89,8 @@ class Router:
         now = received_at.timestamp()
         for rej in rejected:
             self.quarantine(conn, rej, source=source, now=now)
-        rows: list[tuple[object, ...]] = []
-        decision_rows: list[tuple[str, bytes]] = []
+        rows = self._rows
+        decision_rows = self._decision_rows
         for p in prepared:
             one_id, payloads = self._resolve(p, received_at)
             jurisdiction = p.facts.jurisdiction
@@ -107,6 +113,7 @@ class Router:
                             policy.name,
                             gpc,
                             pi_text,
+                            now,
                             payloads[dest.name],
                         )
                     )
@@ -114,10 +121,21 @@ class Router:
                 else:
                     tally.denied[dest.name] = tally.denied.get(dest.name, 0) + 1
             if body is not None:
-                decision_rows.append((p.message_id, body))
-        store.insert_outbox(conn, rows, now)
-        store.insert_decisions(conn, decision_rows, now)
+                decision_rows.append((p.message_id, now, body))
         return tally
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        """Write the rows routed since the last flush: the whole group commit's
+        rows in two statements. Runs before COMMIT and before anything that
+        reads or deletes outbox rows (erasure)."""
+        store.insert_outbox(conn, self._rows)
+        store.insert_decisions(conn, self._decision_rows)
+        self.discard()
+
+    def discard(self) -> None:
+        """The transaction that routed them rolled back."""
+        self._rows = []
+        self._decision_rows = []
 
     def _decisions(
         self, state: ConsentState, policy: Policy, p: Prepared
@@ -195,6 +213,10 @@ class Router:
     ) -> int:
         if self.event_consent == "ignore":
             return 0
+        state = self.ledger.state(one_id)
+        seen = self._unchanged.get(one_id)
+        if seen is not None and seen[0] is p.signals and seen[1] is state:
+            return 0
         purposes = dict(p.signals.purposes)
         if p.signals.gpc:
             # GPC is an opt-out of sale/share: the purposes that sell or share.
@@ -204,6 +226,9 @@ class Router:
             purposes = {k: v for k, v in purposes.items() if not v}
         changed = self.ledger.differs(one_id, purposes)
         if not changed:
+            if len(self._unchanged) >= 200_000:
+                self._unchanged.clear()
+            self._unchanged[one_id] = (p.signals, state)
             return 0
         self.ledger.append(
             one_id=one_id,
@@ -279,6 +304,7 @@ class Router:
     ) -> dict[str, object]:
         """Erase every cluster these identifiers belong to: graph links, consent
         state, pending outbox rows; queue a deletion request per destination."""
+        self.flush(conn)  # rows routed earlier in this group must be erased too
         found = {self.graph.lookup(i.pseudonym) for i in identifiers}
         currents = sorted({self.graph.current(o) for o in found if o is not None})
         if not currents:

@@ -6,6 +6,7 @@ objects the same way.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import importlib
@@ -43,6 +44,15 @@ DB_NAME = "consentry.db"
 WRITER_LOCK = "consentry.db-writer.lock"
 WRITE_KEYS = "write-keys.json"
 DESTINATION_GROUP = "consentry.destinations"
+
+
+def tune_gc() -> None:
+    """Request garbage is freed by reference counting; the cyclic collector would
+    mostly rescan long-lived caches (pseudonyms, links, consent states). Freeze
+    what start-up built and collect young objects less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def open_keyring(config: Config, *, create: bool = True) -> tuple[Keyring, bytes, bool]:
@@ -221,6 +231,7 @@ class Runtime:
         self.graph.sync()
 
     def _before_commit(self, conn: sqlite3.Connection) -> None:
+        self.router.flush(conn)
         now = datetime.now(UTC)
         if self.ledger.due(now):
             self.ledger.checkpoint(now)
@@ -235,6 +246,7 @@ class Runtime:
             self.forwarder.wake()
 
     def _rolled_back(self) -> None:
+        self.router.discard()
         self.ledger.reload_head()
         self.graph._cache.clear()
 

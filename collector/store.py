@@ -117,35 +117,34 @@ def _packed(rows: Sequence[tuple[object, ...]]) -> tuple[bytes, bytes]:
     return _rows_encoder.encode(meta), b"".join(blobs)
 
 
-def insert_outbox(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]], now: float) -> None:
-    """Rows of (destination, message_id, one_id, jurisdiction, gpc, pi, payload).
+def insert_outbox(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -> None:
+    """Rows of (destination, message_id, one_id, jurisdiction, gpc, pi, created_at, payload).
 
-    One statement and one sqlite3_step for the whole group: the sqlite3 module
+    One statement, one sqlite3_step, for any number of rows: the sqlite3 module
     releases and retakes the GIL around every step, and in a busy worker each
-    retake waits for the event loop's thread, while we hold the write lock."""
+    retake waits for the event loop's thread while we hold the write lock that
+    all workers share."""
     if not rows:
         return
     meta, blob = _packed(rows)
     conn.execute(
-        "INSERT INTO outbox (destination, message_id, one_id, jurisdiction, gpc, pi, payload,"
-        " created_at, next_attempt_at)"
+        "INSERT INTO outbox (destination, message_id, one_id, jurisdiction, gpc, pi,"
+        " created_at, next_attempt_at, payload)"
         " SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5,"
-        " substr(?2, value->>6, value->>7), ?3, ?3 FROM json_each(?1)",
-        (meta, blob, now),
+        " value->>6, value->>6, substr(?2, value->>7, value->>8) FROM json_each(?1)",
+        (meta, blob),
     )
 
 
-def insert_decisions(
-    conn: sqlite3.Connection, rows: Sequence[tuple[str, bytes]], now: float
-) -> None:
-    """Rows of (message_id, msgpack body), in one step like insert_outbox."""
+def insert_decisions(conn: sqlite3.Connection, rows: Sequence[tuple[str, float, bytes]]) -> None:
+    """Rows of (message_id, at, msgpack body), in one step like insert_outbox."""
     if not rows:
         return
     meta, blob = _packed(rows)
     conn.execute(
         "INSERT INTO decisions (message_id, at, body)"
-        " SELECT value->>0, ?3, substr(?2, value->>1, value->>2) FROM json_each(?1)",
-        (meta, blob, now),
+        " SELECT value->>0, value->>1, substr(?2, value->>2, value->>3) FROM json_each(?1)",
+        (meta, blob),
     )
 
 

@@ -29,7 +29,9 @@ BACKSTOP_PAGES = 16384  # 64 MB of WAL
 
 
 def connect(path: Path, *, synchronous: str = "full", readonly: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=30.0, cached_statements=512
+    )
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
     conn.execute("PRAGMA busy_timeout=30000")
@@ -157,48 +159,55 @@ class Writer:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _commit_locked(self, group: list[tuple[Work, Future[Any]]]) -> None:
+        """Run the units in one transaction. A unit that raises is answered with
+        its exception and the group is run again without it: no per-unit
+        SAVEPOINT, whose two statements per unit would each hand the GIL back
+        and forth while we hold the write lock (failures are rare; this is not)."""
         conn = self._conn
-        results: list[tuple[Future[Any], bool, Any]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            if self._on_begin is not None:
-                # Another process may have written since our last group.
-                self._on_begin(conn)
-            for work, future in group:
-                if not future.set_running_or_notify_cancel():
-                    continue
-                conn.execute("SAVEPOINT unit")
-                try:
-                    value = work(conn)
-                except BaseException as exc:
-                    conn.execute("ROLLBACK TO unit")
-                    conn.execute("RELEASE unit")
-                    for fn in self._on_rollback:
-                        fn()
-                    results.append((future, False, exc))
-                    log.exception("a write unit failed; its neighbours still commit")
-                    continue
-                conn.execute("RELEASE unit")
-                results.append((future, True, value))
-            if self._before_commit is not None:
-                self._before_commit(conn)
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            log.exception("group commit failed; %d units rejected", len(group))
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            for fn in self._on_rollback:
-                fn()
-            for _, future in group:
-                if future.running():
+        pending = [(w, f) for w, f in group if f.set_running_or_notify_cancel()]
+        while True:
+            values: list[Any] = []
+            failed: tuple[int, BaseException] | None = None
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                if self._on_begin is not None:
+                    # Another process may have written since our last group.
+                    self._on_begin(conn)
+                for i, (work, _) in enumerate(pending):
+                    try:
+                        values.append(work(conn))
+                    except Exception as exc:
+                        failed = (i, exc)
+                        break
+                if failed is None:
+                    if self._before_commit is not None:
+                        self._before_commit(conn)
+                    conn.execute("COMMIT")
+            except BaseException as exc:
+                log.exception("group commit failed; %d units rejected", len(pending))
+                self._rollback()
+                for _, future in pending:
                     future.set_exception(exc)
-            return
+                return
+            if failed is None:
+                break
+            index, error = failed
+            log.error("a write unit failed; its neighbours are retried", exc_info=error)
+            self._rollback()
+            pending[index][1].set_exception(error)
+            del pending[index]
         self.commits += 1
-        self.units += len(results)
-        for future, ok, value in results:
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        self.units += len(pending)
+        for (_, future), value in zip(pending, values, strict=True):
+            future.set_result(value)
         if self._after_commit is not None:
             self._after_commit()
+
+    def _rollback(self) -> None:
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            for fn in self._on_rollback:
+                fn()
+        except Exception:  # the thread must survive to answer the next group
+            log.exception("rollback failed")

@@ -334,6 +334,13 @@ class Graph:
         """Find or create the OneID of a message's identifiers, merging within limits."""
         if not identifiers:
             raise IdentityError("resolve needs at least one identifier")
+        # A returning person: every identifier is cached in the same cluster, so
+        # nothing would be linked, merged or refused. The cache holds only what
+        # the database says (merges and erasures clear it), so this is exact.
+        cache = self._cache
+        known = cache.get(identifiers[0].pseudonym)
+        if known is not None and all(cache.get(i.pseudonym) == known for i in identifiers[1:]):
+            return Resolution(OneId(known), False)
         at = _iso(now)
         unique = {i.pseudonym: i for i in identifiers}.values()
         ordered = sorted(unique, key=lambda i: (self._rank_of(i.kind), i.pseudonym))

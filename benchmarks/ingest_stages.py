@@ -1,0 +1,95 @@
+"""Where an event's CPU goes, stage by stage, in one process (no HTTP).
+
+    .venv/bin/python benchmarks/ingest_stages.py [--rounds 7] [--batches 200]
+
+Builds the collector's Runtime with the same three destinations and batches as
+benchmarks/ingest.py, warms it (every person seen once, as in a steady state
+of mostly returning people), then times per event, median over rounds:
+  A  decode + prepare (validation, consent signals, pseudonyms, payloads)
+  B  route (OneID, consent ledger, decisions, outbox/decision inserts)
+  C  COMMIT with synchronous=FULL (one per 100-event batch here; the server
+     groups several batches per commit under load)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import batches
+from ingest import CONFIG
+
+from collector import config as config_mod
+from collector.app import _batch_decoder
+from collector.ingest import Prepared, decode_message
+from collector.runtime import Runtime, tune_gc
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--batches", type=int, default=200)
+    ap.add_argument("--people", type=int, default=5000)
+    args = ap.parse_args()
+    os.environ.setdefault("CONSENTRY_WRITE_KEY", "bench")
+    os.environ.setdefault("CONSENTRY_MASTER_KEY", "A" * 43 + "=")
+    work = Path(tempfile.mkdtemp(prefix="bench-stages-"))
+    (work / "c.toml").write_text(CONFIG)
+    rt = Runtime(config_mod.load(work / "c.toml", data_dir=str(work / "data")))
+    tune_gc()
+    bodies = batches(args.batches, 100, people=args.people)
+    conn = rt.writer._conn  # the writer thread is idle: we drive the connection ourselves
+
+    def stage_a(body: bytes, now: datetime) -> list[Prepared]:
+        envelope = _batch_decoder.decode(body)
+        return [
+            rt.preparer.prepare(
+                decode_message(bytes(raw), index=i, prefix="$"),
+                index=i,
+                prefix="$",
+                received_at=now,
+                batch_context=envelope.context,
+            )
+            for i, raw in enumerate(envelope.batch)
+        ]
+
+    def one_round() -> tuple[float, float, float]:
+        ta = tb = tc = 0.0
+        for body in bodies:
+            now = datetime.now(UTC)
+            t0 = time.perf_counter()
+            prepared = stage_a(body, now)
+            t1 = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            rt._on_begin(conn)
+            rt.router.route(conn, prepared, [], source="bench", received_at=now)
+            rt.router.flush(conn)
+            t2 = time.perf_counter()
+            conn.execute("COMMIT")
+            t3 = time.perf_counter()
+            ta, tb, tc = ta + t1 - t0, tb + t2 - t1, tc + t3 - t2
+        n = len(bodies) * 100 / 1e6
+        return ta / n, tb / n, tc / n
+
+    one_round()  # warm: every person known, caches filled
+    rounds = [one_round() for _ in range(args.rounds)]
+    a, b, c = (statistics.median(r[i] for r in rounds) for i in range(3))
+    print(f"{len(bodies) * 100:,} events x {args.rounds} rounds, median µs per event:")
+    print(f"  A decode + prepare   {a:6.1f}")
+    print(f"  B route + inserts    {b:6.1f}")
+    print(f"  A + B (CPU)          {a + b:6.1f}   -> {1e6 / (a + b):,.0f} events/s per core")
+    print(f"  C commit (FULL)      {c:6.1f}   (one commit per 100 events)")
+    rt.close()
+
+
+if __name__ == "__main__":
+    main()
