@@ -79,7 +79,9 @@ def test_merge_in_one_worker_is_seen_by_the_other(workers: Server) -> None:
     for i in range(20):
         track(workers, f"late-b-{i}", anonymousId="anon-b", context=GRANT)
     conn = db(workers)
-    late = {o for (o,) in conn.execute("SELECT one_id FROM outbox WHERE message_id LIKE 'late-b-%'")}
+    late = {
+        o for (o,) in conn.execute("SELECT one_id FROM outbox WHERE message_id LIKE 'late-b-%'")
+    }
     login = {o for (o,) in conn.execute("SELECT one_id FROM outbox WHERE message_id = 'login-a'")}
     assert len(late) == 1 and late == login
     (merges,) = conn.execute("SELECT count(*) FROM id_merges").fetchone()
@@ -102,8 +104,15 @@ def test_ledger_chain_stays_whole_under_concurrent_workers(workers: Server) -> N
         list(pool.map(flip, range(16)))
     workers.stop()
     out = subprocess.run(
-        [sys.executable, "-m", "collector.cli", "audit", "verify"]
-        + ["--data-dir", str(workers.data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "collector.cli",
+            "audit",
+            "verify",
+            "--data-dir",
+            str(workers.data_dir),
+        ],
         capture_output=True,
         text=True,
         env=workers.env,
