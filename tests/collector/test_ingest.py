@@ -82,3 +82,46 @@ def test_placeholders_are_absent_not_errors() -> None:
         )
         assert [i.kind for i in p.identifiers] == ["user_id"]
         assert "anonymousId" not in msgspec.json.decode(p.payloads["fast"])
+
+
+def _fresh() -> Preparer:
+    return Preparer(preparer._ps, preparer._opt)
+
+
+_ids = st.sampled_from(["u-1", "u-2", " U-1 ", "null", "", "ps1.zz.not-ours"]) | st.none()
+_consents = st.sampled_from(
+    [
+        None,
+        {"categoryPreferences": {"analytics": True}},
+        {"categoryPreferences": {"analytics": False, "advertising": True}},
+        {"gpc": True},
+        {"categoryPreferences": {"analytics": "yes"}},
+    ]
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_ids, _ids, _consents), min_size=1, max_size=12))
+def test_memoized_prepare_equals_a_fresh_preparer(seq) -> None:  # type: ignore[no-untyped-def]
+    """The memos (normalized ids, identifiers, consent signals, per-destination
+    pseudonyms) never change an answer: a long-lived Preparer answers every
+    message, in any order, as a new one would, errors included."""
+    warm = _fresh()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    for i, (user, anon, consent) in enumerate(seq):
+        msg: dict[str, object] = {"type": "track", "event": "E", "messageId": f"m{i}"}
+        if user is not None:
+            msg["userId"] = user
+        if anon is not None:
+            msg["anonymousId"] = anon
+        if consent is not None:
+            msg["context"] = {"consent": consent}
+        message = decode_message(msgspec.json.encode(msg), index=0, prefix="$")
+        answers = []
+        for p in (warm, _fresh()):
+            try:
+                got = p.prepare(message, index=0, prefix="$", received_at=at)
+                answers.append((got.identifiers, got.payloads, got.signals, got.facts))
+            except ValueError as exc:
+                answers.append(exc.args)
+        assert answers[0] == answers[1]

@@ -1,0 +1,127 @@
+"""The writer's group commit on a real SQLite file: a failing unit costs only
+itself, rows routed in a group are erased with it, and two writers (as in two
+worker processes) never lose each other's writes."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from collector import config as config_mod
+from collector.ingest import decode_message
+from collector.runtime import Runtime
+from collector.writer import Writer, connect
+
+CONFIG = """
+[[destinations]]
+name = "lake"
+type = "jsonl"
+purposes = ["analytics"]
+"""
+
+
+def _hold(writer: Writer) -> threading.Event:
+    """Keep the writer busy until the returned event is set, so the units
+    submitted meanwhile are committed together as one group."""
+    release = threading.Event()
+    started = threading.Event()
+
+    def block(conn: sqlite3.Connection) -> None:
+        started.set()
+        release.wait(10)
+
+    writer.submit(block)
+    assert started.wait(10)
+    return release
+
+
+def test_a_failing_unit_costs_only_itself(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "w.db")
+    conn.execute("CREATE TABLE t (v INTEGER)")
+    rollbacks: list[int] = []
+    writer = Writer(conn)
+    writer.on_rollback(lambda: rollbacks.append(1))
+    release = _hold(writer)
+
+    def insert(v: int, fail: bool = False) -> Any:
+        def work(c: sqlite3.Connection) -> int:
+            c.execute("INSERT INTO t VALUES (?)", (v,))
+            if fail:
+                raise ValueError("bad unit")
+            return v
+
+        return work
+
+    futures: list[Future[int]] = [writer.submit(insert(v, fail=v == 3)) for v in range(1, 6)]
+    release.set()
+    assert [f.result(10) for f in futures if f is not futures[2]] == [1, 2, 4, 5]
+    with pytest.raises(ValueError, match="bad unit"):
+        futures[2].result(10)
+    assert rollbacks
+    writer.close()
+    rows = sorted(v for (v,) in sqlite3.connect(tmp_path / "w.db").execute("SELECT v FROM t"))
+    assert rows == [1, 2, 4, 5]
+
+
+def test_two_writers_share_the_database_without_losing_writes(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    setup = sqlite3.connect(path)
+    setup.execute("CREATE TABLE counter (n INTEGER)")
+    setup.execute("INSERT INTO counter VALUES (0)")
+    setup.commit()
+    setup.close()
+    lock = tmp_path / "w.lock"
+    writers = [Writer(connect(path), lock_path=lock) for _ in range(2)]
+
+    def bump(c: sqlite3.Connection) -> None:
+        (n,) = c.execute("SELECT n FROM counter").fetchone()
+        c.execute("UPDATE counter SET n = ?", (n + 1,))
+
+    futures = [writers[i % 2].submit(bump) for i in range(400)]
+    for f in futures:
+        f.result(30)
+    for w in writers:
+        w.close()
+    assert sqlite3.connect(path).execute("SELECT n FROM counter").fetchone()[0] == 400
+
+
+def test_rows_routed_in_a_group_are_erased_with_it(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text(CONFIG)
+    rt = Runtime(config_mod.load(tmp_path / "c.toml", data_dir=str(tmp_path / "data")))
+    try:
+        now = datetime.now(UTC)
+        raw = msgspec.json.encode(
+            {
+                "type": "track",
+                "event": "E",
+                "userId": "erase-me",
+                "messageId": "m-1",
+                "context": {"consent": {"categoryPreferences": {"analytics": True}}},
+            }
+        )
+        prepared = [
+            rt.preparer.prepare(
+                decode_message(raw, index=0, prefix="$"), index=0, prefix="$", received_at=now
+            )
+        ]
+        identifiers = rt.preparer.identifiers_for("erase-me", None, None, "$")
+        # Same person first seen, routed and erased in one group commit.
+        release = _hold(rt.writer)
+        routed = rt.writer.submit(
+            lambda c: rt.router.route(c, prepared, [], source="s", received_at=now)
+        )
+        erased = rt.writer.submit(lambda c: rt.router.erase(c, identifiers, now=now))
+        release.set()
+        assert routed.result(10).routed == {"lake": 1}
+        assert erased.result(10)["outbox_rows_deleted"] == {"lake": 1}
+        count = rt.writer.call(lambda c: c.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        assert count == 0
+    finally:
+        rt.close()
