@@ -31,15 +31,16 @@ from collector.metrics import Metrics
 from collector.route import Router, destination_facts
 from collector.vault import Vault
 from collector.writer import Checkpointer, Writer, connect
-from consent.ledger import Ledger
+from consent.ledger import HEAD_SEQ_SQL, Ledger
 from consent.policy import Policies
 from consent.purposes import DEFAULT_CATEGORY_MAP
-from identity.graph import DEFAULT_LIMITS, DEFAULT_PRIORITY, Graph
+from identity.graph import DEFAULT_LIMITS, DEFAULT_PRIORITY, EPOCH_SQL, Graph
 from identity.keyring import Keyring, load_master_key
 from identity.normalize import NormalizeOptions, valid_kind_name
 from identity.pseudonym import Pseudonymizer
 
 log = logging.getLogger("consentry.collector")
+_HEADS_SQL = f"SELECT ({HEAD_SEQ_SQL}), ({EPOCH_SQL})"
 DB_NAME = "consentry.db"
 WRITER_LOCK = "consentry.db-writer.lock"
 WRITE_KEYS = "write-keys.json"
@@ -213,6 +214,7 @@ class Runtime:
             quarantine_ttl_s=config.privacy.quarantine_ttl_days * 86400.0,
         )
         self.forwarder: Forwarder | None = None
+        self._data_version: int | None = None
         self._last_expiry = 0.0
         self.writer = Writer(
             conn,
@@ -226,9 +228,16 @@ class Runtime:
         self.checkpointer = Checkpointer(self.db_path)
 
     def _on_begin(self, conn: sqlite3.Connection) -> None:
-        # Other worker processes (and `consentry forward`) share the database.
-        self.ledger.sync()
-        self.graph.sync()
+        # Other worker processes (and `consentry forward`, and the CLI) share the
+        # database. data_version moves only when another connection committed:
+        # one cheap call when nobody else wrote (every SQLite call costs the
+        # writer a GIL handover while it holds the shared write lock).
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._data_version = version
+            seq, epoch = conn.execute(_HEADS_SQL).fetchone()
+            self.ledger.sync(seq)
+            self.graph.sync(epoch)
 
     def _before_commit(self, conn: sqlite3.Connection) -> None:
         self.router.flush(conn)

@@ -96,6 +96,10 @@ CREATE TABLE IF NOT EXISTS consent_state (
 """
 
 
+# The head's seq, for a caller that reads several heads in one statement.
+HEAD_SEQ_SQL = "SELECT coalesce(max(seq), 0) FROM consent_ledger"
+
+
 def chain(prev: bytes, body: bytes) -> bytes:
     return hashlib.sha256(prev + body).digest()
 
@@ -176,10 +180,13 @@ class Ledger:
         ).fetchone()
         self._seq, self._hash = (row[0], row[1]) if row else (0, GENESIS)
 
-    def sync(self) -> int:
+    def sync(self, seq: int | None = None) -> int:
         """Catch up with records other processes appended (call inside the write
         transaction, so the head cannot move while we use it). Cached states of
-        the people those records touch are dropped; returns how many records."""
+        the people those records touch are dropped; returns how many records.
+        ``seq``: the head's seq if the caller already read it (HEAD_SEQ_SQL)."""
+        if seq is not None and seq == self._seq:
+            return 0
         row = self._conn.execute(
             "SELECT seq, hash FROM consent_ledger ORDER BY seq DESC LIMIT 1"
         ).fetchone()

@@ -169,11 +169,13 @@ class Graph:
                     self._conn.execute(statement)
             self._epoch = _epoch(self._conn)
 
-    def sync(self) -> bool:
+    def sync(self, epoch: int | None = None) -> bool:
         """Forget cached links if another process merged, erased or dropped
         links since we last looked (call inside the write transaction). Links
-        others only added need nothing: a miss reads the database."""
-        epoch = _epoch(self._conn)
+        others only added need nothing: a miss reads the database.
+        ``epoch``: if the caller already read it (EPOCH_SQL)."""
+        if epoch is None:
+            epoch = _epoch(self._conn)
         if epoch == self._epoch:
             return False
         self._epoch = epoch
@@ -479,8 +481,12 @@ def forget_kid(conn: sqlite3.Connection, kid: str) -> int:
     return n
 
 
+# Bumped by every change that moves or removes links, for other processes' caches.
+EPOCH_SQL = "SELECT coalesce(max(n), 0) FROM id_epoch"
+
+
 def _epoch(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT n FROM id_epoch WHERE id = 1").fetchone()
+    row = conn.execute(EPOCH_SQL).fetchone()
     return int(row[0]) if row else 0
 
 
