@@ -8,6 +8,7 @@ rejected payloads, which only the encrypted quarantine keeps.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
@@ -40,6 +41,17 @@ PERSON_TRAIT_KINDS = (("email", "email"), ("phone", "phone"))
 _NONCE = f"__cs{uuid.uuid4().hex}_"
 _MARKER = re.compile(re.escape(_NONCE.encode()) + rb"([a-z0-9]+)_")
 _MEMO_MAX = 200_000
+
+
+@functools.cache
+def _key(i: int) -> bytes:
+    """The template value name of the i-th identifier found in a message."""
+    return str(i).encode()
+
+
+@functools.cache
+def _placeholder(i: int) -> str:
+    return f"{_NONCE}{i}_"
 
 
 def _json_str(value: str) -> bytes:
@@ -76,7 +88,8 @@ class _Lane:
     domain: str
     pi: frozenset[str]
     rules: bool  # allow-lists or field rules: this destination gets its own encode
-    constants: Mapping[str, bytes]  # template values that are the same for every message
+    constants: Mapping[bytes, bytes]  # template values that are the same for every message
+    position: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +166,10 @@ class Preparer:
                 d.domain(),
                 frozenset(d.pi_categories),
                 bool(d.fields) or d.allow_properties is not None or d.allow_traits is not None,
-                {"dom": _json_str(d.domain())},
+                {b"dom": _json_str(d.domain())},
+                position,
             )
-            for d in options.destinations
+            for position, d in enumerate(options.destinations)
         ]
         # Returning people send the same identifiers and consent again and again:
         # remember what is pure to derive from them (bounded, and keyed by the
@@ -163,7 +177,10 @@ class Preparer:
         self._kids: tuple[str, ...] = ()
         self._norm_memo: dict[tuple[str, str], str | None] = {}
         self._ident_memo: dict[tuple[str, str], Identifier] = {}
-        self._lane_memo: dict[tuple[str, str, str], bytes] = {}
+        # Per set of identifiers: each destination's template values for them.
+        self._lane_memo: dict[tuple[tuple[str, str], ...], list[dict[bytes, bytes]]] = {}
+        self._ip_memo: dict[str, tuple[bytes, bytes, str] | None] = {}
+        self._at: tuple[datetime, str] | None = None
         self._signal_memo: dict[bytes, Signals] = {}
 
     def _normalized(self, kind: str, value: object, path: str) -> str | None:
@@ -200,7 +217,9 @@ class Preparer:
     ) -> Prepared:
         data: dict[str, Any] = msgspec.to_builtins(msg)
         data["messageId"] = msg.messageId or str(uuid.uuid4())
-        data["receivedAt"] = received_at.isoformat()
+        if self._at is None or self._at[0] is not received_at:
+            self._at = (received_at, received_at.isoformat())  # one per batch
+        data["receivedAt"] = self._at[1]
         if batch_context:
             data["context"] = {**batch_context, **(data.get("context") or {})}
         context: Mapping[str, Any] = data.get("context") or {}
@@ -308,7 +327,8 @@ class Preparer:
         alias_user: dict[str, bytes] | None = {} if previous is not None else None
         pi_by_dest: dict[str, frozenset[str]] = {}
         ip = context.get("ip") if isinstance(context.get("ip"), str) else None
-        short_ip = truncate_ip(ip) if ip else None
+        ips = self._ip(ip) if ip else None
+        short_ip = ips[2] if ips else None
         ip_ok = ip is None or short_ip is not None
         simple = [lane for lane in self._lanes if not lane.rules and pi <= lane.pi and ip_ok]
         if simple:
@@ -317,7 +337,7 @@ class Preparer:
                 data,
                 found,
                 ip,
-                short_ip,
+                ips,
                 jurisdiction,
                 previous,
                 pi,
@@ -387,15 +407,41 @@ class Preparer:
             self._ident_memo[memo_key] = ident
         return ident
 
-    def _lane_pseudonym(self, kind: str, value: str, domain: str) -> bytes:
-        memo_key = (kind, value, domain)
-        found = self._lane_memo.get(memo_key)
-        if found is None:
-            found = self._ps.pseudonym_normalized(kind.lstrip("~"), value, domain).encode()
+    def _lane_values(
+        self, lanes: list[_Lane], found: list[tuple[str, str, tuple[str, ...]]]
+    ) -> list[dict[bytes, bytes]]:
+        """Per lane, its domain and its pseudonyms of ``found`` as template values."""
+        memo_key = tuple((kind, value) for kind, value, _ in found)
+        memo = self._lane_memo.get(memo_key)
+        if memo is None:
+            memo = [
+                {
+                    **lane.constants,
+                    **{
+                        _key(i): self._ps.pseudonym_normalized(
+                            kind.lstrip("~"), value, lane.domain
+                        ).encode()
+                        for i, (kind, value) in enumerate(memo_key)
+                    },
+                }
+                for lane in self._lanes
+            ]
             if len(self._lane_memo) >= _MEMO_MAX:
                 self._lane_memo.clear()
-            self._lane_memo[memo_key] = found
-        return found
+            self._lane_memo[memo_key] = memo
+        return [memo[lane.position] for lane in lanes]
+
+    def _ip(self, ip: str) -> tuple[bytes, bytes, str] | None:
+        """(the address and its /24 or /48 as JSON string contents, the /24 or
+        /48); None if it is not an IP address."""
+        if ip in self._ip_memo:
+            return self._ip_memo[ip]
+        short = truncate_ip(ip)
+        result = None if short is None else (_json_str(ip), _json_str(short), short)
+        if len(self._ip_memo) >= _MEMO_MAX // 4:
+            self._ip_memo.clear()
+        self._ip_memo[ip] = result
+        return result
 
     def _signals(self, context: Any) -> Signals:
         """read_context is pure: memoized on the parts of the context it reads."""
@@ -419,7 +465,7 @@ class Preparer:
         data: dict[str, Any],
         found: list[tuple[str, str, tuple[str, ...]]],
         ip: str | None,
-        short_ip: str | None,
+        ips: tuple[bytes, bytes, str] | None,
         jurisdiction: str | None,
         previous: str | None,
         pi: frozenset[str],
@@ -433,7 +479,7 @@ class Preparer:
         a random per-process nonce, so event data cannot collide with them."""
         out = dict(data)  # nested dicts are copied on write by _set
         for i, (_, _, field_path) in enumerate(found):
-            _set(out, field_path, f"{_NONCE}{i}_")
+            _set(out, field_path, _placeholder(i))
         ctx = dict(out.get("context") or {})
         if ip is not None:
             ctx["ip"] = f"{_NONCE}ip_"
@@ -441,25 +487,25 @@ class Preparer:
         out["context"] = ctx
         if previous is not None:
             out["previousId"] = f"{_NONCE}prev_"
-        if ip is not None:
-            full_ip, cut_ip = _json_str(ip), _json_str(short_ip or "")
         # Split once at the placeholders; each destination joins its own values in.
         parts = _MARKER.split(_encoder.encode(out))
-        names = [parts[i].decode() for i in range(1, len(parts), 2)]
-        for lane in lanes:
+        names = parts[1::2]
+        for lane, memo in zip(lanes, self._lane_values(lanes, found), strict=True):
             dest, domain = lane.config, lane.domain
-            values = dict(lane.constants)
-            for i, (kind, value, _) in enumerate(found):
-                values[str(i)] = self._lane_pseudonym(kind, value, domain)
-            if ip is not None:
-                values["ip"] = full_ip if dest.full_ip else cut_ip
-            if previous is not None:
-                assert alias_user is not None
-                values["prev"] = self._ps.pseudonym_normalized("user_id", previous, domain).encode()
-                alias_user[dest.name] = _fill(parts, names, values)
-                values["prev"] = self._ps.pseudonym_normalized(
-                    "anonymous_id", previous, domain
-                ).encode()
+            values = memo
+            if ip is not None or previous is not None:
+                values = dict(memo)
+                if ip is not None:
+                    values[b"ip"] = (ips[0] if dest.full_ip else ips[1]) if ips else b""
+                if previous is not None:
+                    assert alias_user is not None
+                    values[b"prev"] = self._ps.pseudonym_normalized(
+                        "user_id", previous, domain
+                    ).encode()
+                    alias_user[dest.name] = _fill(parts, names, values)
+                    values[b"prev"] = self._ps.pseudonym_normalized(
+                        "anonymous_id", previous, domain
+                    ).encode()
             payloads[dest.name] = _fill(parts, names, values)
             pi_by_dest[dest.name] = pi
 
@@ -569,11 +615,10 @@ class Preparer:
         ]
 
 
-def _fill(parts: list[bytes], names: list[str], values: Mapping[str, bytes]) -> bytes:
+def _fill(parts: list[bytes], names: list[bytes], values: Mapping[bytes, bytes]) -> bytes:
     """Put a destination's values where a split template had its placeholders."""
     pieces = list(parts)
-    for j, name in enumerate(names):
-        pieces[2 * j + 1] = values[name]
+    pieces[1::2] = [values[name] for name in names]
     return b"".join(pieces)
 
 
