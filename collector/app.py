@@ -160,9 +160,7 @@ class Api:
                 rejected.append(Rejection(index, reason, path, raw))
         try:
             tally = await self.rt.writer.run(
-                lambda c: self.rt.router.route(
-                    c, prepared, rejected, source=source, received_at=received_at
-                )
+                self.rt.router.unit(prepared, rejected, source=source, received_at=received_at)
             )
         except Exception as exc:
             # Nothing was acknowledged: say so with a status clients retry on.

@@ -8,7 +8,7 @@ answered only after the commit.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -27,6 +27,7 @@ MERGE_SUBJECT = "merge"
 
 @dataclass(slots=True)
 class Tally:
+    names: tuple[str, ...] = ()  # the destinations, in order
     accepted: int = 0
     quarantined: int = 0
     routed: dict[str, int] = field(default_factory=dict)
@@ -64,6 +65,7 @@ class Router:
         self.policies = policies
         self.destinations = list(destinations)
         self.facts = {d.name: destination_facts(d) for d in destinations}
+        self._names = tuple(d.name for d in destinations)
         self.vault = vault
         self.event_consent = event_consent
         self.decisions = decisions
@@ -76,6 +78,42 @@ class Router:
         self._decision_rows: list[tuple[str, float, bytes]] = []
 
     # -- events --------------------------------------------------------------
+    def unit(
+        self,
+        prepared: Sequence[Prepared],
+        rejected: Sequence[Rejection],
+        *,
+        source: str,
+        received_at: datetime,
+    ) -> RouteUnit:
+        """A writer unit for a batch: planned before the write lock, run under it."""
+        return RouteUnit(self, prepared, rejected, source, received_at)
+
+    def plan(self, p: Prepared, at: float) -> Plan | None:
+        """Route a returning person's event from what is cached, without the
+        database: every identifier known in one cluster, the consent state
+        cached, the event's consent signals already found to change nothing.
+        None when any of that is missing (route() then does the full work).
+        Runs on the writer thread, which alone changes these caches."""
+        if p.alias_ids is not None:
+            return None
+        one_id = self.graph.cached_one_id(p.identifiers)
+        if one_id is None:
+            return None
+        state = self.ledger.cached_state(one_id)
+        if state is None:
+            return None
+        if (p.signals.purposes or p.signals.gpc) and self.event_consent != "ignore":
+            seen = self._unchanged.get(one_id)
+            if seen is None or seen[0] is not p.signals or seen[1] is not state:
+                return None
+        policy = self.policies.get(p.facts.jurisdiction)
+        decisions, body = self._decisions(state, policy, p)
+        rows: list[tuple[object, ...]] = []
+        decision_rows: list[tuple[str, float, bytes]] = []
+        routed = self._emit(p, one_id, policy, decisions, body, p.payloads, at, rows, decision_rows)
+        return Plan(self.graph.epoch, one_id, state, rows, decision_rows, routed)
+
     def route(
         self,
         conn: sqlite3.Connection,
@@ -84,45 +122,74 @@ class Router:
         *,
         source: str,
         received_at: datetime,
+        plans: Sequence[Plan | None] | None = None,
     ) -> Tally:
-        tally = Tally(accepted=len(prepared), quarantined=len(rejected))
+        tally = Tally(accepted=len(prepared), quarantined=len(rejected), names=self._names)
         now = received_at.timestamp()
         for rej in rejected:
             self.quarantine(conn, rej, source=source, now=now)
-        rows = self._rows
-        decision_rows = self._decision_rows
-        for p in prepared:
+        for i, p in enumerate(prepared):
+            plan = plans[i] if plans is not None else None
+            if plan is not None and self._still_valid(plan):
+                self._rows += plan.rows
+                self._decision_rows += plan.decision_rows
+                _count(tally, plan.routed)
+                continue
             one_id, payloads = self._resolve(p, received_at)
-            jurisdiction = p.facts.jurisdiction
-            policy = self.policies.get(jurisdiction)
+            policy = self.policies.get(p.facts.jurisdiction)
             if p.signals.purposes or p.signals.gpc:
                 tally.consent_records += self._record_event_consent(
                     p, one_id, policy.name, received_at
                 )
             state = self.ledger.state(one_id)
             decisions, body = self._decisions(state, policy, p)
-            pi_text = ",".join(sorted(p.facts.pi_categories))
-            gpc = int(p.facts.gpc)
-            for dest, decision in zip(self.destinations, decisions, strict=True):
-                if decision.allowed:
-                    rows.append(
-                        (
-                            dest.name,
-                            p.message_id,
-                            one_id,
-                            policy.name,
-                            gpc,
-                            pi_text,
-                            now,
-                            payloads[dest.name],
-                        )
-                    )
-                    tally.routed[dest.name] = tally.routed.get(dest.name, 0) + 1
-                else:
-                    tally.denied[dest.name] = tally.denied.get(dest.name, 0) + 1
-            if body is not None:
-                decision_rows.append((p.message_id, now, body))
+            routed = self._emit(
+                p, one_id, policy, decisions, body, payloads, now, self._rows, self._decision_rows
+            )
+            _count(tally, routed)
         return tally
+
+    def _still_valid(self, plan: Plan) -> bool:
+        """Nothing the plan read has changed since: no merge or erasure moved
+        links (here or, through sync, in another process) and the person's
+        consent state is the same object (an append or a sync drops it)."""
+        return (
+            plan.epoch == self.graph.epoch and self.ledger.cached_state(plan.one_id) is plan.state
+        )
+
+    def _emit(
+        self,
+        p: Prepared,
+        one_id: int,
+        policy: Policy,
+        decisions: Sequence[Decision],
+        body: bytes | None,
+        payloads: Mapping[str, bytes],
+        now: float,
+        rows: list[tuple[object, ...]],
+        decision_rows: list[tuple[str, float, bytes]],
+    ) -> tuple[bool, ...]:
+        """Outbox rows for the allowed destinations; returns allowed per destination."""
+        pi_text = ",".join(sorted(p.facts.pi_categories)) if p.facts.pi_categories else ""
+        gpc = int(p.facts.gpc)
+        allowed = tuple(d.allowed for d in decisions)
+        for dest, ok in zip(self.destinations, allowed, strict=True):
+            if ok:
+                rows.append(
+                    (
+                        dest.name,
+                        p.message_id,
+                        one_id,
+                        policy.name,
+                        gpc,
+                        pi_text,
+                        now,
+                        payloads[dest.name],
+                    )
+                )
+        if body is not None:
+            decision_rows.append((p.message_id, now, body))
+        return allowed
 
     def flush(self, conn: sqlite3.Connection) -> None:
         """Write the rows routed since the last flush: the whole group commit's
@@ -335,6 +402,59 @@ class Router:
                 )
             people.append({"one_id": current, "identifiers_removed": removed, "one_ids": lineage})
         return {"erased": True, "people": people, "outbox_rows_deleted": purged}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """An event routed from caches, with what it assumed (see Router.plan)."""
+
+    epoch: int
+    one_id: int
+    state: ConsentState
+    rows: list[tuple[object, ...]]
+    decision_rows: list[tuple[str, float, bytes]]
+    routed: tuple[bool, ...]  # allowed, per destination
+
+
+class RouteUnit:
+    """One batch for the writer: ``plan()`` runs before the shared write lock is
+    taken, so a returning person's events cost the lock holder almost nothing;
+    calling it routes under the lock, re-checking each plan."""
+
+    def __init__(
+        self,
+        router: Router,
+        prepared: Sequence[Prepared],
+        rejected: Sequence[Rejection],
+        source: str,
+        received_at: datetime,
+    ) -> None:
+        self._router = router
+        self._prepared = prepared
+        self._rejected = rejected
+        self._source = source
+        self._at = received_at
+        self._plans: list[Plan | None] | None = None
+
+    def plan(self) -> None:
+        at = self._at.timestamp()
+        self._plans = [self._router.plan(p, at) for p in self._prepared]
+
+    def __call__(self, conn: sqlite3.Connection) -> Tally:
+        return self._router.route(
+            conn,
+            self._prepared,
+            self._rejected,
+            source=self._source,
+            received_at=self._at,
+            plans=self._plans,
+        )
+
+
+def _count(tally: Tally, allowed: tuple[bool, ...]) -> None:
+    for name, ok in zip(tally.names, allowed, strict=True):
+        bucket = tally.routed if ok else tally.denied
+        bucket[name] = bucket.get(name, 0) + 1
 
 
 def _decision_record(d: Decision) -> store.DecisionRecord:

@@ -257,7 +257,7 @@ class Runtime:
     def _rolled_back(self) -> None:
         self.router.discard()
         self.ledger.reload_head()
-        self.graph._cache.clear()
+        self.graph.reset()
 
     def make_forwarder(self) -> Forwarder:
         lanes = {}

@@ -144,6 +144,14 @@ class Writer:
                     stop = True
                     break
                 group.append(nxt)
+            for work, _ in group:
+                plan = getattr(work, "plan", None)
+                if plan is not None:
+                    # Before the write lock that all workers share (see RouteUnit).
+                    try:
+                        plan()
+                    except Exception:  # a unit without a plan is routed in full
+                        log.exception("planning a write unit failed")
             self._commit_group(group)
             if stop:
                 return

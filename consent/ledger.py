@@ -216,6 +216,11 @@ class Ledger:
             self._sealed_seq, self._sealed_at = cp[0], datetime.fromisoformat(cp[1])
 
     # -- state ---------------------------------------------------------------
+    def cached_state(self, one_id: int) -> ConsentState | None:
+        """The state if it is cached (no database read); the same object until a
+        record for this person is appended here or seen by sync()."""
+        return self._states.get(one_id)
+
     def state(self, one_id: int) -> ConsentState:
         # The ledger is the only writer of consent_state, and sync() drops what
         # other processes changed, so a cache here stays exact.

@@ -169,6 +169,24 @@ class Graph:
                     self._conn.execute(statement)
             self._epoch = _epoch(self._conn)
 
+    @property
+    def epoch(self) -> int:
+        """Changes whenever cached links may have become wrong (merge, erasure,
+        another process's change seen by sync)."""
+        return self._epoch
+
+    def cached_one_id(self, identifiers: Sequence[Identifier]) -> OneId | None:
+        """A returning person: every identifier is cached in the same cluster, so
+        resolving would link, merge and refuse nothing. The cache holds only what
+        the database says (merges and erasures clear it), so this is exact."""
+        if not identifiers:
+            return None
+        cache = self._cache
+        known = cache.get(identifiers[0].pseudonym)
+        if known is None or any(cache.get(i.pseudonym) != known for i in identifiers[1:]):
+            return None
+        return OneId(known)
+
     def sync(self, epoch: int | None = None) -> bool:
         """Forget cached links if another process merged, erased or dropped
         links since we last looked (call inside the write transaction). Links
@@ -181,6 +199,12 @@ class Graph:
         self._epoch = epoch
         self._cache.clear()
         return True
+
+    def reset(self) -> None:
+        """After a rolled-back transaction: forget cached links (they may be
+        uncommitted ones) and re-read the epoch (a rolled-back bump is undone)."""
+        self._cache.clear()
+        self._epoch = _epoch(self._conn)
 
     def _moved(self) -> None:
         """Links moved or vanished: tell the other processes' caches."""
@@ -197,7 +221,7 @@ class Graph:
             yield
         except BaseException:
             self._conn.execute("ROLLBACK")
-            self._cache.clear()
+            self.reset()
             raise
         self._conn.execute("COMMIT")
 
@@ -336,13 +360,9 @@ class Graph:
         """Find or create the OneID of a message's identifiers, merging within limits."""
         if not identifiers:
             raise IdentityError("resolve needs at least one identifier")
-        # A returning person: every identifier is cached in the same cluster, so
-        # nothing would be linked, merged or refused. The cache holds only what
-        # the database says (merges and erasures clear it), so this is exact.
-        cache = self._cache
-        known = cache.get(identifiers[0].pseudonym)
-        if known is not None and all(cache.get(i.pseudonym) == known for i in identifiers[1:]):
-            return Resolution(OneId(known), False)
+        known = self.cached_one_id(identifiers)
+        if known is not None:
+            return Resolution(known, False)
         at = _iso(now)
         unique = {i.pseudonym: i for i in identifiers}.values()
         ordered = sorted(unique, key=lambda i: (self._rank_of(i.kind), i.pseudonym))

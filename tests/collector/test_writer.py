@@ -125,3 +125,66 @@ def test_rows_routed_in_a_group_are_erased_with_it(tmp_path: Path) -> None:
         assert count == 0
     finally:
         rt.close()
+
+
+def test_a_plan_made_before_a_withdrawal_in_the_same_group_is_not_used(tmp_path: Path) -> None:
+    """RouteUnit plans a returning person's event from caches before the group
+    runs; a withdrawal earlier in the same group must still deny it."""
+    (tmp_path / "c.toml").write_text(CONFIG)
+    rt = Runtime(config_mod.load(tmp_path / "c.toml", data_dir=str(tmp_path / "data")))
+    try:
+
+        def event(message_id: str, consent: bool) -> Any:
+            msg: dict[str, object] = {
+                "type": "track",
+                "event": "E",
+                "userId": "planned",
+                "messageId": message_id,
+            }
+            if consent:
+                msg["context"] = {"consent": {"categoryPreferences": {"analytics": True}}}
+            now = datetime.now(UTC)
+            prepared = rt.preparer.prepare(
+                decode_message(msgspec.json.encode(msg), index=0, prefix="$"),
+                index=0,
+                prefix="$",
+                received_at=now,
+            )
+            return rt.router.unit([prepared], [], source="s", received_at=now)
+
+        for i in range(3):  # granted, then cached and known to change nothing
+            assert rt.writer.call(event(f"warm-{i}", True)).routed == {"lake": 1}
+        identifiers = rt.preparer.identifiers_for("planned", None, None, "$")
+        now = datetime.now(UTC)
+        release = _hold(rt.writer)
+        withdrawn = rt.writer.submit(
+            lambda c: rt.router.record_consent(
+                c,
+                identifiers,
+                purposes={"analytics": False},
+                jurisdiction=None,
+                given_at=now,
+                received_at=now,
+                legal_basis="consent",
+                method="preferences",
+                pi_categories=(),
+                recipients=(),
+                separate=False,
+                consenter="self",
+                notice_id=None,
+                notice_version=None,
+                signal=None,
+            )
+        )
+        late = rt.writer.submit(event("after-withdrawal", False))
+        release.set()
+        withdrawn.result(10)
+        assert late.result(10).denied == {"lake": 1}
+        rows = rt.writer.call(
+            lambda c: c.execute(
+                "SELECT count(*) FROM outbox WHERE message_id = 'after-withdrawal'"
+            ).fetchone()[0]
+        )
+        assert rows == 0
+    finally:
+        rt.close()
