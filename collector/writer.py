@@ -10,6 +10,7 @@ acknowledged before it is durable; the event loop never blocks on SQLite.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -77,6 +78,38 @@ class Checkpointer:
         self._thread.join(10)
 
 
+Target = Future[Any] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+
+
+def _answer(outcomes: list[tuple[Target, bool, Any]]) -> None:
+    """Hand units their results: a thread's Future directly; asyncio futures in
+    one call_soon_threadsafe per event loop for the whole group, rather than a
+    wake-up of the loop per unit."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for target, ok, value in outcomes:
+        if isinstance(target, Future):
+            if ok:
+                target.set_result(value)
+            else:
+                target.set_exception(value)
+        else:
+            by_loop.setdefault(target[0], []).append((target[1], ok, value))
+    for loop, items in by_loop.items():
+        # RuntimeError: the loop is closed, nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, items)
+
+
+def _settle(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in items:
+        if future.done():  # the request was cancelled meanwhile
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
 class Writer:
     def __init__(
         self,
@@ -116,7 +149,10 @@ class Writer:
         return future
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.wrap_future(self.submit(work))
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[T] = loop.create_future()
+        self._queue.put((work, (loop, answer)))
+        return await answer
 
     def call(self, work: Callable[[sqlite3.Connection], T], timeout: float | None = None) -> T:
         return self.submit(work).result(timeout)
@@ -172,7 +208,11 @@ class Writer:
         SAVEPOINT, whose two statements per unit would each hand the GIL back
         and forth while we hold the write lock (failures are rare; this is not)."""
         conn = self._conn
-        pending = [(w, f) for w, f in group if f.set_running_or_notify_cancel()]
+        pending = [
+            (w, f)
+            for w, f in group
+            if not isinstance(f, Future) or f.set_running_or_notify_cancel()
+        ]
         while True:
             values: list[Any] = []
             failed: tuple[int, BaseException] | None = None
@@ -194,20 +234,18 @@ class Writer:
             except BaseException as exc:
                 log.exception("group commit failed; %d units rejected", len(pending))
                 self._rollback()
-                for _, future in pending:
-                    future.set_exception(exc)
+                _answer([(target, False, exc) for _, target in pending])
                 return
             if failed is None:
                 break
             index, error = failed
             log.error("a write unit failed; its neighbours are retried", exc_info=error)
             self._rollback()
-            pending[index][1].set_exception(error)
+            _answer([(pending[index][1], False, error)])
             del pending[index]
         self.commits += 1
         self.units += len(pending)
-        for (_, future), value in zip(pending, values, strict=True):
-            future.set_result(value)
+        _answer([(target, True, value) for (_, target), value in zip(pending, values, strict=True)])
         if self._after_commit is not None:
             self._after_commit()
 
