@@ -98,7 +98,12 @@ async def read_body(request: Request) -> bytes:
 
 
 def basic_user(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+    return _basic_user(request.headers.get("authorization", ""))
+
+
+@functools.lru_cache(maxsize=64)
+def _basic_user(header: str) -> str | None:
+    """Clients send the same header on every request: decode it once."""
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or not value:
         return None
@@ -166,17 +171,7 @@ class Api:
             # Nothing was acknowledged: say so with a status clients retry on.
             log.error("batch from %s not stored: %s", source, type(exc).__name__)
             raise RequestError(503, "the batch could not be stored durably; retry later") from None
-        m = self.rt.metrics
-        m.received.labels(source).inc(len(items))
-        m.accepted.labels(source).inc(tally.accepted)
-        if tally.quarantined:
-            m.quarantined.labels(source).inc(tally.quarantined)
-        for dest, n in tally.routed.items():
-            m.routed.labels(dest).inc(n)
-        for dest, n in tally.denied.items():
-            m.denied.labels(dest).inc(n)
-        if tally.consent_records:
-            m.consent_records.inc(tally.consent_records)
+        self.rt.metrics.ingested(source, len(items), tally)
         return BatchResult(
             success=True,
             accepted=tally.accepted,
@@ -198,12 +193,14 @@ class Api:
         async def endpoint(request: Request) -> Response:
             try:
                 body = await read_body(request)
-                try:
-                    key = _key_decoder.decode(body).writeKey
-                except msgspec.ValidationError:
-                    key = None
-                except msgspec.DecodeError as exc:
-                    raise RequestError(400, f"body is not valid JSON: {exc}", "$") from None
+                key = None
+                if basic_user(request) is None:
+                    try:
+                        key = _key_decoder.decode(body).writeKey
+                    except msgspec.ValidationError:
+                        pass
+                    except msgspec.DecodeError as exc:
+                        raise RequestError(400, f"body is not valid JSON: {exc}", "$") from None
                 source = self._authenticate(request, key)
                 result = await self._ingest(source, [(0, body, kind)], None)
             except RequestError as exc:
@@ -377,8 +374,10 @@ def create_app(runtime: Runtime, *, forward: bool = True, deliver: bool = True) 
             if forwarder is not None:
                 await forwarder.stop()
 
+    # Starlette tries routes in order: the ingest endpoints first.
     routes = [
         Route("/v1/batch", api.batch, methods=["POST"]),
+        *(Route(f"/v1/{k}", api.single(k), methods=["POST"]) for k in openapi.SINGLE),
         Route("/v1/import", api.batch, methods=["POST"]),
         Route("/v1/consent", api.consent, methods=["POST"]),
         Route("/v1/erase", api.erase, methods=["POST"]),
@@ -387,5 +386,4 @@ def create_app(runtime: Runtime, *, forward: bool = True, deliver: bool = True) 
         Route("/openapi.json", api.openapi, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
     ]
-    routes += [Route(f"/v1/{k}", api.single(k), methods=["POST"]) for k in openapi.SINGLE]
     return Starlette(routes=routes, lifespan=lifespan)

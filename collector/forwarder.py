@@ -162,10 +162,13 @@ class Forwarder:
     def wake(self) -> None:
         """Thread-safe: called by the writer after a commit."""
         loop = self._loop
-        if loop is None or loop.is_closed():
+        if loop is None or loop.is_closed() or not self._events:
             return
+        loop.call_soon_threadsafe(self._wake_all)
+
+    def _wake_all(self) -> None:
         for event in self._events.values():
-            loop.call_soon_threadsafe(event.set)
+            event.set()
 
     async def stop(self) -> None:
         self._stopping = True

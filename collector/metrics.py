@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -11,6 +12,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[int, str], Any] = {}
         r = self.registry
         self.received = Counter(
             "consentry_messages_received", "Messages received", ["source"], registry=r
@@ -62,6 +64,28 @@ class Metrics:
             registry=r,
             multiprocess_mode="mostrecent",
         )
+
+    def ingested(self, source: str, received: int, tally: Any) -> None:
+        """One request's counts (``tally``: collector.route.Tally)."""
+        self._child(self.received, source).inc(received)
+        self._child(self.accepted, source).inc(tally.accepted)
+        if tally.quarantined:
+            self._child(self.quarantined, source).inc(tally.quarantined)
+        for dest, n in tally.routed.items():
+            self._child(self.routed, dest).inc(n)
+        for dest, n in tally.denied.items():
+            self._child(self.denied, dest).inc(n)
+        if tally.consent_records:
+            self.consent_records.inc(tally.consent_records)
+
+    def _child(self, counter: Counter, label: str) -> Any:
+        # labels() takes a lock and builds a key on every call; the set of
+        # sources and destinations is small and fixed.
+        key = (id(counter), label)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(label)
+        return child
 
     def exposition(self) -> bytes:
         """Our counters, or with several workers the sum over all of them."""

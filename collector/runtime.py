@@ -214,7 +214,6 @@ class Runtime:
             quarantine_ttl_s=config.privacy.quarantine_ttl_days * 86400.0,
         )
         self.forwarder: Forwarder | None = None
-        self._data_version: int | None = None
         self._last_expiry = 0.0
         self.writer = Writer(
             conn,
@@ -229,15 +228,11 @@ class Runtime:
 
     def _on_begin(self, conn: sqlite3.Connection) -> None:
         # Other worker processes (and `consentry forward`, and the CLI) share the
-        # database. data_version moves only when another connection committed:
-        # one cheap call when nobody else wrote (every SQLite call costs the
-        # writer a GIL handover while it holds the shared write lock).
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._data_version:
-            self._data_version = version
-            seq, epoch = conn.execute(_HEADS_SQL).fetchone()
-            self.ledger.sync(seq)
-            self.graph.sync(epoch)
+        # database: one statement reads the ledger head and the graph epoch, and
+        # the caches drop what another connection changed.
+        seq, epoch = conn.execute(_HEADS_SQL).fetchone()
+        self.ledger.sync(seq)
+        self.graph.sync(epoch)
 
     def _before_commit(self, conn: sqlite3.Connection) -> None:
         self.router.flush(conn)
