@@ -70,7 +70,10 @@ class Router:
         self.event_consent = event_consent
         self.decisions = decisions
         self.quarantine_ttl_s = quarantine_ttl_s
-        self._memo: dict[tuple[object, ...], tuple[ConsentState, list[Decision], bytes | None]] = {}
+        self._memo: dict[
+            tuple[object, ...],
+            tuple[ConsentState, list[Decision], bytes | None, tuple[bool, ...]],
+        ] = {}
         # Per OneID, the last signals found to change nothing, with the state
         # they were compared to: the same two objects again change nothing.
         self._unchanged: dict[int, tuple[Signals, ConsentState]] = {}
@@ -108,10 +111,10 @@ class Router:
             if seen is None or seen[0] is not p.signals or seen[1] is not state:
                 return None
         policy = self.policies.get(p.facts.jurisdiction)
-        decisions, body = self._decisions(state, policy, p)
+        _, body, allowed = self._decisions(state, policy, p)
         rows: list[tuple[object, ...]] = []
         decision_rows: list[tuple[str, float, bytes]] = []
-        routed = self._emit(p, one_id, policy, decisions, body, p.payloads, at, rows, decision_rows)
+        routed = self._emit(p, one_id, policy, allowed, body, p.payloads, at, rows, decision_rows)
         return Plan(self.graph.epoch, one_id, state, rows, decision_rows, routed)
 
     def route(
@@ -142,9 +145,9 @@ class Router:
                     p, one_id, policy.name, received_at
                 )
             state = self.ledger.state(one_id)
-            decisions, body = self._decisions(state, policy, p)
+            _, body, allowed = self._decisions(state, policy, p)
             routed = self._emit(
-                p, one_id, policy, decisions, body, payloads, now, self._rows, self._decision_rows
+                p, one_id, policy, allowed, body, payloads, now, self._rows, self._decision_rows
             )
             _count(tally, routed)
         return tally
@@ -162,17 +165,16 @@ class Router:
         p: Prepared,
         one_id: int,
         policy: Policy,
-        decisions: Sequence[Decision],
+        allowed: tuple[bool, ...],
         body: bytes | None,
         payloads: Mapping[str, bytes],
         now: float,
         rows: list[tuple[object, ...]],
         decision_rows: list[tuple[str, float, bytes]],
     ) -> tuple[bool, ...]:
-        """Outbox rows for the allowed destinations; returns allowed per destination."""
+        """Outbox rows for the allowed destinations; returns ``allowed``."""
         pi_text = ",".join(sorted(p.facts.pi_categories)) if p.facts.pi_categories else ""
         gpc = int(p.facts.gpc)
-        allowed = tuple(d.allowed for d in decisions)
         for dest, ok in zip(self.destinations, allowed, strict=True):
             if ok:
                 rows.append(
@@ -206,7 +208,7 @@ class Router:
 
     def _decisions(
         self, state: ConsentState, policy: Policy, p: Prepared
-    ) -> tuple[list[Decision], bytes | None]:
+    ) -> tuple[list[Decision], bytes | None, tuple[bool, ...]]:
         """Every destination's decision for this state and these facts, memoized:
         most events of a person share both, and decide() is pure. The ledger hands
         out one state object per version, so identity is a sound cache key."""
@@ -220,7 +222,7 @@ class Router:
         )
         hit = self._memo.get(key)
         if hit is not None and hit[0] is state:
-            return hit[1], hit[2]
+            return hit[1], hit[2], hit[3]
         decisions = []
         for dest in self.destinations:
             facts = EventFacts(
@@ -239,8 +241,9 @@ class Router:
         body = store.decisions_encoder.encode(kept) if kept else None
         if len(self._memo) > 100_000:
             self._memo.clear()
-        self._memo[key] = (state, decisions, body)
-        return decisions, body
+        allowed = tuple(d.allowed for d in decisions)
+        self._memo[key] = (state, decisions, body, allowed)
+        return decisions, body, allowed
 
     def _resolve(self, p: Prepared, at: datetime) -> tuple[OneId, dict[str, bytes]]:
         identifiers = list(p.identifiers)
@@ -404,7 +407,7 @@ class Router:
         return {"erased": True, "people": people, "outbox_rows_deleted": purged}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Plan:
     """An event routed from caches, with what it assumed (see Router.plan)."""
 

@@ -183,8 +183,11 @@ class Graph:
             return None
         cache = self._cache
         known = cache.get(identifiers[0].pseudonym)
-        if known is None or any(cache.get(i.pseudonym) != known for i in identifiers[1:]):
+        if known is None:
             return None
+        for ident in identifiers[1:]:
+            if cache.get(ident.pseudonym) != known:
+                return None
         return OneId(known)
 
     def sync(self, epoch: int | None = None) -> bool:
