@@ -224,7 +224,8 @@ class Runtime:
             lock_path=self.data_dir / WRITER_LOCK,
         )
         self.writer.on_rollback(self._rolled_back)
-        self.checkpointer = Checkpointer(self.db_path)
+        # One checkpointer is enough for the workers sharing this database.
+        self.checkpointer = Checkpointer(self.db_path) if worker == 0 else None
 
     def _on_begin(self, conn: sqlite3.Connection) -> None:
         # Other worker processes (and `consentry forward`, and the CLI) share the
@@ -272,4 +273,5 @@ class Runtime:
 
     def close(self) -> None:
         self.writer.close()
-        self.checkpointer.close()
+        if self.checkpointer is not None:
+            self.checkpointer.close()
