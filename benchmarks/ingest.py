@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -170,7 +171,10 @@ def main() -> None:
         full.stop()
 
     conn = sqlite3.connect(work / "data" / "consentry.db")
-    decided = conn.execute("SELECT count(DISTINCT message_id) FROM decisions").fetchone()[0]
+    # One decision row per message accepted (decisions = "all"); wrk repeats the
+    # same bodies, so ids repeat and rows, not distinct ids, are counted. The
+    # server may have acknowledged a few more than wrk saw before it stopped.
+    decided = conn.execute("SELECT count(*) FROM decisions").fetchone()[0]
     outbox = dict(
         conn.execute("SELECT destination, count(*) FROM outbox GROUP BY destination").fetchall()
     )
@@ -180,15 +184,9 @@ def main() -> None:
     print(
         f"\nacknowledged events {expected:,}; with a recorded decision {decided:,}; outbox rows {outbox}"
     )
-    # messageIds repeat when wrk cycles through the same bodies, so distinct ids cap the count
-    unique_ids = len({m["messageId"] for b in bodies for m in json.loads(b)["batch"]}) + (
-        0 if args.skip_single else len({json.loads(s)["messageId"] for s in singles})
-    )
-    print(
-        "no loss"
-        if decided >= min(expected, unique_ids)
-        else "LOSS: fewer decided messages than acknowledged"
-    )
+    print("no loss" if decided >= expected else "LOSS: fewer decided messages than acknowledged")
+    conn.close()
+    shutil.rmtree(work, ignore_errors=True)  # gigabytes after a soak
 
 
 if __name__ == "__main__":

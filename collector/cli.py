@@ -98,8 +98,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     # Each retake of the GIL by the writer thread (after every SQLite call) waits
     # out the switch interval while the event loop is busy, and the writer holds
-    # the write lock that all workers share: keep that wait short.
-    sys.setswitchinterval(float(os.environ.get("CONSENTRY_SWITCH", "0.0005")))
+    # the write lock that all workers share: keep that wait short (measured:
+    # 0.1-1 ms all beat the 5 ms default; see benchmarks/ingest.py).
+    sys.setswitchinterval(0.0005)
     if workers == 1:
         try:
             serve(runtime)

@@ -1,10 +1,12 @@
-"""The single SQLite writer with group commit.
+"""The SQLite writer with group commit.
 
-All writes go through one thread that owns the write connection. It takes
-whatever work is queued, runs each unit in its own SAVEPOINT (so one failing
-unit does not undo its neighbours), commits once, and only then resolves the
-callers' futures. Under load many requests share one fsync; nothing is
-acknowledged before it is durable; the event loop never blocks on SQLite.
+All writes of a process go through one thread that owns the write connection.
+It takes whatever work is queued, lets units plan what needs no database
+(before the lock), takes the write lock that the worker processes share, runs
+the units in one transaction (a unit that fails is answered with its error and
+the others are run again without it), commits once, and only then answers the
+callers. Under load many requests share one fsync; nothing is acknowledged
+before it is durable; the event loop never blocks on SQLite.
 """
 
 from __future__ import annotations
@@ -56,7 +58,6 @@ class Checkpointer:
         self._path = path
         self._every = every
         self._stop = threading.Event()
-        self.runs = 0
         self._thread = threading.Thread(target=self._run, name="consentry-checkpoint", daemon=True)
         self._thread.start()
 
@@ -67,7 +68,6 @@ class Checkpointer:
             while not self._stop.wait(self._every):
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    self.runs += 1
                 except sqlite3.Error as exc:  # busy or I/O: the next round retries
                     log.warning("WAL checkpoint failed: %s", exc)
         finally:
