@@ -78,6 +78,7 @@ class Router:
         # they were compared to: the same two objects again change nothing.
         self._unchanged: dict[int, tuple[Signals, ConsentState]] = {}
         self._rows: list[tuple[object, ...]] = []
+        self._body_ids: dict[bytes, int] = {}
         self._decision_rows: list[tuple[str, float, bytes]] = []
 
     # -- events --------------------------------------------------------------
@@ -198,13 +199,25 @@ class Router:
         rows in two statements. Runs before COMMIT and before anything that
         reads or deletes outbox rows (erasure)."""
         store.insert_outbox(conn, self._rows)
-        store.insert_decisions(conn, self._decision_rows)
-        self.discard()
-
-    def discard(self) -> None:
-        """The transaction that routed them rolled back."""
+        ids = self._body_ids
+        decision_rows = []
+        for message_id, at, body in self._decision_rows:
+            body_id = ids.get(body)
+            if body_id is None:
+                if len(ids) >= 100_000:
+                    ids.clear()
+                body_id = ids[body] = store.decision_body_id(conn, body)
+            decision_rows.append((message_id, at, body_id))
+        store.insert_decisions(conn, decision_rows)
         self._rows = []
         self._decision_rows = []
+
+    def discard(self) -> None:
+        """The transaction that routed them rolled back: so did the body ids it
+        may have stored."""
+        self._rows = []
+        self._decision_rows = []
+        self._body_ids.clear()
 
     def _decisions(
         self, state: ConsentState, policy: Policy, p: Prepared

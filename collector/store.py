@@ -8,6 +8,7 @@ destination's domain), never raw identifiers.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,10 +34,17 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_queue ON outbox(destination, dead, id);
 -- No index on one_id: erasure is rare and may scan, while every ingest would pay for it.
 DROP INDEX IF EXISTS outbox_one_id;
+-- Decisions repeat (a person's state and an event's facts decide them, and
+-- both repeat): each distinct record list is kept once and rows refer to it.
+CREATE TABLE IF NOT EXISTS decision_bodies (
+    id INTEGER PRIMARY KEY,
+    digest BLOB NOT NULL UNIQUE,
+    body BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS decisions (
     message_id TEXT NOT NULL,
     at REAL NOT NULL,
-    body BLOB NOT NULL
+    body_id INTEGER NOT NULL
 );
 -- No index on message_id: ids are random, so every insert would dirty another
 -- b-tree page (and WAL frame). `audit why` scans this table instead.
@@ -79,6 +87,10 @@ CREATE TABLE IF NOT EXISTS erasures (
 
 
 def create(conn: sqlite3.Connection) -> None:
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(decisions)")}
+    if "body" in columns:
+        # Rows from before decision bodies were shared: kept, and still read.
+        conn.execute("ALTER TABLE decisions RENAME TO decisions_v1")
     for statement in SCHEMA.split(";"):
         if statement.strip():
             conn.execute(statement)
@@ -136,24 +148,42 @@ def insert_outbox(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) 
     )
 
 
-def insert_decisions(conn: sqlite3.Connection, rows: Sequence[tuple[str, float, bytes]]) -> None:
-    """Rows of (message_id, at, msgpack body), in one step like insert_outbox."""
+def insert_decisions(conn: sqlite3.Connection, rows: Sequence[tuple[str, float, int]]) -> None:
+    """Rows of (message_id, at, body id), in one step like insert_outbox."""
     if not rows:
         return
-    meta, blob = _packed(rows)
     conn.execute(
-        "INSERT INTO decisions (message_id, at, body)"
-        " SELECT value->>0, value->>1, substr(?2, value->>2, value->>3) FROM json_each(?1)",
-        (meta, blob),
+        "INSERT INTO decisions (message_id, at, body_id)"
+        " SELECT value->>0, value->>1, value->>2 FROM json_each(?)",
+        (_rows_encoder.encode(rows),),
     )
+
+
+def decision_body_id(conn: sqlite3.Connection, body: bytes) -> int:
+    """The id of a decision body, stored on first use (any process may have)."""
+    digest = hashlib.sha256(body).digest()
+    conn.execute(
+        "INSERT OR IGNORE INTO decision_bodies (digest, body) VALUES (?, ?)", (digest, body)
+    )
+    row = conn.execute("SELECT id FROM decision_bodies WHERE digest = ?", (digest,)).fetchone()
+    return int(row[0])
 
 
 def decisions_for(conn: sqlite3.Connection, message_id: str) -> list[tuple[float, DecisionRecord]]:
     out: list[tuple[float, DecisionRecord]] = []
-    for at, body in conn.execute(
-        "SELECT at, body FROM decisions WHERE message_id = ? ORDER BY rowid", (message_id,)
-    ):
-        out.extend((at, d) for d in decisions_decoder.decode(body))
+    old = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decisions_v1'"
+    ).fetchone()
+    queries = (
+        ["SELECT at, body FROM decisions_v1 WHERE message_id = ? ORDER BY rowid"] if old else []
+    )
+    queries.append(
+        "SELECT d.at, b.body FROM decisions d JOIN decision_bodies b ON b.id = d.body_id"
+        " WHERE d.message_id = ? ORDER BY d.rowid"
+    )
+    for sql in queries:
+        for at, body in conn.execute(sql, (message_id,)):
+            out.extend((at, d) for d in decisions_decoder.decode(body))
     return out
 
 
