@@ -49,7 +49,9 @@ def _fail(message: str, code: int = 2) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     cfg = _load(args)
     workers = args.workers if args.workers is not None else cfg.server.workers
-    workers = workers or os.cpu_count() or 1
+    # Auto: one per core, at most 8; all of them share one write lock, and more
+    # than that was never measured.
+    workers = workers or min(os.cpu_count() or 1, 8)
     if workers > 1:
         _metrics_dir(cfg.data_dir)
 
@@ -452,7 +454,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--workers",
         type=int,
-        help="worker processes (default from [server]; 0 = one per CPU core)",
+        help="worker processes (default from [server]; 0 = one per CPU core, at most 8)",
     )
     s.add_argument(
         "--no-forward", action="store_true", help="only ingest; run `consentry forward` elsewhere"

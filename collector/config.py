@@ -29,7 +29,7 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 class ServerConfig(_Section, frozen=True):
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8787
-    # Worker processes; 0 = one per CPU core (Python runs one core per process).
+    # Worker processes; 0 = one per CPU core, at most 8 (Python runs one core per process).
     workers: Annotated[int, Meta(ge=0, le=256)] = 0
     forward: bool = True
     access_log: bool = False
