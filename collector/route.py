@@ -451,6 +451,7 @@ class RouteUnit:
         self._source = source
         self._at = received_at
         self._plans: list[Plan | None] | None = None
+        self.size = len(prepared) + len(rejected)
 
     def plan(self) -> None:
         at = self._at.timestamp()

@@ -78,6 +78,19 @@ class Checkpointer:
         self._thread.join(10)
 
 
+_LATE_UNITS = 64
+
+
+def _plan(group: list[tuple[Work, Any]]) -> None:
+    for work, _ in group:
+        plan = getattr(work, "plan", None)
+        if plan is not None:
+            try:
+                plan()
+            except Exception:  # a unit without a plan is routed in full
+                log.exception("planning a write unit failed")
+
+
 Target = Future[Any] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 
 
@@ -130,6 +143,7 @@ class Writer:
             os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600) if lock_path is not None else None
         )
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._carry: Any = None
         self._max_group = max_group
         self._after_commit = after_commit
         self._before_commit = before_commit
@@ -166,41 +180,48 @@ class Writer:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            item, self._carry = self._carry or self._queue.get(), None
             if item is _STOP:
                 return
             group = [item]
-            stop = False
-            while len(group) < self._max_group:
+            stop = self._drain(group, self._max_group)
+            _plan(group)
+            if self._lock_fd is None:
+                self._commit_locked(group)
+            else:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
                 try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    stop = True
-                    break
-                group.append(nxt)
-            for work, _ in group:
-                plan = getattr(work, "plan", None)
-                if plan is not None:
-                    # Before the write lock that all workers share (see RouteUnit).
-                    try:
-                        plan()
-                    except Exception:  # a unit without a plan is routed in full
-                        log.exception("planning a write unit failed")
-            self._commit_group(group)
+                    # Units that arrived while we waited for another worker's
+                    # commit join this one: single messages come a few per group,
+                    # and each group has a fixed cost. Only small ones, since they
+                    # are planned under the lock.
+                    if not stop and len(group) < _LATE_UNITS:
+                        late: list[tuple[Work, Any]] = []
+                        stop = self._drain(late, _LATE_UNITS - len(group), small=True)
+                        _plan(late)
+                        group += late
+                    self._commit_locked(group)
+                finally:
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             if stop:
                 return
 
-    def _commit_group(self, group: list[tuple[Work, Future[Any]]]) -> None:
-        if self._lock_fd is None:
-            self._commit_locked(group)
-            return
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        try:
-            self._commit_locked(group)
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+    def _drain(self, group: list[tuple[Work, Any]], room: int, *, small: bool = False) -> bool:
+        """Move queued units into ``group``; True if the stop marker was seen.
+        ``small``: only single events; a larger unit waits for the next group."""
+        while room > 0:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if nxt is _STOP:
+                return True
+            if small and getattr(nxt[0], "size", 1) > 1:
+                self._carry = nxt  # the next group's first unit, planned before the lock
+                return False
+            group.append(nxt)
+            room -= 1
+        return False
 
     def _commit_locked(self, group: list[tuple[Work, Future[Any]]]) -> None:
         """Run the units in one transaction. A unit that raises is answered with
