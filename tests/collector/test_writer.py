@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,3 +189,37 @@ def test_a_plan_made_before_a_withdrawal_in_the_same_group_is_not_used(tmp_path:
         assert rows == 0
     finally:
         rt.close()
+
+
+class _Sized:
+    """A unit that says how many events it carries (RouteUnit does)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, conn: sqlite3.Connection) -> int:
+        conn.execute("INSERT INTO t VALUES (?)", (self.size,))
+        return self.size
+
+
+@pytest.mark.parametrize(("late_size", "commits"), [(1, 1), (100, 2)])
+def test_single_events_that_queue_behind_another_workers_commit_join_the_group(
+    tmp_path: Path, late_size: int, commits: int
+) -> None:
+    path, lock = tmp_path / "w.db", tmp_path / "w.lock"
+    setup = sqlite3.connect(path)
+    setup.execute("CREATE TABLE t (v INTEGER)")
+    setup.commit()
+    setup.close()
+    other, ours = Writer(connect(path), lock_path=lock), Writer(connect(path), lock_path=lock)
+    release = _hold(other)  # the other worker holds the shared write lock
+    first = ours.submit(_Sized(1))
+    time.sleep(0.3)  # ours has formed its group and waits for the lock
+    late = [ours.submit(_Sized(late_size)) for _ in range(4)]
+    release.set()
+    assert first.result(10) == 1
+    assert [f.result(10) for f in late] == [late_size] * 4
+    # Single events join the waiting group; a batch waits for the next one.
+    assert ours.commits == commits
+    other.close()
+    ours.close()
