@@ -182,6 +182,7 @@ class Preparer:
         self._ip_memo: dict[str, tuple[bytes, bytes, str] | None] = {}
         self._at: tuple[datetime, str] | None = None
         self._signal_memo: dict[bytes, Signals] = {}
+        self._facts_memo: dict[tuple[object, ...], EventFacts] = {}
 
     def _normalized(self, kind: str, value: object, path: str) -> str | None:
         if type(value) is str:
@@ -246,7 +247,7 @@ class Preparer:
         if "traits" in data:
             trait_sources.append((("traits",), msg_type != "group"))
         for base, link in trait_sources:
-            traits = _get(data, base)
+            traits = data.get(base[0]) if len(base) == 1 else _get(data, base)
             if not isinstance(traits, dict):
                 continue
             for key, kind in PERSON_TRAIT_KINDS:
@@ -265,8 +266,8 @@ class Preparer:
         # group's traits describe a company.
         person_traits = [("context", "traits")] + ([("traits",)] if msg_type != "group" else [])
         for base in person_traits:
-            section = _get(data, base)
-            if not isinstance(section, dict):
+            section = data.get(base[0]) if len(base) == 1 else _get(data, base)
+            if not isinstance(section, dict) or not section:
                 continue
             for name in sorted(self._pii.intersection(section)):
                 value = section[name]
@@ -319,9 +320,19 @@ class Preparer:
         )
         pi = self._pi_categories(data)
         age = _age(data)
-        facts = EventFacts(
-            jurisdiction=jurisdiction, country=country, gpc=signals.gpc, pi_categories=pi, age=age
-        )
+        facts_key = (jurisdiction, country, signals.gpc, pi, age)
+        facts = self._facts_memo.get(facts_key)
+        if facts is None:
+            facts = EventFacts(
+                jurisdiction=jurisdiction,
+                country=country,
+                gpc=signals.gpc,
+                pi_categories=pi,
+                age=age,
+            )
+            if len(self._facts_memo) >= _MEMO_MAX // 10:
+                self._facts_memo.clear()
+            self._facts_memo[facts_key] = facts
 
         payloads: dict[str, bytes] = {}
         alias_user: dict[str, bytes] | None = {} if previous is not None else None
@@ -660,8 +671,10 @@ def _country(context: Mapping[str, Any]) -> str | None:
 
 
 def _age(data: Mapping[str, Any]) -> int | None:
-    for base in (data.get("traits"), _get(data, ("context", "traits"))):
-        if isinstance(base, dict):
+    context = data.get("context")
+    in_context = context.get("traits") if isinstance(context, dict) else None
+    for base in (data.get("traits"), in_context):
+        if isinstance(base, dict) and base:
             age = base.get("age")
             if isinstance(age, int) and not isinstance(age, bool) and 0 <= age < 150:
                 return age
