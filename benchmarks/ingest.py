@@ -94,6 +94,9 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=5000)
     ap.add_argument("--skip-single", action="store_true")
     ap.add_argument(
+        "--workers", type=int, default=0, help="consentry serve --workers (0: its default)"
+    )
+    ap.add_argument(
         "--soak", type=int, default=0, help="then run N more seconds at 50%% and report RSS"
     )
     args = ap.parse_args()
@@ -124,7 +127,8 @@ def main() -> None:
         base.stop()
 
     work = Path(tempfile.mkdtemp(prefix="bench-consentry-"))
-    full = start_consentry(work / "data", ["--no-forward"])
+    extra = ["--no-forward"] + (["--workers", str(args.workers)] if args.workers else [])
+    full = start_consentry(work / "data", extra)
     try:
         rss0 = full.rss_mb()
         c0 = full.cpu_seconds()
