@@ -94,7 +94,9 @@ class Forwarder:
         pseudonymizer: Pseudonymizer,
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
-        poll_seconds: float = 1.0,
+        # Commits in this process wake the lanes at once; rows stored by other
+        # workers (or another process) are found by this poll.
+        poll_seconds: float = 0.25,
     ) -> None:
         self._db_path = db_path
         self._writer = writer
