@@ -40,7 +40,10 @@ _QUOTED = re.compile(r" '.*'$")
 PERSON_TRAIT_KINDS = (("email", "email"), ("phone", "phone"))
 _NONCE = f"__cs{uuid.uuid4().hex}_"
 _MARKER = re.compile(re.escape(_NONCE.encode()) + rb"([a-z0-9]+)_")
-_MEMO_MAX = 200_000
+# Memo sizes: enough for the people active in the last minutes. A full memo is
+# dropped whole and refilled: with the pseudonym cache, about 100 MB per worker
+# at the caps (measured with 100,000 distinct people).
+_MEMO_MAX = 50_000
 
 
 @functools.cache
@@ -437,7 +440,7 @@ class Preparer:
                 }
                 for lane in self._lanes
             ]
-            if len(self._lane_memo) >= _MEMO_MAX:
+            if len(self._lane_memo) >= _MEMO_MAX // 2:
                 self._lane_memo.clear()
             self._lane_memo[memo_key] = memo
         return [memo[lane.position] for lane in lanes]

@@ -309,7 +309,7 @@ class Router:
             purposes = {k: v for k, v in purposes.items() if not v}
         changed = self.ledger.differs(one_id, purposes)
         if not changed:
-            if len(self._unchanged) >= 200_000:
+            if len(self._unchanged) >= 100_000:
                 self._unchanged.clear()
             self._unchanged[one_id] = (p.signals, state)
             return 0
