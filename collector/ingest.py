@@ -187,6 +187,17 @@ class Preparer:
         self._signal_memo: dict[bytes, Signals] = {}
         self._facts_memo: dict[tuple[object, ...], EventFacts] = {}
 
+    def memo_sizes(self) -> dict[str, int]:
+        """Entries per memo (benchmarks/ingest_memory.py)."""
+        return {
+            "normalized": len(self._norm_memo),
+            "identifiers": len(self._ident_memo),
+            "destination values": len(self._lane_memo),
+            "ips": len(self._ip_memo),
+            "signals": len(self._signal_memo),
+            "pseudonyms": self._ps.cached,
+        }
+
     def _normalized(self, kind: str, value: object, path: str) -> str | None:
         if type(value) is str:
             memo_key = (kind, value)

@@ -101,6 +101,11 @@ class Pseudonymizer:
     def options(self) -> NormalizeOptions:
         return self._options
 
+    @property
+    def cached(self) -> int:
+        """Pseudonyms held in the in-process cache."""
+        return len(self._cache)
+
     def lookup_kids(self) -> tuple[str, ...]:
         return self._keyring.lookup_kids()
 
