@@ -13,6 +13,7 @@ import argparse
 import gc
 import json
 import os
+import shutil
 import random
 import sys
 import tempfile
@@ -58,6 +59,7 @@ def main() -> None:
         gc.collect()
         print(f"{upto:>9,} people: RSS +{rss_mb() - start:6.0f} MB; {rt.preparer.memo_sizes()}")
     rt.close()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -97,6 +98,7 @@ def main() -> None:
     )
     print(f"  C  commit (FULL)               {c:6.1f}   (one commit per 100 events)")
     rt.close()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
