@@ -13,8 +13,8 @@ import argparse
 import gc
 import json
 import os
-import shutil
 import random
+import shutil
 import sys
 import tempfile
 from datetime import UTC, datetime
