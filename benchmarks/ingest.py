@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -44,6 +45,19 @@ name = "crm"
 type = "jsonl"
 purposes = ["personalization", "analytics"]
 """
+
+
+def local_runtime(prefix: str) -> tuple[Any, Path]:
+    """This benchmark's configuration as an in-process Runtime (no HTTP), in a
+    new temporary directory; for the per-stage and memory benchmarks."""
+    from collector import config as config_mod
+    from collector.runtime import Runtime
+
+    os.environ.setdefault("CONSENTRY_WRITE_KEY", "bench")
+    os.environ.setdefault("CONSENTRY_MASTER_KEY", "A" * 43 + "=")
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    (work / "c.toml").write_text(CONFIG)
+    return Runtime(config_mod.load(work / "c.toml", data_dir=str(work / "data"))), work
 
 
 def start_consentry(data_dir: Path, extra: list[str]) -> Proc:

@@ -16,7 +16,6 @@ import os
 import random
 import shutil
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,11 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import message, people_consent
-from ingest import CONFIG
+from ingest import local_runtime
 
-from collector import config as config_mod
 from collector.ingest import decode_message
-from collector.runtime import Runtime
 
 
 def rss_mb() -> float:
@@ -39,11 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--people", type=int, default=100_000)
     args = ap.parse_args()
-    os.environ.setdefault("CONSENTRY_WRITE_KEY", "bench")
-    os.environ.setdefault("CONSENTRY_MASTER_KEY", "A" * 43 + "=")
-    work = Path(tempfile.mkdtemp(prefix="bench-memory-"))
-    (work / "c.toml").write_text(CONFIG)
-    rt = Runtime(config_mod.load(work / "c.toml", data_dir=str(work / "data")))
+    rt, work = local_runtime("bench-memory-")
     rng = random.Random(1)
     consents = people_consent(rng, 1000)
     now = datetime.now(UTC)

@@ -16,11 +16,9 @@ of mostly returning people), then times per event, median over rounds:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,12 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import batches
-from ingest import CONFIG
+from ingest import local_runtime
 
-from collector import config as config_mod
 from collector.app import _batch_decoder
 from collector.ingest import Prepared, decode_message
-from collector.runtime import Runtime, tune_gc
+from collector.runtime import tune_gc
 
 
 def main() -> None:
@@ -43,11 +40,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=200)
     ap.add_argument("--people", type=int, default=5000)
     args = ap.parse_args()
-    os.environ.setdefault("CONSENTRY_WRITE_KEY", "bench")
-    os.environ.setdefault("CONSENTRY_MASTER_KEY", "A" * 43 + "=")
-    work = Path(tempfile.mkdtemp(prefix="bench-stages-"))
-    (work / "c.toml").write_text(CONFIG)
-    rt = Runtime(config_mod.load(work / "c.toml", data_dir=str(work / "data")))
+    rt, work = local_runtime("bench-stages-")
     tune_gc()
     bodies = batches(args.batches, 100, people=args.people)
     conn = rt.writer._conn  # the writer thread is idle: we drive the connection ourselves

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+
+if TYPE_CHECKING:
+    from collector.route import Tally
 
 
 class Metrics:
@@ -65,8 +68,8 @@ class Metrics:
             multiprocess_mode="mostrecent",
         )
 
-    def ingested(self, source: str, received: int, tally: Any) -> None:
-        """One request's counts (``tally``: collector.route.Tally)."""
+    def ingested(self, source: str, received: int, tally: Tally) -> None:
+        """One request's counts."""
         self._child(self.received, source).inc(received)
         self._child(self.accepted, source).inc(tally.accepted)
         if tally.quarantined:

@@ -27,7 +27,6 @@ MERGE_SUBJECT = "merge"
 
 @dataclass(slots=True)
 class Tally:
-    names: tuple[str, ...] = ()  # the destinations, in order
     accepted: int = 0
     quarantined: int = 0
     routed: dict[str, int] = field(default_factory=dict)
@@ -72,7 +71,7 @@ class Router:
         self.quarantine_ttl_s = quarantine_ttl_s
         self._memo: dict[
             tuple[object, ...],
-            tuple[ConsentState, list[Decision], bytes | None, tuple[bool, ...]],
+            tuple[ConsentState, bytes | None, tuple[bool, ...]],
         ] = {}
         # Per OneID, the last signals found to change nothing, with the state
         # they were compared to: the same two objects again change nothing.
@@ -112,7 +111,7 @@ class Router:
             if seen is None or seen[0] is not p.signals or seen[1] is not state:
                 return None
         policy = self.policies.get(p.facts.jurisdiction)
-        _, body, allowed = self._decisions(state, policy, p)
+        body, allowed = self._decisions(state, policy, p)
         rows: list[tuple[object, ...]] = []
         decision_rows: list[tuple[str, float, bytes]] = []
         routed = self._emit(p, one_id, policy, allowed, body, p.payloads, at, rows, decision_rows)
@@ -128,7 +127,7 @@ class Router:
         received_at: datetime,
         plans: Sequence[Plan | None] | None = None,
     ) -> Tally:
-        tally = Tally(accepted=len(prepared), quarantined=len(rejected), names=self._names)
+        tally = Tally(accepted=len(prepared), quarantined=len(rejected))
         now = received_at.timestamp()
         for rej in rejected:
             self.quarantine(conn, rej, source=source, now=now)
@@ -137,7 +136,7 @@ class Router:
             if plan is not None and self._still_valid(plan):
                 self._rows += plan.rows
                 self._decision_rows += plan.decision_rows
-                _count(tally, plan.routed)
+                self._count(tally, plan.routed)
                 continue
             one_id, payloads = self._resolve(p, received_at)
             policy = self.policies.get(p.facts.jurisdiction)
@@ -146,12 +145,17 @@ class Router:
                     p, one_id, policy.name, received_at
                 )
             state = self.ledger.state(one_id)
-            _, body, allowed = self._decisions(state, policy, p)
+            body, allowed = self._decisions(state, policy, p)
             routed = self._emit(
                 p, one_id, policy, allowed, body, payloads, now, self._rows, self._decision_rows
             )
-            _count(tally, routed)
+            self._count(tally, routed)
         return tally
+
+    def _count(self, tally: Tally, allowed: tuple[bool, ...]) -> None:
+        for name, ok in zip(self._names, allowed, strict=True):
+            bucket = tally.routed if ok else tally.denied
+            bucket[name] = bucket.get(name, 0) + 1
 
     def _still_valid(self, plan: Plan) -> bool:
         """Nothing the plan read has changed since: no merge or erasure moved
@@ -221,8 +225,9 @@ class Router:
 
     def _decisions(
         self, state: ConsentState, policy: Policy, p: Prepared
-    ) -> tuple[list[Decision], bytes | None, tuple[bool, ...]]:
-        """Every destination's decision for this state and these facts, memoized:
+    ) -> tuple[bytes | None, tuple[bool, ...]]:
+        """The decisions' record (as kept for `audit why`) and, per destination,
+        whether it is allowed; memoized:
         most events of a person share both, and decide() is pure. The ledger hands
         out one state object per version, so identity is a sound cache key."""
         key = (
@@ -235,7 +240,7 @@ class Router:
         )
         hit = self._memo.get(key)
         if hit is not None and hit[0] is state:
-            return hit[1], hit[2], hit[3]
+            return hit[1], hit[2]
         decisions = []
         for dest in self.destinations:
             facts = EventFacts(
@@ -255,8 +260,8 @@ class Router:
         if len(self._memo) > 100_000:
             self._memo.clear()
         allowed = tuple(d.allowed for d in decisions)
-        self._memo[key] = (state, decisions, body, allowed)
-        return decisions, body, allowed
+        self._memo[key] = (state, body, allowed)
+        return body, allowed
 
     def _resolve(self, p: Prepared, at: datetime) -> tuple[OneId, dict[str, bytes]]:
         identifiers = list(p.identifiers)
@@ -466,12 +471,6 @@ class RouteUnit:
             received_at=self._at,
             plans=self._plans,
         )
-
-
-def _count(tally: Tally, allowed: tuple[bool, ...]) -> None:
-    for name, ok in zip(tally.names, allowed, strict=True):
-        bucket = tally.routed if ok else tally.denied
-        bucket[name] = bucket.get(name, 0) + 1
 
 
 def _decision_record(d: Decision) -> store.DecisionRecord:

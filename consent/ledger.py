@@ -180,12 +180,13 @@ class Ledger:
         ).fetchone()
         self._seq, self._hash = (row[0], row[1]) if row else (0, GENESIS)
 
-    def sync(self, seq: int | None = None) -> int:
+    def sync(self, seq: int) -> int:
         """Catch up with records other processes appended (call inside the write
-        transaction, so the head cannot move while we use it). Cached states of
-        the people those records touch are dropped; returns how many records.
-        ``seq``: the head's seq if the caller already read it (HEAD_SEQ_SQL)."""
-        if seq is not None and seq == self._seq:
+        transaction, so the head cannot move while we use it). ``seq``: the head's
+        seq, read by the caller (HEAD_SEQ_SQL) together with other heads. Cached
+        states of the people those records touch are dropped; returns how many
+        records."""
+        if seq == self._seq:
             return 0
         row = self._conn.execute(
             "SELECT seq, hash FROM consent_ledger ORDER BY seq DESC LIMIT 1"

@@ -190,13 +190,11 @@ class Graph:
                 return None
         return OneId(known)
 
-    def sync(self, epoch: int | None = None) -> bool:
+    def sync(self, epoch: int) -> bool:
         """Forget cached links if another process merged, erased or dropped
-        links since we last looked (call inside the write transaction). Links
-        others only added need nothing: a miss reads the database.
-        ``epoch``: if the caller already read it (EPOCH_SQL)."""
-        if epoch is None:
-            epoch = _epoch(self._conn)
+        links since we last looked (call inside the write transaction with the
+        epoch it read, EPOCH_SQL). Links others only added need nothing: a miss
+        reads the database."""
         if epoch == self._epoch:
             return False
         self._epoch = epoch

@@ -100,6 +100,12 @@ class Server:
         return httpx.post(self.url + path, json=body, auth=(WRITE_KEY, ""), timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
+def cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    """A `consentry` subcommand against the server's data directory."""
+    cmd = [sys.executable, "-m", "collector.cli", *args, "--data-dir", str(server.data_dir)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=server.env, timeout=60)
+
+
 def read_jsonl(directory: Path) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     if not directory.exists():

@@ -6,22 +6,15 @@ import csv
 import io
 import json
 import sqlite3
-import subprocess
-import sys
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from identity import Keyring
 from identity.keyring import parse_master_key
-from tests.conftest import Server, read_jsonl, wait_for
+from tests.conftest import Server, cli, read_jsonl, wait_for
 
 CONSENTED = {"consent": {"categoryPreferences": {"analytics": True}}}
-
-
-def cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "collector.cli", *args, "--data-dir", str(server.data_dir)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=server.env, timeout=60)
 
 
 def one_ids(server: Server) -> dict[str, int]:

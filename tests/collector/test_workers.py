@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import WRITE_KEY, Server
+from tests.conftest import WRITE_KEY, Server, cli
 
 CONFIG = """
 [[destinations]]
@@ -103,21 +101,7 @@ def test_ledger_chain_stays_whole_under_concurrent_workers(workers: Server) -> N
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(flip, range(16)))
     workers.stop()
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "collector.cli",
-            "audit",
-            "verify",
-            "--data-dir",
-            str(workers.data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        env=workers.env,
-        timeout=60,
-    )
+    out = cli(workers, "audit", "verify")
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.startswith("OK: 96 records"), out.stdout
 
