@@ -150,6 +150,19 @@ class Proc:
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         return total
 
+    def settle(self, *, idle: float = 0.1, timeout: float = 60.0) -> float:
+        """Wait until the server is idle (under ``idle`` of a core over half a
+        second): wrk stops at its deadline, but requests it already sent are
+        still being processed, and the next phase must not inherit them.
+        Returns the seconds waited."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            c0 = self.cpu_seconds()
+            time.sleep(0.5)
+            if self.cpu_seconds() - c0 < idle * 0.5:
+                break
+        return time.monotonic() - start
+
     def rss_mb(self) -> float:
         """Resident memory of the server and its worker processes."""
         total = 0.0

@@ -151,6 +151,7 @@ def main() -> None:
         print(f"{'ratio full/baseline (events/s)':<34} {rf['rps'] / rb['rps']:>10.2f}x")
         acked_batches = rf["requests"] - rf["status_errors"]
         half = max(1, int(rf["rps"] / 2))
+        full.settle()
         c0 = full.cpu_seconds()
         rh = wrk(
             full.url,
@@ -163,6 +164,7 @@ def main() -> None:
         report(f"consentry serve, at 50% ({half} req/s)", rh, 100, full.cpu_seconds() - c0)
         acked_batches += rh["requests"] - rh["status_errors"]
         if not args.skip_single:
+            full.settle()
             c0 = full.cpu_seconds()
             rfs = wrk(
                 full.url, "/v1/track", singles, seconds=args.seconds, connections=args.connections
@@ -171,6 +173,7 @@ def main() -> None:
             print(f"{'ratio full/baseline (single req/s)':<34} {rfs['rps'] / rbs['rps']:>10.2f}x")
         print(f"RSS {rss0:.0f} MB -> {full.rss_mb():.0f} MB")
         if args.soak:
+            full.settle()
             rss_start = full.rss_mb()
             rs = wrk(
                 full.url,

@@ -225,7 +225,11 @@ class Runtime:
         )
         self.writer.on_rollback(self._rolled_back)
         # One checkpointer is enough for the workers sharing this database.
-        self.checkpointer = Checkpointer(self.db_path) if worker == 0 else None
+        self.checkpointer = (
+            Checkpointer(self.db_path, lock_path=self.data_dir / WRITER_LOCK)
+            if worker == 0
+            else None
+        )
 
     def _on_begin(self, conn: sqlite3.Connection) -> None:
         # Other worker processes (and `consentry forward`, and the CLI) share the

@@ -52,26 +52,53 @@ def connect(path: Path, *, synchronous: str = "full", readonly: bool = False) ->
 
 class Checkpointer:
     """Copies the WAL back into the database on its own connection and thread,
-    so committing writers never stall on a checkpoint."""
+    so committing writers never stall on a checkpoint.
 
-    def __init__(self, path: Path, *, every: float = 0.5) -> None:
+    Each round copies what is there without the write lock, then takes the lock
+    for a short catch-up of the frames written meanwhile. Only a WAL that is
+    fully copied when a writer begins is started over from its first frame;
+    with writers committing back to back it never is, and the WAL grew until a
+    writer's COMMIT ran the backstop checkpoint itself (tens of MB, 40-190 ms
+    with the lock held: the p99 of the ingest benchmark)."""
+
+    def __init__(self, path: Path, *, lock_path: Path | None = None, every: float = 0.5) -> None:
         self._path = path
+        self._lock_path = lock_path
         self._every = every
         self._stop = threading.Event()
+        self.rounds = 0
         self._thread = threading.Thread(target=self._run, name="consentry-checkpoint", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout=1000")
+        lock_fd = (
+            os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            if self._lock_path is not None
+            else None
+        )
         try:
             while not self._stop.wait(self._every):
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    # Copy without the lock, twice: the second pass takes what was
+                    # written during the first, so the locked pass has little left.
+                    busy = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[0]
+                    if not busy:
+                        busy = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[0]
+                    if lock_fd is not None and not busy:
+                        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+                        try:
+                            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                        finally:
+                            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+                    self.rounds += 1
                 except sqlite3.Error as exc:  # busy or I/O: the next round retries
                     log.warning("WAL checkpoint failed: %s", exc)
         finally:
             conn.close()
+            if lock_fd is not None:
+                os.close(lock_fd)
 
     def close(self) -> None:
         self._stop.set()
