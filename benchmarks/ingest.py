@@ -10,6 +10,8 @@
 (d) prints events/s, p50/p99 ack latency, server CPU, ratio full/baseline; then
     single-message requests; then load at 50% of the measured peak; then checks
     that every acknowledged event has its decisions and outbox rows (no loss).
+Before consentry starts, 10 s of fdatasync on the same disk alone: acks wait for
+it (synchronous=FULL), so its stalls are a floor for every p99 printed here.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import ROOT, WRITE_KEY, Proc, batches, free_port, wrk
+from disk_fsync import probe, summary
 
 CONFIG = """
 [[destinations]]
@@ -141,6 +144,8 @@ def main() -> None:
         base.stop()
 
     work = Path(tempfile.mkdtemp(prefix="bench-consentry-"))
+    # The floor for any p99 below: acks wait for fdatasync (synchronous=FULL).
+    print(f"{'disk alone, fdatasync 64 KB x 10 s':<34} {summary(*probe(str(work), 10, 25))}")
     extra = ["--no-forward"] + (["--workers", str(args.workers)] if args.workers else [])
     full = start_consentry(work / "data", extra)
     try:
