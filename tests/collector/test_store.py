@@ -1,11 +1,45 @@
-"""Decision rows share their bodies; rows written before that are still read."""
+"""Decision rows share their bodies; rows written before that are still read;
+outbox rows are stored exactly as given, whatever their number."""
 
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from collector import store
+
+_outbox_row = st.tuples(
+    st.sampled_from(["lake", "ads"]),
+    st.text(min_size=1, max_size=40),
+    st.integers(min_value=1, max_value=2**62),
+    st.sampled_from(["GDPR", "PIPL", "CCPA", "none"]),
+    st.booleans(),
+    st.text(max_size=20),
+    st.floats(min_value=0, max_value=4e9, allow_nan=False),
+    st.binary(max_size=300),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.lists(_outbox_row, max_size=700))
+def test_outbox_rows_are_stored_as_given_in_order(rows: list[tuple[object, ...]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        conn = sqlite3.connect(Path(tmp) / "o.db", isolation_level=None)
+        store.create(conn)
+        conn.execute("BEGIN")
+        store.insert_outbox(conn, rows)
+        conn.execute("COMMIT")
+        stored = conn.execute(
+            "SELECT destination, message_id, one_id, jurisdiction, gpc, pi, created_at,"
+            " payload, next_attempt_at FROM outbox ORDER BY id"
+        ).fetchall()
+        conn.close()
+    assert [r[:8] for r in stored] == [(*r[:4], int(r[4]), *r[5:]) for r in rows]
+    assert all(r[8] == r[6] for r in stored)  # first attempt: right away
 
 
 def _record(destination: str, outcome: str) -> store.DecisionRecord:
