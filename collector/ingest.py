@@ -521,7 +521,8 @@ class Preparer:
             if ip is not None or previous is not None:
                 values = dict(memo)
                 if ip is not None:
-                    values[b"ip"] = (ips[0] if dest.full_ip else ips[1]) if ips else b""
+                    assert ips is not None  # lanes get a template only for a valid address
+                    values[b"ip"] = ips[0] if dest.full_ip else ips[1]
                 if previous is not None:
                     assert alias_user is not None
                     values[b"prev"] = self._ps.pseudonym_normalized(

@@ -114,8 +114,8 @@ class Router:
         body, allowed = self._decisions(state, policy, p)
         rows: list[tuple[object, ...]] = []
         decision_rows: list[tuple[str, float, bytes]] = []
-        routed = self._emit(p, one_id, policy, allowed, body, p.payloads, at, rows, decision_rows)
-        return Plan(self.graph.epoch, one_id, state, rows, decision_rows, routed)
+        self._emit(p, one_id, policy, allowed, body, p.payloads, at, rows, decision_rows)
+        return Plan(self.graph.epoch, one_id, state, rows, decision_rows, allowed)
 
     def route(
         self,
@@ -146,10 +146,10 @@ class Router:
                 )
             state = self.ledger.state(one_id)
             body, allowed = self._decisions(state, policy, p)
-            routed = self._emit(
+            self._emit(
                 p, one_id, policy, allowed, body, payloads, now, self._rows, self._decision_rows
             )
-            self._count(tally, routed)
+            self._count(tally, allowed)
         return tally
 
     def _count(self, tally: Tally, allowed: tuple[bool, ...]) -> None:
@@ -176,8 +176,8 @@ class Router:
         now: float,
         rows: list[tuple[object, ...]],
         decision_rows: list[tuple[str, float, bytes]],
-    ) -> tuple[bool, ...]:
-        """Outbox rows for the allowed destinations; returns ``allowed``."""
+    ) -> None:
+        """Outbox rows for the allowed destinations, and the decisions' row."""
         pi_text = ",".join(sorted(p.facts.pi_categories)) if p.facts.pi_categories else ""
         gpc = int(p.facts.gpc)
         for dest, ok in zip(self.destinations, allowed, strict=True):
@@ -196,7 +196,6 @@ class Router:
                 )
         if body is not None:
             decision_rows.append((p.message_id, now, body))
-        return allowed
 
     def flush(self, conn: sqlite3.Connection) -> None:
         """Write the rows routed since the last flush: the whole group commit's

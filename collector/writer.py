@@ -250,7 +250,7 @@ class Writer:
             room -= 1
         return False
 
-    def _commit_locked(self, group: list[tuple[Work, Future[Any]]]) -> None:
+    def _commit_locked(self, group: list[tuple[Work, Target]]) -> None:
         """Run the units in one transaction. A unit that raises is answered with
         its exception and the group is run again without it: no per-unit
         SAVEPOINT, whose two statements per unit would each hand the GIL back

@@ -507,8 +507,7 @@ EPOCH_SQL = "SELECT coalesce(max(n), 0) FROM id_epoch"
 
 
 def _epoch(conn: sqlite3.Connection) -> int:
-    row = conn.execute(EPOCH_SQL).fetchone()
-    return int(row[0]) if row else 0
+    return int(conn.execute(EPOCH_SQL).fetchone()[0])
 
 
 def _bump_epoch(conn: sqlite3.Connection) -> int:
