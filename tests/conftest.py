@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from identity.keyring import new_master_key
+from tests.browser import chromium  # noqa: F401  (fixture shared by browser tests)
 
 WRITE_KEY = "test-write-key"
 
