@@ -26,7 +26,7 @@ from psycopg import sql
 from rich.progress import Progress
 
 from collector import config as config_mod
-from collector.destinations.postgres import COLUMNS, row
+from collector.delivery.destinations.postgres import COLUMNS, row
 from collector.runtime import Runtime
 from collector.writer import connect
 

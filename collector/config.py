@@ -165,6 +165,8 @@ BUILTIN_DESTINATIONS: dict[str, type[DestinationConfig]] = {
 def destination_config_type(kind: str) -> type[DestinationConfig] | None:
     from importlib.metadata import entry_points
 
+    if kind in BUILTIN_DESTINATIONS:
+        return BUILTIN_DESTINATIONS[kind]
     for ep in entry_points(group="consentry.destinations", name=kind):
         cls = ep.load()
         config_type = getattr(cls, "config_type", None)

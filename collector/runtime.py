@@ -23,9 +23,9 @@ from typing import Any
 
 from collector import store
 from collector.config import Config, DestinationConfig, env_secret
-from collector.destinations.base import Destination
+from collector.delivery.destinations.base import Destination
+from collector.delivery.forwarder import Forwarder, Lane
 from collector.errors import ConfigError
-from collector.forwarder import Forwarder, Lane
 from collector.ingest import IngestOptions, Preparer
 from collector.metrics import Metrics
 from collector.route import Router, destination_facts
@@ -70,22 +70,23 @@ def destination_types() -> dict[str, Any]:
 
 
 BUILTIN_TYPES = {
-    "jsonl": "collector.destinations.jsonl:JsonlDestination",
-    "http": "collector.destinations.http:HttpDestination",
-    "postgres": "collector.destinations.postgres:PostgresDestination",
-    "segment": "collector.destinations.segment:SegmentDestination",
+    "jsonl": "collector.delivery.destinations.jsonl:JsonlDestination",
+    "http": "collector.delivery.destinations.http:HttpDestination",
+    "postgres": "collector.delivery.destinations.postgres:PostgresDestination",
+    "segment": "collector.delivery.destinations.segment:SegmentDestination",
 }
 
 
 def build_destination(config: DestinationConfig, data_dir: Path) -> Destination:
     kind = str(type(config).__struct_config__.tag)
     ep = destination_types().get(kind)
-    if ep is not None:
-        cls = ep.load()
-    elif kind in BUILTIN_TYPES:
-        # Running from a source tree that was never installed: no entry points.
+    if kind in BUILTIN_TYPES:
+        # Built-in types load from the source tree, not through their entry
+        # points: an install made before a module moved must still run them.
         module, _, name = BUILTIN_TYPES[kind].partition(":")
         cls = getattr(importlib.import_module(module), name)
+    elif ep is not None:
+        cls = ep.load()
     else:
         raise ConfigError(f"destination {config.name}: no type {kind!r} is installed")
     destination: Destination = cls(config, data_dir=data_dir)

@@ -279,7 +279,7 @@ def _safe(fn):  # type: ignore[no-untyped-def]
 @needs_pg
 def test_postgres_redelivery_never_duplicates(tmp_path: Path, pg_table: str) -> None:
     from collector.config import PostgresDestinationConfig
-    from collector.destinations.postgres import PostgresDestination
+    from collector.delivery.destinations.postgres import PostgresDestination
 
     dest = PostgresDestination(
         PostgresDestinationConfig(name="wh", purposes=["analytics"], dsn=PG_DSN, table=pg_table),

@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 
 from collector.config import JsonlDestinationConfig
-from collector.destinations.base import parse_retry_after
-from collector.destinations.http import classify
-from collector.destinations.jsonl import JsonlDestination
-from collector.destinations.segment import split
+from collector.delivery.destinations.base import parse_retry_after
+from collector.delivery.destinations.http import classify
+from collector.delivery.destinations.jsonl import JsonlDestination
+from collector.delivery.destinations.segment import split
 
 
 def test_jsonl_appends_then_rotates_by_size(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ PLUGIN = """
 from pathlib import Path
 
 from collector.config import DestinationConfig
-from collector.destinations.base import SendResult
+from collector.delivery.destinations.base import SendResult
 
 
 class AcmeConfig(DestinationConfig, frozen=True, kw_only=True, tag="acme"):

@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 
 from collector.config import SegmentDestinationConfig
-from collector.destinations.base import DeleteResult, SendResult
-from collector.destinations.http import SIGNATURE_HEADER, batch_body, classify, sign
+from collector.delivery.destinations.base import DeleteResult, SendResult
+from collector.delivery.destinations.http import SIGNATURE_HEADER, batch_body, classify, sign
 from collector.errors import DeliveryError
 from sdk_python.messages import MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES
 

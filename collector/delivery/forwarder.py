@@ -26,7 +26,7 @@ import msgspec
 
 from collector import store
 from collector.config import DestinationConfig
-from collector.destinations.base import Destination
+from collector.delivery.destinations.base import Destination
 from collector.metrics import Metrics
 from collector.writer import Writer, connect
 from consent.decide import DestinationFacts, EventFacts, decide

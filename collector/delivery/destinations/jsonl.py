@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from collector.config import JsonlDestinationConfig
-from collector.destinations.base import SendResult
+from collector.delivery.destinations.base import SendResult
 
 
 class JsonlDestination:

@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 
 from collector.config import PostgresDestinationConfig
-from collector.destinations.base import DeleteResult, SendResult
+from collector.delivery.destinations.base import DeleteResult, SendResult
 from collector.errors import DeliveryError
 
 _decoder = msgspec.json.Decoder(dict[str, Any])
