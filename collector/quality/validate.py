@@ -105,11 +105,15 @@ def _json_type(value: Any) -> str:
 
 
 def _schema_violations(
-    schema: Schema, instance: Any, *, base: tuple[str, ...], prefix: str
+    schema: Schema, instance: Any, *, base: tuple[str, ...], prefix: str, planned: bool = True
 ) -> list[tuple[Violation, tuple[Any, ...]]]:
-    """Violations with their location relative to the message."""
+    """Violations with their location relative to the message. With `planned`,
+    keys the schema does not declare are unplanned properties (event properties
+    and traits); without it (the common schema over the whole message, whose
+    standard fields no plan lists) only `additionalProperties: false` says so."""
     found: list[tuple[Violation, tuple[Any, ...]]] = []
-    found.extend(_unplanned(schema.source, instance, base, prefix))
+    if planned:
+        found.extend(_unplanned(schema.source, instance, base, prefix))
     if schema.is_valid(instance):
         return found
     seen_required: set[tuple[Any, ...]] = set()
@@ -117,7 +121,22 @@ def _schema_violations(
         where = (*base, *error.absolute_path)
         keyword = str(error.validator)
         if keyword == "additionalProperties":
-            continue  # reported key by key by `_unplanned`
+            if not planned and isinstance(error.instance, dict):
+                declared = error.schema.get("properties") or {}
+                for key in error.instance:
+                    if key not in declared:
+                        loc = (*where, key)
+                        found.append(
+                            (
+                                Violation(
+                                    "unplanned_property",
+                                    key_path(prefix, loc),
+                                    "property is not in the plan",
+                                ),
+                                loc,
+                            )
+                        )
+            continue  # with `planned`, `_unplanned` reports them key by key
         if keyword == "required":
             # jsonschema yields one error per missing name, each carrying the whole list.
             present = error.instance if isinstance(error.instance, dict) else {}
@@ -218,7 +237,7 @@ def check(
     found: list[tuple[Violation, tuple[Any, ...]]] = []
     verdict_if_any: Verdict = "quarantine" if plan.action == "quarantine" else plan.action
     if plan.common is not None:
-        found += _schema_violations(plan.common, message, base=(), prefix=prefix)
+        found += _schema_violations(plan.common, message, base=(), prefix=prefix, planned=False)
     if msg_type == "track":
         event = message.get("event")
         rule = plan.events.get(event) if isinstance(event, str) else None

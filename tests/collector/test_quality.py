@@ -120,6 +120,22 @@ def test_omit_drops_unplanned_and_invalid_properties_and_keeps_the_rest() -> Non
     assert message["properties"] == {"sku": "S1"}
 
 
+def test_common_schema_checks_the_message_without_calling_its_standard_fields_unplanned() -> None:
+    common = {
+        "type": "object",
+        "required": ["messageId"],
+        "properties": {"messageId": {"type": "string"}},
+    }
+    plan = parse_plan({"common": common, "events": {"Signed Up": {}}}, name="p")
+    message = {**track("Signed Up"), "messageId": "m1", "userId": "u1", "context": {}}
+    assert check(plan, message).verdict == "forward"
+    assert kinds(check(plan, {**message, "messageId": 7})) == [("wrong_type", "$.messageId")]
+    closed = parse_plan(
+        {"common": {**common, "additionalProperties": False}, "events": {"Signed Up": {}}}, name="p"
+    )
+    assert ("unplanned_property", "$.userId") in kinds(check(closed, message))
+
+
 def test_unplanned_flag_forwards_with_the_violation() -> None:
     plan = parse_plan({**PLAN, "unplanned": "flag"}, name="p")
     outcome = check(plan, track("Cart Abandoned"))
