@@ -80,7 +80,7 @@ def normalize(kind: str, value: object, options: NormalizeOptions = DEFAULT_OPTI
 def _email(text: str, options: NormalizeOptions) -> str:
     address = text.lower()
     if not _EMAIL.match(address):
-        raise InvalidIdentifier("email is not of the form local@domain.tld")
+        raise InvalidIdentifier("email is not an address of the form local-part@domain")
     local, _, domain = address.rpartition("@")
     if options.fold_gmail and domain in _GMAIL:
         local = local.split("+", 1)[0].replace(".", "")

@@ -1,0 +1,376 @@
+"""Finding personal identifiers anywhere in a message (pure).
+
+Brands put identifiers where no schema expects them: an email in
+``properties.contact``, a phone number in a free-text note, an address in a
+page URL's query string (``?email=jane%40example.com``), a card number in an
+order comment. This module finds them by shape and by key; the collector's
+pipeline decides what to do with each finding (:mod:`collector.pipeline.scrub`).
+
+Kinds found (``Kind``):
+
+- ``email``: ``local@domain.tld``, also embedded in longer text and with the
+  ``@`` percent-encoded (``%40``); normalized to the decoded, lowercased address.
+- ``phone``: E.164 (``+86 138 0013 8000``, ``%2B`` for ``+`` in URLs) anywhere;
+  national formats (``138 0013 8000``) only when a region is configured
+  (``[identity] phone_region``). A candidate counts only if libphonenumber
+  says it is a *valid* number; normalized to E.164.
+- ``cn_resident_id``: PRC resident identity numbers, 18 characters with a
+  valid ISO 7064 MOD 11-2 check digit (GB 11643-1999) and a plausible birth date.
+- ``card``: payment card numbers, 13-19 digits (spaces or hyphens allowed
+  between groups) that pass the Luhn check (ISO/IEC 7812-1).
+- ``device_id``: values under ``context.device.advertisingId`` /
+  ``context.device.id`` (IDFA, GAID) and keys such as ``idfa`` or ``deviceId``.
+
+Keys name identifiers too: a value under ``Email``, ``emailAddress``,
+``e_mail``, ``phoneNumber``, ``mobile``, ... (matched case-insensitively, with
+``_``, ``-``, ``.`` and spaces ignored) is taken whole as that kind, whatever
+its shape.
+
+Cost: every string first passes a cheap pre-filter (an ``@``, a ``%40`` or a
+run of digits); only strings that pass meet the regular expressions and
+libphonenumber. A finding never carries the value into a message: reasons
+and paths built here (:func:`redact_path`, :func:`redact_text`) mask whatever
+looks like an identifier.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import unquote
+
+import phonenumbers
+
+Kind = Literal["email", "phone", "cn_resident_id", "card", "device_id"]
+KINDS: tuple[Kind, ...] = ("email", "phone", "cn_resident_id", "card", "device_id")
+PathKey = str | int
+Path = tuple[PathKey, ...]
+
+# Keys that name an identifier, after folding (lowercase; _ - . and spaces removed).
+_KEY_KINDS: dict[str, Kind] = {
+    **dict.fromkeys(
+        (
+            "email",
+            "emailaddress",
+            "emailaddr",
+            "mail",
+            "useremail",
+            "customeremail",
+            "contactemail",
+            "billingemail",
+            "shippingemail",
+        ),
+        "email",
+    ),
+    **dict.fromkeys(
+        (
+            "phone",
+            "phonenumber",
+            "phoneno",
+            "mobile",
+            "mobilephone",
+            "mobilenumber",
+            "mobileno",
+            "cellphone",
+            "cell",
+            "tel",
+            "telephone",
+            "msisdn",
+            "contactphone",
+            "billingphone",
+            "shippingphone",
+        ),
+        "phone",
+    ),
+    **dict.fromkeys(
+        ("idcard", "idcardnumber", "residentid", "shenfenzheng", "sfz"), "cn_resident_id"
+    ),
+    **dict.fromkeys(("cardnumber", "creditcard", "creditcardnumber", "pan", "ccnumber"), "card"),
+    **dict.fromkeys(("advertisingid", "idfa", "idfv", "gaid", "adid", "deviceid"), "device_id"),
+}
+_DEVICE_PATHS: frozenset[Path] = frozenset(
+    {("context", "device", "advertisingId"), ("context", "device", "id")}
+)
+_FOLD = str.maketrans("", "", "_-. ")
+
+_EMAIL = re.compile(
+    r"[A-Za-z0-9._%+\-]+(?:@|%40)[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9])"
+)
+# A digit run that may be a phone or card number: optional + (or %2B), then at
+# least 7 characters of digits and separators, not glued to other word characters.
+_DIGIT_RUN = re.compile(r"\d(?:[ \-()]|%20)?\d")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9])(?:\+|%2[Bb])?\(?\d(?:[\d \-()]|%20){5,}\d(?![A-Za-z0-9])")
+_CN_ID = re.compile(
+    r"(?<![A-Za-z0-9])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
+    r"\d{3}[\dXx](?![A-Za-z0-9])"
+)
+_DATE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}|^\d{1,2}-\d{1,2}-\d{4}")
+_CN_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_CN_CHECK = "10X98765432"
+_MASKS: dict[Kind, str] = {
+    "email": "<email>",
+    "phone": "<phone>",
+    "cn_resident_id": "<id-number>",
+    "card": "<card-number>",
+    "device_id": "<device-id>",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    """What to look for. ``region``: ISO 3166-1 alpha-2 for national phone
+    formats (None: E.164 only). ``kinds``: the kinds looked for. ``skip``: path
+    prefixes not scanned (consent strings, fields the caller handles itself)."""
+
+    region: str | None = None
+    kinds: frozenset[Kind] = frozenset(KINDS)
+    skip: frozenset[Path] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """An identifier at ``text[start:end]``; ``normalized`` is its canonical
+    form (what a pseudonym is derived from), never logged."""
+
+    kind: Kind
+    start: int
+    end: int
+    normalized: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A value holding identifiers: at ``path`` (keys and list indices from the
+    message root), ``text`` as scanned (the value as sent, or ``str()`` of a
+    number under an identifier key), the spans in order, not overlapping.
+    ``whole``: the key names the identifier, so the whole value is one span."""
+
+    path: Path
+    text: str
+    spans: tuple[Span, ...]
+    whole: bool = False
+
+
+def key_kind(key: str) -> Kind | None:
+    """The identifier kind a key names (``Email``, ``e_mail``, ``phoneNumber``, ...)."""
+    return _KEY_KINDS.get(key.translate(_FOLD).lower())
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn check (ISO/IEC 7812-1) over a string of ASCII digits."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def cn_resident_id_ok(text: str) -> bool:
+    """18 characters whose last is the GB 11643-1999 (ISO 7064 MOD 11-2) check character."""
+    if len(text) != 18 or not text[:17].isdigit():
+        return False
+    total = sum(int(c) * w for c, w in zip(text[:17], _CN_WEIGHTS, strict=True))
+    return _CN_CHECK[total % 11] == text[17].upper()
+
+
+def prefilter(text: str) -> bool:
+    """Cheap test run before any expensive pattern: could ``text`` hold an
+    identifier at all (an ``@``, ``%40``, or two digits in a row)?"""
+    return "@" in text or "%40" in text or _DIGIT_RUN.search(text) is not None
+
+
+def scan_text(text: str, options: ScanOptions = ScanOptions()) -> tuple[Span, ...]:
+    """Identifiers found by shape in one string, in order, not overlapping."""
+    if not prefilter(text):
+        return ()
+    kinds = options.kinds
+    spans: list[Span] = []
+    if "email" in kinds and ("@" in text or "%40" in text):
+        for m in _EMAIL.finditer(text):
+            spans.append(Span("email", m.start(), m.end(), unquote(m.group()).lower()))
+    if "cn_resident_id" in kinds:
+        for m in _CN_ID.finditer(text):
+            if cn_resident_id_ok(m.group()) and not _overlaps(spans, m.start(), m.end()):
+                spans.append(Span("cn_resident_id", m.start(), m.end(), m.group().upper()))
+    if "phone" in kinds or "card" in kinds:
+        for m in _NUMBER.finditer(text):
+            if _overlaps(spans, m.start(), m.end()):
+                continue
+            span = _number(m.group(), m.start(), options)
+            if span is not None:
+                spans.append(span)
+    spans.sort(key=lambda s: s.start)
+    return tuple(spans)
+
+
+def _overlaps(spans: Sequence[Span], start: int, end: int) -> bool:
+    return any(s.start < end and start < s.end for s in spans)
+
+
+def _number(raw: str, start: int, options: ScanOptions) -> Span | None:
+    """A phone or card number in a candidate digit run, or None."""
+    if _DATE.match(raw):
+        return None
+    end = start + len(raw)
+    if raw.startswith("(") and raw.count("(") != raw.count(")"):
+        raw, start = raw[1:], start + 1  # an opening parenthesis of the text around it
+    clean = raw.replace("%20", " ").replace("%2B", "+").replace("%2b", "+")
+    digits = "".join(c for c in clean if c.isdigit())
+    international = clean.startswith("+")
+    if (
+        "card" in options.kinds
+        and not international
+        and 13 <= len(digits) <= 19
+        and not any(c in clean for c in "()")
+        and luhn_ok(digits)
+    ):
+        return Span("card", start, end, digits)
+    if "phone" not in options.kinds or (not international and options.region is None):
+        return None
+    if len(digits) < 7 or len(digits) > 15:
+        return None
+    try:
+        number = phonenumbers.parse(clean, None if international else options.region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return Span("phone", start, end, e164)
+
+
+def normalize_whole(kind: Kind, text: str, options: ScanOptions = ScanOptions()) -> str:
+    """The canonical form of a value taken whole (its key names the kind):
+    what a span found by shape would give when the value has that shape,
+    otherwise the NFC, trimmed, lowercased text (still never sent raw)."""
+    folded = unicodedata.normalize("NFC", text).strip()
+    if kind == "email":
+        return unquote(folded).lower()
+    if kind == "phone":
+        try:
+            number = phonenumbers.parse(folded, None if folded.startswith("+") else options.region)
+        except phonenumbers.NumberParseException:
+            return folded.lower()
+        if phonenumbers.is_possible_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return folded.lower()
+    if kind in ("card", "cn_resident_id"):
+        return "".join(c for c in folded if c.isalnum()).upper()
+    return folded
+
+
+def _placeholder_value(value: object) -> bool:
+    if value is None or value == "":
+        return True
+    return isinstance(value, str) and value.strip().lower() in (
+        "null",
+        "undefined",
+        "none",
+        "nil",
+        "",
+    )
+
+
+def scan(
+    message: Mapping[str, Any],
+    options: ScanOptions = ScanOptions(),
+    *,
+    sections: Sequence[str] = ("properties", "traits", "context"),
+) -> list[Finding]:
+    """Every value under ``sections`` of a decoded message that holds an
+    identifier, found by key or by shape, depth first in document order."""
+    found: list[Finding] = []
+    for section in sections:
+        value = message.get(section)
+        if isinstance(value, dict | list):
+            found.extend(_walk(value, (section,), None, options))
+    return found
+
+
+def _walk(
+    value: object, path: Path, key_hint: Kind | None, options: ScanOptions
+) -> Iterator[Finding]:
+    if path in options.skip:
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            child = (*path, k)
+            hint = _DEVICE_KIND if child in _DEVICE_PATHS else key_kind(k)
+            if hint is not None and hint not in options.kinds:
+                hint = None
+            yield from _walk(v, child, hint, options)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _walk(v, (*path, i), key_hint, options)
+    elif isinstance(value, str):
+        if key_hint is not None:
+            if not _placeholder_value(value):
+                normalized = normalize_whole(key_hint, value, options)
+                yield Finding(path, value, (Span(key_hint, 0, len(value), normalized),), True)
+            return
+        spans = scan_text(value, options)
+        if spans:
+            yield Finding(path, value, spans)
+    elif key_hint is not None and isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+        yield Finding(
+            path,
+            text,
+            (Span(key_hint, 0, len(text), normalize_whole(key_hint, text, options)),),
+            True,
+        )
+
+
+_DEVICE_KIND: Kind = "device_id"
+
+
+def replace_spans(
+    text: str, spans: Sequence[Span], replace: Mapping[Kind, str] | None = None
+) -> str:
+    """``text`` with each span replaced by ``replace[kind]`` (default: a mask such as ``<email>``)."""
+    masks = replace or _MASKS
+    out: list[str] = []
+    at = 0
+    for s in spans:
+        out.append(text[at : s.start])
+        out.append(masks.get(s.kind, "<redacted>"))
+        at = s.end
+    out.append(text[at:])
+    return "".join(out)
+
+
+_REDACT_OPTIONS = ScanOptions(kinds=frozenset({"email", "phone", "cn_resident_id", "card"}))
+_LONG_DIGITS = re.compile(r"\d{7,}")
+
+
+def redact_text(text: str) -> str:
+    """A reason or log line safe to store: identifier-shaped parts masked, and
+    any other run of seven or more digits too (it may be a national phone
+    number); words starting with ``$`` are JSON paths (:func:`redact_path`)."""
+    if not prefilter(text):
+        return text
+    if "$" in text:  # JSON paths inside the text: their keys are masked as paths
+        text = " ".join(redact_path(w) if w.startswith("$") else w for w in text.split(" "))
+    masked = replace_spans(text, scan_text(text, _REDACT_OPTIONS))
+    return _LONG_DIGITS.sub("<digits>", masked)
+
+
+def redact_path(path: str) -> str:
+    """A JSON path whose keys may be personal data (a consent category named by
+    an email, a property keyed by a phone number), with such keys masked: from
+    the first segment holding an ``@`` to the end (an address's dots would
+    otherwise split it over several segments), and long digit runs anywhere."""
+    if not prefilter(path):
+        return path
+    at = min((i for i in (path.find("@"), path.find("%40")) if i >= 0), default=-1)
+    if at >= 0:
+        start = max(path.rfind(".", 0, at), path.rfind("[", 0, at)) + 1
+        path = path[:start] + "<redacted>"
+    return _LONG_DIGITS.sub("<digits>", path)
