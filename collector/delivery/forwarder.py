@@ -24,10 +24,10 @@ from typing import Any
 
 import msgspec
 
-from collector import store
 from collector.config import DestinationConfig
 from collector.delivery.destinations.base import Destination
 from collector.metrics import Metrics
+from collector.storage.sqlite import outbox
 from collector.writer import Writer, connect
 from consent.decide import DestinationFacts, EventFacts, decide
 from consent.ledger import read_state
@@ -55,24 +55,19 @@ def _finish(
     at: float,
     conn: sqlite3.Connection,
 ) -> None:
-    store.finish_erasure(conn, erasure_id, status, deleted, detail, at)
-
-
-def _ledger_head(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT max(seq) FROM consent_ledger").fetchone()
-    return int(row[0] or 0)
+    outbox.finish_erasure(conn, erasure_id, status, deleted, detail, at)
 
 
 def _delivered(name: str, ids: list[int], at: float, conn: sqlite3.Connection) -> None:
-    store.delete_rows(conn, ids)
-    store.set_in_flight(name, 0, at, conn)
+    outbox.delete_rows(conn, ids)
+    outbox.set_in_flight(name, 0, at, conn)
 
 
 def _retry(
     name: str, plans: list[tuple[int, float, bool, str]], at: float, conn: sqlite3.Connection
 ) -> None:
-    store.retry_rows(conn, plans)
-    store.set_in_flight(name, 0, at, conn)
+    outbox.retry_rows(conn, plans)
+    outbox.set_in_flight(name, 0, at, conn)
 
 
 def backoff(
@@ -127,7 +122,7 @@ class Forwarder:
         Art. 17/19); record per destination what happened. Returns requests made."""
         conn = connect(self._db_path, readonly=True)
         try:
-            pending = await asyncio.to_thread(store.pending_erasures, conn)
+            pending = await asyncio.to_thread(outbox.pending_erasures, conn)
         finally:
             conn.close()
         for erasure_id, name, one_ids in pending:
@@ -202,17 +197,17 @@ class Forwarder:
 
     async def _idle(self, name: str, conn: sqlite3.Connection) -> None:
         event = self._events[name]
-        nxt = await asyncio.to_thread(store.next_due, conn, name)
+        nxt = await asyncio.to_thread(outbox.next_due, conn, name)
         timeout = self._poll if nxt is None else min(self._poll, max(0.0, nxt - self._clock()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
         event.clear()
 
     def _recheck(
-        self, conn: sqlite3.Connection, lane: Lane, rows: list[store.OutboxRow]
-    ) -> tuple[list[tuple[store.OutboxRow, int]], list[store.OutboxRow]]:
-        send: list[tuple[store.OutboxRow, int]] = []
-        drop: list[store.OutboxRow] = []
+        self, conn: sqlite3.Connection, lane: Lane, rows: list[outbox.OutboxRow]
+    ) -> tuple[list[tuple[outbox.OutboxRow, int]], list[outbox.OutboxRow]]:
+        send: list[tuple[outbox.OutboxRow, int]] = []
+        drop: list[outbox.OutboxRow] = []
         people: dict[int, tuple[int, bool]] = {}
         states: dict[int, Any] = {}
         verdicts: dict[tuple[int, str, bool, frozenset[str]], bool] = {}
@@ -237,7 +232,7 @@ class Forwarder:
                 drop.append(row)
         return send, drop
 
-    def _finalize(self, row: store.OutboxRow, one_id: int, domain: str) -> bytes:
+    def _finalize(self, row: outbox.OutboxRow, one_id: int, domain: str) -> bytes:
         """Add the OneID as this destination sees it (its own domain, current
         after merges). The collector wrote the marker itself, so a byte-level
         insert is exact; anything else takes the decode path."""
@@ -257,31 +252,31 @@ class Forwarder:
         """Deliver one batch for ``name``; returns whether there was work."""
         lane = self._lanes[name]
         now = self._clock()
-        rows = await asyncio.to_thread(store.due_rows, conn, name, now, lane.config.batch_size)
+        rows = await asyncio.to_thread(outbox.due_rows, conn, name, now, lane.config.batch_size)
         if not rows:
             return False
         # Consent is decided again at send time. If the ledger moved while we were
         # deciding (a withdrawal was acknowledged), decide again, so nothing goes
         # out on the strength of consent withdrawn before the send.
         for _ in range(5):
-            head = await asyncio.to_thread(_ledger_head, conn)
+            head = await asyncio.to_thread(outbox.ledger_seq, conn)
             send, drop = await asyncio.to_thread(self._recheck, conn, lane, rows)
             payloads = [self._finalize(row, one_id, lane.config.domain()) for row, one_id in send]
-            if await asyncio.to_thread(_ledger_head, conn) == head:
+            if await asyncio.to_thread(outbox.ledger_seq, conn) == head:
                 break
         if drop:
             ids = [r.id for r in drop]
 
             def dropped(c: sqlite3.Connection) -> None:
-                store.delete_rows(c, ids)
-                store.log_delivery(c, name, "dropped_for_consent", len(ids), None, now)
+                outbox.delete_rows(c, ids)
+                outbox.log_delivery(c, name, "dropped_for_consent", len(ids), None, now)
 
             await self._writer.run(dropped)
             self._metrics.dropped_consent.labels(name).inc(len(ids))
         if not send:
             return True
         # Not awaited: the marker rides along with the next group commit.
-        self._writer.submit(functools.partial(store.set_in_flight, name, len(payloads), now))
+        self._writer.submit(functools.partial(outbox.set_in_flight, name, len(payloads), now))
         result = await lane.destination.send(payloads)
         ids = [row.id for row, _ in send]
         if result.ok:

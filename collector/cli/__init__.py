@@ -1,0 +1,44 @@
+"""``consentry``: a thin command line over the library, one module per command
+group (``serve`` with ``forward``, ``keys``, ``audit``, ``outbox``, ``config``).
+
+Every subcommand takes ``--config FILE`` and ``--data-dir DIR``. Exit codes:
+0 success, 1 a check failed (verify, why, retire refused), 2 bad input or
+configuration, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+
+from collector.cli import audit, config, keys, outbox, serve
+from collector.cli.common import fail
+from collector.errors import CollectorError
+from consent.errors import ConsentError
+from identity.errors import IdentityError
+
+__all__ = ["main", "parser"]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="consentry", description="Privacy-first first-party event collector"
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for group in (serve, keys, audit, outbox, config):
+        group.register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    args = parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except (CollectorError, IdentityError, ConsentError) as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return 130

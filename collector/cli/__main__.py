@@ -1,0 +1,7 @@
+"""``python -m collector.cli``: the same as the ``consentry`` command."""
+
+import sys
+
+from collector.cli import main
+
+sys.exit(main())

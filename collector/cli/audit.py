@@ -1,0 +1,97 @@
+"""`consentry audit`: verify, export, why, pubkey. Queries live in
+``collector.audit``; this module parses arguments and prints."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from collector.audit import ledger, report, why
+from collector.cli.common import add_common, fail, load
+from collector.storage.ports import AuditStore
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    a = sub.add_parser("audit", help="verify and export the consent ledger")
+    asub = a.add_subparsers(dest="audit_cmd", required=True)
+    v = asub.add_parser("verify", help="check the hash chain and signed checkpoints")
+    add_common(v)
+    v.add_argument("--pubkey", help="Ed25519 public key (PEM) to verify checkpoints against")
+    v.add_argument(
+        "--anchor", help="SEQ:HEX from an earlier verify; fails if the ledger was cut short"
+    )
+    e = asub.add_parser("export", help="export consent records")
+    add_common(e)
+    e.add_argument("--from", dest="since", help="ISO time (inclusive)")
+    e.add_argument("--to", dest="until", help="ISO time (inclusive)")
+    e.add_argument("--subject", help="OneID or internal pseudonym")
+    e.add_argument("--format", choices=["csv", "json"], default="csv", help="output format")
+    w = asub.add_parser("why", help="why a message was or was not forwarded to a destination")
+    add_common(w)
+    w.add_argument("message_id", help="the message's messageId")
+    w.add_argument("destination", help="destination name")
+    pk = asub.add_parser("pubkey", help="print the ledger's public key (PEM)")
+    add_common(pk)
+    a.set_defaults(fn=cmd_audit)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from collector.runtime import DB_NAME
+    from collector.storage.sqlite.audit import SqliteAuditStore
+
+    cfg = load(args)
+    if args.audit_cmd == "pubkey":
+        from collector.runtime import open_keyring
+
+        ring, _, _ = open_keyring(cfg, create=False)
+        sys.stdout.write(ring.signing_public_pem().decode())
+        return 0
+    store = SqliteAuditStore.open(cfg.data_dir / DB_NAME)
+    try:
+        if args.audit_cmd == "verify":
+            return _verify(store, args)
+        if args.audit_cmd == "export":
+            return _export(store, args)
+        if args.audit_cmd == "why":
+            return _why(store, args)
+    finally:
+        store.close()
+    return fail("unknown audit command")
+
+
+def _verify(store: AuditStore, args: argparse.Namespace) -> int:
+    key = ledger.load_public_key(Path(args.pubkey).read_bytes()) if args.pubkey else None
+    anchor = ledger.parse_anchor(args.anchor) if args.anchor else None
+    result = ledger.verify(store, public_key=key, anchor=anchor)
+    print(report.verify_text(result), file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
+
+
+def _export(store: AuditStore, args: argparse.Namespace) -> int:
+    records = ledger.records(
+        store,
+        since=datetime.fromisoformat(args.since) if args.since else None,
+        until=datetime.fromisoformat(args.until) if args.until else None,
+        subject=args.subject,
+    )
+    if args.format == "json":
+        sys.stdout.write(report.records_json(records) + "\n")
+    else:
+        report.records_csv(records, sys.stdout)
+    return 0
+
+
+def _why(store: AuditStore, args: argparse.Namespace) -> int:
+    found = why.explain(store, args.message_id, args.destination)
+    if not found:
+        return fail(
+            f"no decision recorded for message {args.message_id} and destination"
+            f" {args.destination}",
+            1,
+        )
+    for explanation in found:
+        for line in report.why_lines(explanation):
+            print(line)
+    return 0

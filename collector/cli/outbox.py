@@ -1,0 +1,59 @@
+"""`consentry outbox`: status, replay and purge of the delivery queues."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import datetime
+
+from collector.cli.common import add_common, fail, load
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    o = sub.add_parser("outbox", help="inspect and manage delivery queues")
+    osub = o.add_subparsers(dest="outbox_cmd", required=True)
+    add_common(
+        osub.add_parser("status", help="pending, dead, oldest age and last error per destination")
+    )
+    rp = osub.add_parser("replay", help="queue dead letters again")
+    add_common(rp)
+    rp.add_argument("destination", help="destination name")
+    rp.add_argument("--since", help="only rows created at or after this ISO time")
+    pg = osub.add_parser("purge", help="delete dead letters")
+    add_common(pg)
+    pg.add_argument("destination", help="destination name")
+    pg.add_argument("--dead", action="store_true", help="confirm: delete the dead letters")
+    o.set_defaults(fn=cmd_outbox)
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from collector.runtime import DB_NAME
+    from collector.storage.sqlite.outbox import SqliteOutboxAdmin, empty_status
+    from collector.writer import connect
+
+    cfg = load(args)
+    conn = connect(cfg.data_dir / DB_NAME)
+    admin = SqliteOutboxAdmin(conn)
+    now = time.time()
+    try:
+        if args.outbox_cmd == "status":
+            status = admin.status(now)
+            for dest in cfg.effective_destinations():
+                status.setdefault(dest.name, empty_status())
+            print(json.dumps(status, indent=2, sort_keys=True))
+            return 0
+        if args.outbox_cmd == "replay":
+            since = datetime.fromisoformat(args.since).timestamp() if args.since else None
+            n = admin.replay(args.destination, since, now)
+            print(f"{n} dead rows of {args.destination} queued again")
+            return 0
+        if args.outbox_cmd == "purge":
+            if not args.dead:
+                return fail("purge only removes dead letters; pass --dead to confirm")
+            n = admin.purge_dead(args.destination)
+            print(f"{n} dead rows of {args.destination} deleted")
+            return 0
+    finally:
+        conn.close()
+    return fail("unknown outbox command")

@@ -1,0 +1,83 @@
+"""``AuditStore`` over a SQLite database: what `consentry audit` and the
+console read. Opened read-only, so an auditor can point it at a copy."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from collector import store
+from collector.errors import CollectorError
+from collector.storage.ports import ErasureEntry
+from consent import ledger
+from consent.ledger import ConsentRecord, VerifyResult
+from identity import graph
+from identity.graph import Conflict, MergeRecord, OneId
+
+
+class SqliteAuditStore:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    def open(cls, path: Path) -> SqliteAuditStore:
+        """Read-only; raises ``CollectorError`` when there is no database at ``path``."""
+        if not path.exists():
+            raise CollectorError(f"no database at {path}; is --data-dir right?")
+        return cls(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def decisions(self, message_id: str) -> list[tuple[float, store.DecisionRecord]]:
+        return store.decisions_for(self._conn, message_id)
+
+    def records(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        one_id: int | None = None,
+        seqs: Sequence[int] | None = None,
+    ) -> Iterator[ConsentRecord]:
+        return ledger.read_records(self._conn, since=since, until=until, one_id=one_id, seqs=seqs)
+
+    def one_id_of(self, pseudonym: str) -> int | None:
+        return graph.one_id_of(self._conn, pseudonym)
+
+    def verify(
+        self, public_key: Ed25519PublicKey | None, *, anchor: tuple[int, bytes] | None
+    ) -> VerifyResult:
+        return ledger.verify(self._conn, public_key, anchor=anchor)
+
+    def erasures(self, one_id: int | None = None) -> list[ErasureEntry]:
+        sql = (
+            "SELECT one_id, destination, status, outbox_rows_deleted, remote_rows_deleted,"
+            " detail, at, done_at FROM erasures"
+        )
+        args: tuple[object, ...] = ()
+        if one_id is not None:
+            sql += " WHERE one_id = ?"
+            args = (one_id,)
+        return [ErasureEntry(*row) for row in self._conn.execute(sql + " ORDER BY id", args)]
+
+    def merges(self, one_id: int) -> list[MergeRecord]:
+        rows = self._conn.execute(
+            "SELECT one_id, absorbed, cause_kind, cause, at FROM id_merges"
+            " WHERE one_id = ? OR absorbed = ? ORDER BY id",
+            (one_id, one_id),
+        )
+        return [MergeRecord(OneId(r[0]), OneId(r[1]), r[2], r[3], r[4]) for r in rows]
+
+    def conflicts(self, one_id: int | None = None) -> list[Conflict]:
+        sql = "SELECT kind, pseudonym, reason, other_one_id FROM id_conflicts"
+        args: tuple[object, ...] = ()
+        if one_id is not None:
+            sql += " WHERE one_id = ? OR other_one_id = ?"
+            args = (one_id, one_id)
+        rows = self._conn.execute(sql + " ORDER BY id", args)
+        return [Conflict(r[0], r[1], r[2], None if r[3] is None else OneId(r[3])) for r in rows]

@@ -1,0 +1,213 @@
+"""The outbox as the forwarder and the operator see it: due rows, retries,
+dead letters, delivery log, in-flight markers and erasure fan-out.
+
+Functions take the connection first (the forwarder's read connection, or the
+writer's inside ``Writer.run``). ``SqliteOutboxAdmin`` is the
+``storage.ports.OutboxAdmin`` the CLI's ``outbox`` commands use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from consent.ledger import HEAD_SEQ_SQL
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    message_id: str
+    one_id: int
+    jurisdiction: str
+    gpc: bool
+    pi: frozenset[str]
+    payload: bytes
+    created_at: float
+    attempts: int
+
+
+def due_rows(conn: sqlite3.Connection, destination: str, now: float, limit: int) -> list[OutboxRow]:
+    rows = conn.execute(
+        "SELECT id, message_id, one_id, jurisdiction, gpc, pi, payload, created_at, attempts"
+        " FROM outbox WHERE destination = ? AND dead = 0 AND next_attempt_at <= ?"
+        " ORDER BY id LIMIT ?",
+        (destination, now, limit),
+    )
+    return [
+        OutboxRow(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            bool(r[4]),
+            frozenset(filter(None, r[5].split(","))),
+            r[6],
+            r[7],
+            r[8],
+        )
+        for r in rows
+    ]
+
+
+def next_due(conn: sqlite3.Connection, destination: str) -> float | None:
+    row = conn.execute(
+        "SELECT min(next_attempt_at) FROM outbox WHERE destination = ? AND dead = 0", (destination,)
+    ).fetchone()
+    return row[0]
+
+
+def delete_rows(conn: sqlite3.Connection, ids: Sequence[int]) -> int:
+    return conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids]).rowcount
+
+
+def retry_rows(conn: sqlite3.Connection, plans: Iterable[tuple[int, float, bool, str]]) -> None:
+    """plans: (id, next_attempt_at, dead, error)."""
+    conn.executemany(
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, dead = ?, last_error = ?"
+        " WHERE id = ?",
+        [(at, int(dead), err[:2000], i) for i, at, dead, err in plans],
+    )
+
+
+def log_delivery(
+    conn: sqlite3.Connection,
+    destination: str,
+    event: str,
+    count: int,
+    detail: str | None,
+    at: float,
+) -> None:
+    conn.execute(
+        "INSERT INTO delivery_log (destination, event, count, detail, at) VALUES (?, ?, ?, ?, ?)",
+        (destination, event, count, detail, at),
+    )
+
+
+def set_in_flight(destination: str, n: int, at: float, conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO forwarder_state (destination, in_flight, updated_at) VALUES (?, ?, ?)",
+        (destination, n, at),
+    )
+
+
+def empty_status() -> dict[str, object]:
+    return {
+        "pending": 0,
+        "in_flight": 0,
+        "retrying": 0,
+        "dead": 0,
+        "oldest_age_s": None,
+        "last_error": None,
+    }
+
+
+def status(conn: sqlite3.Connection, now: float) -> dict[str, dict[str, object]]:
+    """Per destination: pending (not dead, including in flight and retrying),
+    in flight (sent, not yet confirmed), retrying (failed at least once), dead,
+    age of the oldest pending row, last error."""
+    out: dict[str, dict[str, object]] = {}
+    for dest, dead, n, oldest in conn.execute(
+        "SELECT destination, dead, count(*), min(created_at) FROM outbox GROUP BY destination, dead"
+    ):
+        entry = out.setdefault(dest, empty_status())
+        entry["dead" if dead else "pending"] = n
+        if not dead and oldest is not None:
+            entry["oldest_age_s"] = round(now - oldest, 1)
+    for dest, err in conn.execute(
+        "SELECT destination, last_error FROM outbox WHERE last_error IS NOT NULL"
+        " AND id IN (SELECT max(id) FROM outbox WHERE last_error IS NOT NULL GROUP BY destination)"
+    ):
+        out.setdefault(dest, empty_status())
+        out[dest]["last_error"] = err
+    for dest, n in conn.execute(
+        "SELECT destination, count(*) FROM outbox WHERE dead = 0 AND attempts > 0 GROUP BY destination"
+    ):
+        out.setdefault(dest, empty_status())["retrying"] = n
+    for dest, n in conn.execute("SELECT destination, in_flight FROM forwarder_state"):
+        out.setdefault(dest, empty_status())["in_flight"] = n
+    return out
+
+
+def replay(conn: sqlite3.Connection, destination: str, since: float | None, now: float) -> int:
+    sql = "UPDATE outbox SET dead = 0, attempts = 0, next_attempt_at = ? WHERE destination = ? AND dead = 1"
+    args: list[object] = [now, destination]
+    if since is not None:
+        sql += " AND created_at >= ?"
+        args.append(since)
+    return conn.execute(sql, args).rowcount
+
+
+def purge_dead(conn: sqlite3.Connection, destination: str) -> int:
+    return conn.execute(
+        "DELETE FROM outbox WHERE destination = ? AND dead = 1", (destination,)
+    ).rowcount
+
+
+def pending_erasures(conn: sqlite3.Connection) -> list[tuple[int, str, list[int]]]:
+    rows = conn.execute(
+        "SELECT id, destination, one_ids FROM erasures WHERE status = 'pending' ORDER BY id"
+    )
+    return [(r[0], r[1], [int(x) for x in r[2].split(",") if x]) for r in rows]
+
+
+def finish_erasure(
+    conn: sqlite3.Connection,
+    erasure_id: int,
+    status: str,
+    deleted: int | None,
+    detail: str | None,
+    at: float,
+) -> None:
+    conn.execute(
+        "UPDATE erasures SET status = ?, remote_rows_deleted = ?, detail = ?, done_at = ? WHERE id = ?",
+        (status, deleted, detail, at, erasure_id),
+    )
+
+
+def due_count(conn: sqlite3.Connection, now: float) -> int:
+    """Rows of every destination that are not dead and due at ``now`` (Unix seconds)."""
+    row = conn.execute(
+        "SELECT count(*) FROM outbox WHERE dead = 0 AND next_attempt_at <= ?", (now,)
+    ).fetchone()
+    return int(row[0])
+
+
+def ledger_seq(conn: sqlite3.Connection) -> int:
+    """The consent ledger's head seq (0 when empty), to see whether it moved."""
+    return int(conn.execute(HEAD_SEQ_SQL).fetchone()[0])
+
+
+class SqliteOutboxAdmin:
+    """``OutboxAdmin`` over one connection; each change is its own transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def status(self, now: float) -> dict[str, dict[str, object]]:
+        return status(self._conn, now)
+
+    def replay(self, destination: str, since: float | None, now: float) -> int:
+        with _immediate(self._conn):
+            return replay(self._conn, destination, since, now)
+
+    def purge_dead(self, destination: str) -> int:
+        with _immediate(self._conn):
+            return purge_dead(self._conn, destination)
+
+    def due_count(self, now: float) -> int:
+        return due_count(self._conn, now)
+
+
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
