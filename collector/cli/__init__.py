@@ -1,5 +1,6 @@
 """``consentry``: a thin command line over the library, one module per command
-group (``serve`` with ``forward``, ``keys``, ``audit``, ``outbox``, ``config``).
+group (``serve`` with ``forward``, ``keys``, ``audit``, ``outbox``, ``config``,
+``plan``).
 
 Every subcommand takes ``--config FILE`` and ``--data-dir DIR``. Exit codes:
 0 success, 1 a check failed (verify, why, retire refused), 2 bad input or
@@ -12,7 +13,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from collector.cli import audit, config, keys, outbox, serve
+from collector.cli import audit, config, keys, outbox, plan, serve
 from collector.cli.common import fail
 from collector.errors import CollectorError
 from consent.errors import ConsentError
@@ -26,7 +27,7 @@ def parser() -> argparse.ArgumentParser:
         prog="consentry", description="Privacy-first first-party event collector"
     )
     sub = p.add_subparsers(dest="cmd", required=True)
-    for group in (serve, keys, audit, outbox, config):
+    for group in (serve, keys, audit, outbox, config, plan):
         group.register(sub)
     return p
 

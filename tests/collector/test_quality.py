@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -265,3 +267,43 @@ def test_check_never_raises_and_never_quotes_a_value(value: Any) -> None:
     outcome = check(plan, message)
     assert outcome.verdict == "quarantine"
     assert marker not in json.dumps([v.to_builtins() for v in outcome.violations])
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "collector.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_plan_check_and_infer_commands(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.jsonl"
+    lines = [
+        json.dumps(track("Order Completed", order_id="A", total=3, currency="EUR")),
+        json.dumps(track("Order Completed", total="3")),
+        json.dumps(track("Cart Abandoned")),
+        "not json",
+    ]
+    sample.write_text("\n".join(lines) + "\n")
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(PLAN))
+    checked = run_cli("plan", "check", str(plan_file), str(sample), "--json")
+    assert checked.returncode == 1, checked.stderr
+    summary = json.loads(checked.stdout)
+    assert summary["messages"] == 3
+    assert summary["verdicts"] == {"forward": 1, "quarantine": 1, "block": 1}
+    assert summary["violations"] == {"required_missing": 1, "wrong_type": 1, "unplanned_event": 1}
+    assert summary["unreadable_lines"] == [4]
+    assert "1 lines are not JSON objects (lines 4)" in checked.stderr
+    table = run_cli("plan", "check", str(plan_file), str(sample))
+    assert "Order Completed" in table.stdout and "required missing" in table.stdout
+    drafted = run_cli("plan", "infer", str(sample))
+    assert drafted.returncode == 1  # the unreadable line is reported
+    draft_file = tmp_path / "draft.yaml"
+    draft_file.write_text(drafted.stdout)
+    assert set(load_plan(draft_file).events) == {"Order Completed", "Cart Abandoned"}
+    missing = run_cli("plan", "check", str(tmp_path / "nope.yaml"), str(sample))
+    assert missing.returncode == 2
+    assert (
+        missing.stderr.strip().startswith("consentry: tracking plan")
+        and "Traceback" not in missing.stderr
+    )
