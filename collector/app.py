@@ -36,6 +36,7 @@ from sdk_python.messages import (
     BatchResult,
     ConsentCall,
     ErrorBody,
+    MessageWarning,
     Rejected,
 )
 
@@ -172,10 +173,18 @@ class Api:
             log.error("batch from %s not stored: %s", source, type(exc).__name__)
             raise RequestError(503, "the batch could not be stored durably; retry later") from None
         self.rt.metrics.ingested(source, len(items), tally)
+        warnings = [
+            MessageWarning(index=p.index, reason=reason, path=path)
+            for p in prepared
+            for reason, path in p.warnings
+        ]
+        if warnings:
+            self.rt.metrics.warned(source, len(warnings))
         return BatchResult(
             success=True,
             accepted=tally.accepted,
             rejected=[Rejected(index=r.index, reason=r.reason, path=r.path) for r in rejected],
+            warnings=warnings,
         )
 
     async def batch(self, request: Request) -> Response:

@@ -83,6 +83,7 @@ class Prepared:
     pi_by_destination: dict[str, frozenset[str]] = field(default_factory=dict)
     alias_user_payloads: dict[str, bytes] | None = None
     alias_ids: tuple[Identifier, Identifier] | None = None
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (reason, JSON path)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -309,8 +310,8 @@ class Preparer:
             signals = self._signals(data.get("context"))
         except ConsentSignalError as exc:
             text = str(exc)
-            path = text.split(" ", 1)[0] if text.startswith("$") else prefix
-            raise ValueError(text, prefix + path[1:] if path.startswith("$") else path) from None
+            path = prefix + text.split(" ", 1)[0][1:] if text.startswith("$") else prefix
+            raise ValueError(text, path) from None
 
         identifiers = [self._identifier(kind, value) for kind, value, _ in found if kind[0] != "~"]
         alias_ids = None
@@ -334,7 +335,7 @@ class Preparer:
         )
         pi = self._pi_categories(data)
         age = _age(data)
-        facts_key = (jurisdiction, country, signals.gpc, pi, age)
+        facts_key = (jurisdiction, country, signals.gpc, pi, age, signals.opt_outs)
         facts = self._facts_memo.get(facts_key)
         if facts is None:
             facts = EventFacts(
@@ -343,6 +344,7 @@ class Preparer:
                 gpc=signals.gpc,
                 pi_categories=pi,
                 age=age,
+                opt_outs=signals.opt_outs,
             )
             if len(self._facts_memo) >= _MEMO_MAX // 10:
                 self._facts_memo.clear()
@@ -418,6 +420,7 @@ class Preparer:
             pi_by_destination=pi_by_dest,
             alias_user_payloads=alias_user,
             alias_ids=alias_ids,
+            warnings=[(w.reason, prefix + w.path[1:]) for w in signals.warnings],
         )
 
     def _identifier(self, kind: str, value: str) -> Identifier:

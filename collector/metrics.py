@@ -26,6 +26,12 @@ class Metrics:
         self.quarantined = Counter(
             "consentry_messages_quarantined", "Messages quarantined", ["source"], registry=r
         )
+        self.warnings = Counter(
+            "consentry_message_warnings",
+            "Accepted messages with a part not used (listed in the response's warnings)",
+            ["source"],
+            registry=r,
+        )
         self.routed = Counter(
             "consentry_outbox_enqueued", "Outbox rows written", ["destination"], registry=r
         )
@@ -80,6 +86,10 @@ class Metrics:
             self._child(self.denied, dest).inc(n)
         if tally.consent_records:
             self.consent_records.inc(tally.consent_records)
+
+    def warned(self, source: str, n: int) -> None:
+        """Warnings returned for one request."""
+        self._child(self.warnings, source).inc(n)
 
     def _child(self, counter: Counter, label: str) -> Any:
         # labels() takes a lock and builds a key on every call; the set of

@@ -236,6 +236,7 @@ class Router:
             p.facts.gpc,
             p.facts.pi_categories,
             p.facts.age,
+            p.facts.opt_outs,
         )
         hit = self._memo.get(key)
         if hit is not None and hit[0] is state:
@@ -248,6 +249,7 @@ class Router:
                 gpc=p.facts.gpc,
                 pi_categories=p.pi_by_destination.get(dest.name, frozenset()),
                 age=p.facts.age,
+                opt_outs=p.facts.opt_outs,
             )
             decisions.append(decide(state, facts, self.facts[dest.name], policy))
         kept = [

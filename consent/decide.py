@@ -36,11 +36,16 @@ class ConsentState:
 
 @dataclass(frozen=True, slots=True)
 class EventFacts:
+    """What the event itself says. ``opt_outs`` names each US opt-out of sale,
+    sharing or targeted advertising by signal, section and field
+    (``gpp.usca.SaleOptOut``; an unreadable section counts as one)."""
+
     jurisdiction: str | None = None
     country: str | None = None
     gpc: bool = False
     pi_categories: frozenset[str] = frozenset()
     age: int | None = None
+    opt_outs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +133,20 @@ def decide(
         entry = state.get(purpose)
         if entry is not None:
             records.append(entry.record_id)
+        opted_out = False
         if entry is not None and not entry.granted:
-            ok = False
+            opted_out = True
             reasons.append(f"{purpose}: opted out by record {entry.record_id}")
-        elif facts.gpc and purpose in policy.gpc.opts_out:
+        if purpose in policy.gpc.opts_out:
+            if facts.gpc:
+                opted_out = True
+                reasons.append(f"{purpose}: Global Privacy Control is an opt-out of sale/share")
+            if facts.opt_outs:
+                # Any US section's opt-out of sale, sharing or targeted advertising.
+                opted_out = True
+                reasons.append(f"{purpose}: opted out by {', '.join(facts.opt_outs)}")
+        if opted_out:
             ok = False
-            reasons.append(f"{purpose}: Global Privacy Control is an opt-out of sale/share")
         else:
             reasons.append(f"{purpose}: allowed until opt-out ({policy.name})")
     for category in sorted(facts.pi_categories):

@@ -1,11 +1,17 @@
-"""IAB Global Privacy Platform strings: header, section ids, and ``usnat``.
+"""IAB Global Privacy Platform strings: header, section ids, and the US sections.
 
 ``DBABLA~BVVqAAEABCA.QA``: sections joined by '~'. The header (type 3,
 version 1) lists the section ids in a Fibonacci-coded range, each id an
-offset from the previous one. Section 7 (``usnat``, US National Privacy) is
-decoded field by field, v1 (12 sensitive-data categories, 2 child consents)
-and v2 (16 and 3), with its optional GPC sub-section. Other sections are kept
-as their raw text. Anything malformed raises ConsentSignalError.
+offset from the previous one. Every US section is decoded: 7 (``usnat``, US
+National Privacy, v1 with 12 sensitive-data categories and 2 child consents,
+v2 with 16 and 3, optional GPC sub-section), the state sections 8-12
+(``usca``, ``usva``, ``usco``, ``usut``, ``usct``; layouts in
+``consent.gpp_us``) and 6 (``uspv1``). Other sections are kept as their raw text.
+
+A malformed header raises ConsentSignalError (the whole string is unreadable).
+A US section that cannot be read does not: it is kept in ``unreadable`` with
+its reason and counts as an opt-out of sale, sharing and targeted advertising
+(fail closed), as do US sections this version does not decode (13-27).
 """
 
 from __future__ import annotations
@@ -14,6 +20,17 @@ from dataclasses import dataclass, field
 
 from consent.bits import BitReader, BitWriter, decode_b64url
 from consent.errors import ConsentSignalError
+from consent.gpp_us import (
+    LAYOUTS,
+    Unreadable,
+    UsPrivacy,
+    UsSection,
+    ad_purposes,
+    decode_state,
+    decode_usp,
+    opt_outs_of,
+    read_gpc_subsections,
+)
 
 MAX_LENGTH = 16_384
 SECTION_NAMES = {
@@ -27,8 +44,26 @@ SECTION_NAMES = {
     10: "usco",
     11: "usut",
     12: "usct",
+    13: "usfl",
+    14: "usmt",
+    15: "usor",
+    16: "ustx",
+    17: "usde",
+    18: "usia",
+    19: "usne",
+    20: "usnh",
+    21: "usnj",
+    22: "ustn",
+    23: "usmn",
+    24: "usmd",
+    25: "usin",
+    26: "usky",
+    27: "usri",
 }
+USP = 6
 USNAT = 7
+# Section ids of US privacy sections (US Privacy, National, states).
+US_SECTIONS = frozenset(range(6, 28))
 # Values of usnat opt-out fields: 0 not applicable, 1 opted out, 2 did not opt out.
 OPTED_OUT = 1
 
@@ -54,28 +89,69 @@ class UsNat:
     gpc_segment: bool = False
     gpc: bool = False
 
+    name = "usnat"
+
+    def _ad_fields(self) -> dict[str, int]:
+        return {
+            "SaleOptOut": self.sale_opt_out,
+            "SharingOptOut": self.sharing_opt_out,
+            "TargetedAdvertisingOptOut": self.targeted_advertising_opt_out,
+        }
+
+    def opt_outs(self) -> tuple[str, ...]:
+        """``usnat.SaleOptOut`` etc. for each field that is an opt-out (1, or the undefined 3)."""
+        return opt_outs_of(self.name, self._ad_fields())
+
     def purposes(self) -> dict[str, bool]:
         """Opt-outs as purpose states: sale/sharing/targeted advertising map to
         advertising and marketing; a field that is 0 (not applicable) says nothing."""
-        out: dict[str, bool] = {}
-        ad = [self.sale_opt_out, self.sharing_opt_out, self.targeted_advertising_opt_out]
-        stated = [v for v in ad if v in (1, 2)]
-        if stated:
-            granted = all(v == 2 for v in stated)
-            out["advertising"] = granted
-            out["marketing"] = granted
-        return out
+        return ad_purposes(self._ad_fields())
+
+
+UsReading = UsNat | UsSection | UsPrivacy
 
 
 @dataclass(frozen=True, slots=True)
 class GppString:
+    """A decoded GPP string: raw sections by id, decoded US sections by id, and
+    the US sections that were present but could not be read."""
+
     version: int
     section_ids: tuple[int, ...]
     sections: dict[int, str] = field(default_factory=dict)
-    usnat: UsNat | None = None
+    us: dict[int, UsReading] = field(default_factory=dict)
+    unreadable: dict[int, Unreadable] = field(default_factory=dict)
+
+    @property
+    def usnat(self) -> UsNat | None:
+        found = self.us.get(USNAT)
+        return found if isinstance(found, UsNat) else None
 
     def names(self) -> list[str]:
         return [SECTION_NAMES.get(i, f"section{i}") for i in self.section_ids]
+
+    def opt_outs(self) -> tuple[str, ...]:
+        """Every opt-out of sale, sharing or targeted advertising, named
+        ``section.Field`` (``usca.SaleOptOut``), unreadable sections included."""
+        out: list[str] = []
+        for i in self.section_ids:
+            reading = self.us.get(i) or self.unreadable.get(i)
+            if reading is not None:
+                out.extend(reading.opt_outs())
+        return tuple(out)
+
+    def purposes(self) -> dict[str, bool]:
+        """What the readable US sections say as purpose states; any denial wins."""
+        out: dict[str, bool] = {}
+        for reading in self.us.values():
+            for purpose, value in reading.purposes().items():
+                out[purpose] = out.get(purpose, True) and value
+        return out
+
+    @property
+    def gpc(self) -> bool:
+        """True when any US section's GPC sub-section says the browser sent GPC."""
+        return any(isinstance(r, UsNat | UsSection) and r.gpc for r in self.us.values())
 
 
 def _fibonacci_range(r: BitReader, what: str) -> list[int]:
@@ -123,14 +199,7 @@ def _usnat(text: str) -> UsNat:
         "mspa_service_provider_mode",
     )
     tail = {name: r.uint(2, name) for name in tail_names}
-    gpc_segment = gpc = False
-    for i, sub in enumerate(parts[1:], start=1):
-        s = BitReader(decode_b64url(sub, f"usnat sub-section {i}"), f"usnat sub-section {i}")
-        kind = s.uint(2, "subsectionType")
-        if kind != 1:
-            raise ConsentSignalError(f"usnat sub-section {i} has unknown type {kind}")
-        gpc_segment = True
-        gpc = s.flag("gpc")
+    gpc_segment, gpc = read_gpc_subsections(parts[1:], "usnat")
     return UsNat(
         version=version,
         sensitive_data_processing=sensitive,
@@ -161,8 +230,29 @@ def decode(text: str) -> GppString:
             f"GPP header lists {len(ids)} sections but the string carries {len(parts) - 1}"
         )
     sections = dict(zip(ids, parts[1:], strict=True))
-    usnat = _usnat(sections[USNAT]) if USNAT in sections else None
-    return GppString(version, tuple(ids), sections, usnat)
+    us: dict[int, UsReading] = {}
+    unreadable: dict[int, Unreadable] = {}
+    for sid, text_ in sections.items():
+        if sid not in US_SECTIONS:
+            continue
+        name = SECTION_NAMES[sid]
+        try:
+            us[sid] = _us_section(sid, text_)
+        except ConsentSignalError as exc:
+            unreadable[sid] = Unreadable(sid, name, str(exc))
+    return GppString(version, tuple(ids), sections, us, unreadable)
+
+
+def _us_section(sid: int, text: str) -> UsReading:
+    if sid == USNAT:
+        return _usnat(text)
+    if sid == USP:
+        return decode_usp(text)
+    if sid in LAYOUTS:
+        return decode_state(sid, text)
+    raise ConsentSignalError(
+        f"{SECTION_NAMES[sid]} (section {sid}) is not decoded by this version of Consentry"
+    )
 
 
 # -- encoder (tests and fixtures) ----------------------------------------------------

@@ -6,11 +6,22 @@ Accepted shapes, all mapped onto our purposes through one table:
 - RudderStack: ``context.consentManagement`` ``{allowedConsentIds, deniedConsentIds}``
 - ``context.consent.gpc`` (the SDK forwards ``Sec-GPC: 1`` here)
 - Google Consent Mode v2: ``context.consent.consentMode`` ``{ad_storage: "granted", ...}``
-- IAB strings: ``context.consent.tcString`` (TCF v2) and ``context.consent.gppString``
+- IAB strings: ``context.consent.tcString`` (TCF v2), ``context.consent.gppString``
+  (every US section: ``usnat``, the state sections, ``uspv1``) and
+  ``context.consent.usPrivacy`` (the bare CCPA U.S. Privacy string, ``1YNN``)
 - ``context.consent.jurisdiction`` and ``context.consent.region``
 
 A purpose that no signal speaks of is *absent*, not granted: the policy decides
 what absence means (deny under GDPR/PIPL, allow-until-opt-out under CCPA).
+
+Consent strings that cannot be read do not reject the event (issue 13 case 8):
+they grant nothing, the event keeps its other signals, and a ``SignalWarning``
+names the JSON path. A GPP or US Privacy string (or one US section of a GPP
+string) that cannot be read also counts as an opt-out of sale, sharing and
+targeted advertising (fail closed); ``Signals.opt_outs`` names every opt-out by
+section and field (``gpp.usca.SaleOptOut``) so the decision can cite it.
+Malformed *structure* (``categoryPreferences`` that is not an object of
+booleans, ...) still raises ConsentSignalError with the JSON path.
 """
 
 from __future__ import annotations
@@ -19,14 +30,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from consent import gpp, tcf
+from consent import gpp, gpp_us, tcf
 from consent.errors import ConsentSignalError
 from consent.purposes import DEFAULT_CATEGORY_MAP, PURPOSES, from_consent_mode, from_tcf
 
 
 @dataclass(frozen=True, slots=True)
+class SignalWarning:
+    """A signal that was not used: why, and its JSON path relative to the message."""
+
+    reason: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
 class Signals:
-    """What an event says about consent; empty means it says nothing."""
+    """What an event says about consent; empty means it says nothing.
+
+    ``opt_outs``: US opt-outs of sale, sharing or targeted advertising, each
+    named ``signal.section.Field`` (``gpp.usca.SaleOptOut``,
+    ``usPrivacy.OptOutSale``, ``gpp.usva (unreadable)``)."""
 
     purposes: Mapping[str, bool] = field(default_factory=dict)
     gpc: bool = False
@@ -35,10 +58,12 @@ class Signals:
     raw: str | None = None
     method: str = "event"
     sources: tuple[str, ...] = ()
+    opt_outs: tuple[str, ...] = ()
+    warnings: tuple[SignalWarning, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.purposes and not self.gpc
+        return not self.purposes and not self.gpc and not self.opt_outs
 
 
 def _categories(
@@ -67,6 +92,8 @@ def read_context(
     sources: list[str] = []
     gpc = False
     raw: str | None = None
+    opt_outs: list[str] = []
+    warnings: list[SignalWarning] = []
     jurisdiction = region = None
     consent = context.get("consent")
     if consent is not None:
@@ -92,21 +119,26 @@ def read_context(
             sources.append("consentMode")
         tc = consent.get("tcString")
         if tc is not None:
-            if not isinstance(tc, str):
-                raise ConsentSignalError("$.context.consent.tcString must be a string")
-            _merge(purposes, from_tcf(tcf.decode(tc).purpose_consents))
-            raw = tc
-            sources.append("tcf")
+            tc_purposes = _tcf(tc, warnings)
+            if tc_purposes is not None:
+                _merge(purposes, tc_purposes)
+                raw = tc
+                sources.append("tcf")
         gpp_string = consent.get("gppString")
         if gpp_string is not None:
-            if not isinstance(gpp_string, str):
-                raise ConsentSignalError("$.context.consent.gppString must be a string")
-            decoded = gpp.decode(gpp_string)
-            if decoded.usnat is not None:
-                _merge(purposes, decoded.usnat.purposes())
-                gpc = gpc or decoded.usnat.gpc
-            raw = raw or gpp_string
+            us = _gpp(gpp_string, warnings)
+            _merge(purposes, us.purposes)
+            opt_outs.extend(us.opt_outs)
+            gpc = gpc or us.gpc
+            raw = raw or us.text
             sources.append("gpp")
+        usp = consent.get("usPrivacy")
+        if usp is not None:
+            us = _us_privacy(usp, warnings)
+            _merge(purposes, us.purposes)
+            opt_outs.extend(us.opt_outs)
+            raw = raw or us.text
+            sources.append("usPrivacy")
         if consent.get("gpc") is not None:
             if not isinstance(consent["gpc"], bool):
                 raise ConsentSignalError("$.context.consent.gpc must be true or false")
@@ -133,7 +165,70 @@ def read_context(
         raw=raw,
         method="event",
         sources=tuple(sources),
+        opt_outs=tuple(dict.fromkeys(opt_outs)),
+        warnings=tuple(warnings),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Us:
+    purposes: Mapping[str, bool] = field(default_factory=dict)
+    opt_outs: tuple[str, ...] = ()
+    gpc: bool = False
+    text: str | None = None  # the signal, when it could be read
+
+
+_TC_PATH = "$.context.consent.tcString"
+_GPP_PATH = "$.context.consent.gppString"
+_USP_PATH = "$.context.consent.usPrivacy"
+_FAIL_CLOSED = "counted as an opt-out of sale, sharing and targeted advertising"
+
+
+def _tcf(value: object, warnings: list[SignalWarning]) -> dict[str, bool] | None:
+    """The TC string's purposes, or None (and a warning) when it cannot be read:
+    it then grants nothing."""
+    if not isinstance(value, str):
+        warnings.append(SignalWarning("tcString is not a string; it grants nothing", _TC_PATH))
+        return None
+    try:
+        return from_tcf(tcf.decode(value).purpose_consents)
+    except ConsentSignalError as exc:
+        warnings.append(SignalWarning(f"{exc}; the TC string grants nothing", _TC_PATH))
+        return None
+
+
+def _gpp(value: object, warnings: list[SignalWarning]) -> _Us:
+    """Every US section of a GPP string. A string whose header cannot be read,
+    and each US section that cannot, counts as an opt-out (with a warning)."""
+    if not isinstance(value, str):
+        warnings.append(SignalWarning(f"gppString is not a string; {_FAIL_CLOSED}", _GPP_PATH))
+        return _Us(opt_outs=("gpp (unreadable)",))
+    try:
+        decoded = gpp.decode(value)
+    except ConsentSignalError as exc:
+        warnings.append(SignalWarning(f"{exc}; {_FAIL_CLOSED}", _GPP_PATH))
+        return _Us(opt_outs=("gpp (unreadable)",))
+    for bad in decoded.unreadable.values():
+        warnings.append(
+            SignalWarning(
+                f"GPP section {bad.name} cannot be read ({bad.reason}); {_FAIL_CLOSED}", _GPP_PATH
+            )
+        )
+    return _Us(
+        purposes=decoded.purposes(),
+        opt_outs=tuple(f"gpp.{o}" for o in decoded.opt_outs()),
+        gpc=decoded.gpc,
+        text=value,
+    )
+
+
+def _us_privacy(value: object, warnings: list[SignalWarning]) -> _Us:
+    try:
+        usp = gpp_us.decode_usp(value, name="usPrivacy")
+    except ConsentSignalError as exc:
+        warnings.append(SignalWarning(f"{exc}; {_FAIL_CLOSED}", _USP_PATH))
+        return _Us(opt_outs=("usPrivacy (unreadable)",))
+    return _Us(purposes=usp.purposes(), opt_outs=usp.opt_outs(), text=str(value))
 
 
 def _merge(into: dict[str, bool], other: Mapping[str, bool]) -> None:

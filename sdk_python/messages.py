@@ -148,10 +148,20 @@ class Rejected(msgspec.Struct, kw_only=True):
     path: str
 
 
+class MessageWarning(msgspec.Struct, kw_only=True):
+    """A message that was accepted, with part of it not used: which message
+    (its index in the batch, 0 for a single call), why, and the JSON path."""
+
+    index: int
+    reason: str
+    path: str
+
+
 class BatchResult(msgspec.Struct, kw_only=True):
     success: bool
     accepted: int
     rejected: list[Rejected] = []
+    warnings: list[MessageWarning] = []
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):

@@ -47,6 +47,34 @@ def test_ccpa_allows_until_opt_out_and_gpc_opts_out_of_sale() -> None:
     assert not decide(state(advertising=False), EventFacts(), ADS, CCPA).allowed
 
 
+def test_ccpa_us_section_opt_outs_deny_sale_and_name_section_and_field() -> None:
+    facts = EventFacts(opt_outs=("gpp.usca.SaleOptOut", "gpp.usva (unreadable)"))
+    d = decide(state(), facts, ADS, CCPA)
+    assert not d.allowed
+    assert d.reasons == ("advertising: opted out by gpp.usca.SaleOptOut, gpp.usva (unreadable)",)
+    marketing = DestinationFacts("crm", ("marketing",))
+    assert not decide(state(), facts, marketing, CCPA).allowed
+    # Opt-outs of sale/sharing say nothing about analytics.
+    assert decide(state(), facts, DestinationFacts("lake", ("analytics",)), CCPA).allowed
+    # A recorded opt-out and the event's own are both cited.
+    d = decide(state(advertising=False), facts, ADS, CCPA)
+    assert [r.split(" by ")[0] for r in d.reasons] == ["advertising: opted out"] * 2
+
+
+@given(st.lists(st.sampled_from(["gpp.usca.SaleOptOut", "usPrivacy.OptOutSale"]), max_size=2))
+def test_a_us_opt_out_never_turns_deny_into_allow_or_allows_advertising(
+    opt_outs: list[str],
+) -> None:
+    facts = EventFacts(opt_outs=tuple(opt_outs))
+    for pack in (GDPR, PIPL, CCPA):
+        for st_ in (state(), state(advertising=True), state(advertising=False)):
+            with_opt_out = decide(st_, facts, ADS, pack)
+            without = decide(st_, EventFacts(), ADS, pack)
+            assert not (with_opt_out.allowed and not without.allowed)
+            if opt_outs and pack is CCPA:
+                assert not with_opt_out.allowed
+
+
 def test_pipl_separate_consents() -> None:
     cn_lake = DestinationFacts("lake", ("analytics",), region="CN", recipient="Brand Shanghai")
     assert decide(state(analytics=True), EventFacts(), cn_lake, PIPL).allowed

@@ -56,14 +56,26 @@ def test_usnat_did_not_opt_out_grants_under_opt_out_laws() -> None:
         ("", "empty"),
         ("DBABLA", "lists 1 sections but the string carries 0"),
         ("CBABLA~x", "type is 2"),
-        ("DBABLA~B!", "not base64url"),
-        ("DBABLA~BVVV", "ends early"),
-        ("DBABLA~BVVVkkkklWA.wA", "unknown type"),
+        ("D!BABLA~x", "not base64url"),
     ],
 )
 def test_malformed_gpp_raises_consent_signal_error(text: str, needle: str) -> None:
     with pytest.raises(ConsentSignalError, match=needle):
         gpp.decode(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("DBABLA~B!", "not base64url"),
+        ("DBABLA~BVVV", "ends early"),
+        ("DBABLA~BVVVkkkklWA.wA", "unknown type"),
+    ],
+)
+def test_an_unreadable_us_section_is_kept_as_an_opt_out(text: str, needle: str) -> None:
+    g = gpp.decode(text)
+    assert g.usnat is None and needle in g.unreadable[gpp.USNAT].reason
+    assert g.opt_outs() == ("usnat (unreadable)",) and g.purposes() == {}
 
 
 @settings(max_examples=300)

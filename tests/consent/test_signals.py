@@ -83,7 +83,6 @@ def test_jurisdiction_and_region() -> None:
             "$.context.consent.categoryPreferences.analytics",
         ),
         ({"consent": {"consentMode": {"ad_storage": "maybe"}}}, "$.context.consent.consentMode"),
-        ({"consent": {"tcString": 5}}, "$.context.consent.tcString"),
         ({"consent": {"gpc": "1"}}, "$.context.consent.gpc"),
         (
             {"consentManagement": {"allowedConsentIds": "x"}},
@@ -112,3 +111,80 @@ def test_read_context_raises_only_signal_errors(value: object) -> None:
     ):
         with contextlib.suppress(ConsentSignalError):
             read_context(ctx)  # type: ignore[arg-type]
+
+
+# -- US signals and unreadable strings (issue 14 §5, issue 13 case 8) -------------------
+USCA_OPTED_OUT = "DBABBg~BVWSSSVY.YA"  # iabgpp-java UsCaTest: sale and sharing opted out, GPC
+
+
+def test_gpp_state_section_opt_out_is_named_by_section_and_field() -> None:
+    s = read_context({"consent": {"gppString": USCA_OPTED_OUT}})
+    assert s.purposes == {"advertising": False, "marketing": False} and s.gpc
+    assert s.opt_outs == ("gpp.usca.SaleOptOut", "gpp.usca.SharingOptOut")
+    assert s.warnings == () and s.sources == ("gpp",)
+
+
+def test_us_privacy_string_in_context() -> None:
+    s = read_context({"consent": {"usPrivacy": "1YYN"}})
+    assert s.opt_outs == ("usPrivacy.OptOutSale",)
+    assert s.purposes == {"advertising": False, "marketing": False} and s.raw == "1YYN"
+    assert read_context({"consent": {"usPrivacy": "1YNN"}}).opt_outs == ()
+
+
+@pytest.mark.parametrize(
+    "tc",
+    [
+        "BOEFEAyOEFEAyAHABDENAI4AAAB9vABAASA",  # a TCF v1.1 string (version field 1)
+        "DOEFEAyOEFEAyAHABDENAI4AAAB9vABAASA",  # version field 3
+        "not a tc string!",
+        5,
+    ],
+)
+def test_an_unreadable_tc_string_grants_nothing_and_keeps_other_signals(tc: object) -> None:
+    s = read_context({"consent": {"tcString": tc, "categoryPreferences": {"analytics": True}}})
+    assert s.purposes == {"analytics": True}
+    assert s.sources == ("categoryPreferences",) and s.raw is None and s.opt_outs == ()
+    assert [w.path for w in s.warnings] == ["$.context.consent.tcString"]
+    assert "grants nothing" in s.warnings[0].reason
+
+
+@pytest.mark.parametrize(
+    ("consent", "path", "opt_out"),
+    [
+        ({"gppString": "garbage~!"}, "$.context.consent.gppString", "gpp (unreadable)"),
+        ({"gppString": 7}, "$.context.consent.gppString", "gpp (unreadable)"),
+        ({"gppString": "DBABBg~z"}, "$.context.consent.gppString", "gpp.usca (unreadable)"),
+        ({"usPrivacy": "1YX"}, "$.context.consent.usPrivacy", "usPrivacy (unreadable)"),
+    ],
+)
+def test_an_unreadable_us_signal_is_an_opt_out_with_a_warning(
+    consent: dict[str, object], path: str, opt_out: str
+) -> None:
+    s = read_context({"consent": {**consent, "categoryPreferences": {"analytics": True}}})
+    assert s.opt_outs == (opt_out,) and s.purposes == {"analytics": True}
+    assert [w.path for w in s.warnings] == [path]
+    assert "opt-out of sale, sharing and targeted advertising" in s.warnings[0].reason
+
+
+strings = st.one_of(
+    st.text(max_size=60),
+    st.text(
+        alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~", max_size=60
+    ),
+    st.integers(),
+    st.none(),
+    st.lists(st.text(max_size=3), max_size=2),
+)
+
+
+@given(strings, strings, strings)
+def test_consent_strings_never_reject_an_event(tc: object, gpp_text: object, usp: object) -> None:
+    """Whatever the three strings hold, reading them never raises; each that is
+    present and unreadable leaves a warning at its path, and a US one an opt-out."""
+    s = read_context({"consent": {"tcString": tc, "gppString": gpp_text, "usPrivacy": usp}})
+    paths = {w.path for w in s.warnings}
+    if "$.context.consent.gppString" in paths:
+        assert any(o.startswith("gpp") and "unreadable" in o for o in s.opt_outs)
+    if "$.context.consent.usPrivacy" in paths:
+        assert "usPrivacy (unreadable)" in s.opt_outs
+    assert all(w.path.startswith("$.context.consent.") for w in s.warnings)
