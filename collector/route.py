@@ -22,8 +22,6 @@ from consent.policy import Policies, Policy
 from consent.signals import Signals
 from identity.graph import Graph, Identifier, OneId
 
-MERGE_SUBJECT = "merge"
-
 
 @dataclass(slots=True)
 class Tally:

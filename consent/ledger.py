@@ -359,17 +359,6 @@ class Ledger:
         self._sealed_seq, self._sealed_at = self._seq, now
         return Checkpoint(self._seq, self._hash, now.isoformat())
 
-    # -- reading ---------------------------------------------------------------
-    def records(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        one_id: int | None = None,
-        seqs: Sequence[int] | None = None,
-    ) -> Iterator[ConsentRecord]:
-        return read_records(self._conn, since=since, until=until, one_id=one_id, seqs=seqs)
-
 
 def read_records(
     conn: sqlite3.Connection,

@@ -15,10 +15,6 @@ from dataclasses import dataclass
 
 PURPOSES = ("necessary", "analytics", "personalization", "advertising", "marketing")
 
-# PIPL "separate consents" and GDPR Art. 9 explicit consent are flags in the
-# same state map, keyed so that they are per category or per recipient.
-SEPARATE_PREFIXES = ("sensitive", "third_party:", "cross_border:")
-
 
 @dataclass(frozen=True, slots=True)
 class PurposeMapping:

@@ -94,8 +94,6 @@ class Pseudonymizer:
         self._domain_keys: dict[tuple[str, str], bytes] = {}
         self._cache: OrderedDict[tuple[str, str, str, str], str] = OrderedDict()
         self._cache_size = cache_size
-        self.hits = 0
-        self.misses = 0
 
     @property
     def options(self) -> NormalizeOptions:
@@ -131,9 +129,7 @@ class Pseudonymizer:
         cache_key = (kind, normalized, domain, kid)
         hit = self._cache.get(cache_key)
         if hit is not None:
-            self.hits += 1
             return hit
-        self.misses += 1
         result = format_pseudonym(kid, mac(self.domain_key(kid, domain), kind, normalized))
         self._cache[cache_key] = result
         if len(self._cache) > self._cache_size:

@@ -89,13 +89,6 @@ class Batch(msgspec.Struct, kw_only=True, omit_defaults=True):
     integrations: JsonObject | None = None
 
 
-class BatchOut(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """What the SDK sends: the same shape with messages already encoded."""
-
-    batch: list[msgspec.Raw]
-    sentAt: datetime | None = None
-
-
 ConsentState = Literal["granted", "denied"]
 Method = Literal[
     "banner_accept",

@@ -52,6 +52,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from collector.workers import run_workers
 
     runtime = Runtime(cfg)
+    forward = cfg.server.forward and not args.no_forward
+    if forward:
+        try:
+            _check_destinations(runtime)
+        except BaseException:
+            runtime.close()
+            raise
     for name, key in runtime.sources.generated.items():
         print(
             f"Generated write key for source {name!r} (shown once, only its hash is kept): {key}",
@@ -67,7 +74,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     host = args.host or cfg.server.host
     port = args.port if args.port is not None else cfg.server.port
-    forward = cfg.server.forward and not args.no_forward
 
     def serve(rt: Runtime, *, deliver: bool = True, sockets: list[Any] | None = None) -> None:
         tune_gc()
@@ -111,6 +117,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
             rt.close()
 
     return run_workers(workers, host, port, worker)
+
+
+def _check_destinations(runtime: Any) -> None:
+    """Build (and close) every destination once before listening, so a
+    destination that cannot be set up (a secret's variable unset) stops
+    start-up with a ``ConfigError`` naming it, instead of failing each worker."""
+    from collector.runtime import build_destination
+
+    async def build_and_close() -> None:
+        for dest in runtime.destinations:
+            await build_destination(dest, runtime.data_dir).close()
+
+    asyncio.run(build_and_close())
 
 
 def _metrics_dir(data_dir: Path) -> None:

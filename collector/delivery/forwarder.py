@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 
 from collector.config import DestinationConfig
-from collector.delivery.destinations.base import Destination
+from collector.delivery.destinations.base import Destination, SupportsDeletion
 from collector.metrics import Metrics
 from collector.storage.sqlite import outbox
 from collector.writer import Writer, connect
@@ -128,19 +128,19 @@ class Forwarder:
         for erasure_id, name, one_ids in pending:
             lane = self._lanes.get(name)
             now = self._clock()
+            detail: str | None
             if lane is None:
                 status, deleted, detail = "failed", None, "destination no longer configured"
             else:
                 domain = lane.config.domain()
                 theirs = [self._ps.derive_opaque("one_id", str(o), domain) for o in one_ids]
-                delete = getattr(lane.destination, "delete", None)
-                if delete is None:
+                if not isinstance(lane.destination, SupportsDeletion):
                     status, deleted = "not_supported", None
                     detail = "delete downstream rows whose context.consentry.oneId is " + ",".join(
                         theirs
                     )
                 else:
-                    result = await delete(theirs)
+                    result = await lane.destination.delete(theirs)
                     status = (
                         "deleted"
                         if result.ok

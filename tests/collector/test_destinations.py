@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
-from collector.config import JsonlDestinationConfig
+from collector.config import JsonlDestinationConfig, SegmentDestinationConfig
 from collector.delivery.destinations.base import parse_retry_after
 from collector.delivery.destinations.http import classify
 from collector.delivery.destinations.jsonl import JsonlDestination
-from collector.delivery.destinations.segment import split
+from collector.delivery.destinations.segment import SegmentDestination, split
+from collector.errors import ConfigError
 
 
 def test_jsonl_appends_then_rotates_by_size(tmp_path: Path) -> None:
@@ -52,3 +54,39 @@ def test_segment_batches_stay_under_500kb() -> None:
     chunks = split(messages)
     assert sum(len(c) for c in chunks) == 40
     assert all(sum(len(m) + 1 for m in c) < 500 * 1024 for c in chunks)
+
+
+def test_segment_delete_hook_secret_must_be_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = SegmentDestinationConfig(
+        name="cdp",
+        write_key="wk",
+        delete_hook_url="http://127.0.0.1:1/hook",
+        delete_hook_secret_env="CDP_HOOK_SECRET",
+    )
+    monkeypatch.delenv("CDP_HOOK_SECRET", raising=False)
+    with pytest.raises(ConfigError, match="CDP_HOOK_SECRET"):
+        SegmentDestination(config, data_dir=tmp_path)
+    monkeypatch.setenv("CDP_HOOK_SECRET", "")
+    with pytest.raises(ConfigError, match="CDP_HOOK_SECRET"):
+        SegmentDestination(config, data_dir=tmp_path)
+    monkeypatch.setenv("CDP_HOOK_SECRET", "s3cret")
+    dest = SegmentDestination(config, data_dir=tmp_path)
+    asyncio.run(dest.close())
+
+
+def test_serve_refuses_to_start_without_the_hook_secret(server_factory) -> None:  # type: ignore[no-untyped-def]
+    config = """
+[[destinations]]
+name = "cdp"
+type = "segment"
+purposes = ["analytics"]
+write_key = "wk"
+delete_hook_url = "http://127.0.0.1:1/hook"
+delete_hook_secret_env = "CDP_HOOK_SECRET"
+"""
+    server = server_factory(config, env={"CDP_HOOK_SECRET": ""})
+    with pytest.raises(RuntimeError, match="server exited") as info:
+        server.start()
+    assert "CDP_HOOK_SECRET" in str(info.value)

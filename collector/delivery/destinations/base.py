@@ -9,7 +9,7 @@ destination) and says whether the batch landed, and if not whether to retry.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,7 @@ class Destination(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
 class SupportsDeletion(Protocol):
     """Destinations that can forget a person. ``one_ids`` are the person's OneIDs
     as this destination saw them (``context.consentry.oneId``, its own domain)."""

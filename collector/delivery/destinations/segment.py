@@ -25,7 +25,7 @@ import httpx
 from collector.config import SegmentDestinationConfig
 from collector.delivery.destinations.base import DeleteResult, SendResult
 from collector.delivery.destinations.http import SIGNATURE_HEADER, batch_body, classify, sign
-from collector.errors import DeliveryError
+from collector.errors import ConfigError, DeliveryError
 from sdk_python.messages import MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES
 
 
@@ -39,6 +39,23 @@ def split(messages: list[bytes], limit: int = MAX_REQUEST_BYTES - 1024) -> list[
         chunks[-1].append(m)
         size += len(m) + 1
     return [c for c in chunks if c]
+
+
+def _hook_secret(config: SegmentDestinationConfig, write_key: str) -> bytes:
+    """The key that signs erasure requests to ``delete_hook_url``: the variable
+    ``delete_hook_secret_env`` names, else the write key. A named variable that
+    is unset or empty is a ``ConfigError`` naming it: an empty key would sign
+    requests anyone can forge."""
+    env = config.delete_hook_secret_env
+    if not env:
+        return write_key.encode()
+    secret = os.environ.get(env)
+    if not secret:
+        raise ConfigError(
+            f"destination {config.name}: delete_hook_secret_env names {env}, which is not set;"
+            f" set {env} to the secret that signs erasure requests"
+        )
+    return secret.encode()
 
 
 class SegmentDestination:
@@ -55,10 +72,7 @@ class SegmentDestination:
         self._url = config.url
         self._gzip = config.gzip
         self._hook = config.delete_hook_url
-        secret_env = config.delete_hook_secret_env
-        self._hook_secret = (
-            (os.environ.get(secret_env) or "").encode() if secret_env else key.encode()
-        )
+        self._hook_secret = _hook_secret(config, key)
         self._client = httpx.AsyncClient(timeout=config.timeout_seconds)
 
     async def send(self, messages: list[bytes]) -> SendResult:
