@@ -14,6 +14,7 @@ from typing import Any
 
 from sdk_python.aio import AsyncClient
 from sdk_python.client import Client
+from sdk_python.cmp import CmpConsent, parse_consent_cookies
 from sdk_python.consent import ConsentMiddleware, WSGIConsentMiddleware
 from sdk_python.messages import (
     Alias,
@@ -32,6 +33,7 @@ __all__ = [
     "AsyncClient",
     "Batch",
     "Client",
+    "CmpConsent",
     "ConsentCall",
     "ConsentMiddleware",
     "Group",
@@ -46,20 +48,34 @@ __all__ = [
     "flush",
     "group",
     "identify",
+    "join",
     "page",
+    "parse_consent_cookies",
     "screen",
     "shutdown",
     "track",
 ]
 
-# Module-level settings, as in segment.analytics.
+# Module-level settings, as in segment.analytics (read when the default client
+# is created, i.e. at the first call).
 write_key: str | None = None
 host: str | None = None
 on_error = None
 debug = False
+log_handler = None
 send = True
 sync_mode = False
 gzip = True
+max_queue_size = 10_000
+timeout: float = 15
+max_retries = 10
+proxies = None
+thread = 1
+upload_size = 100
+upload_interval = 0.5
+oauth_client_id = None
+oauth_client_key = None
+oauth_key_id = None
 _default: Client | None = None
 
 
@@ -71,9 +87,20 @@ def _client() -> Client:
             host=host,
             on_error=on_error,
             debug=debug,
+            log_handler=log_handler,
             send=send,
             sync_mode=sync_mode,
             gzip=gzip,
+            max_queue_size=max_queue_size,
+            timeout=timeout,
+            max_retries=max_retries,
+            proxies=proxies,
+            thread=thread,
+            upload_size=upload_size,
+            upload_interval=upload_interval,
+            oauth_client_id=oauth_client_id,
+            oauth_client_key=oauth_client_key,
+            oauth_key_id=oauth_key_id,
         )
     return _default
 
@@ -108,6 +135,11 @@ def consent(*args: Any, **kwargs: Any) -> Any:
 
 def flush() -> None:
     _client().flush()
+
+
+def join() -> None:
+    """Segment's module-level ``join``: send what is queued, stop the client."""
+    shutdown()
 
 
 def shutdown() -> None:

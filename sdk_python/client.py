@@ -1,434 +1,94 @@
 """The Consentry client: Segment's Python API, without its failure modes.
 
 - Each call builds a msgspec Struct and encodes it once, in the caller's
-  thread; batches are assembled from those bytes.
+  thread; batches are assembled from those bytes (``sdk_python.encoding``).
 - Memory is bounded and the overflow policy is explicit: ``spool`` (default:
   an on-disk SQLite spool that also keeps unsent events across restarts and
   collector outages, replayed in call order), ``block`` (with a timeout),
   ``drop_oldest``, ``drop_newest``. Every drop is counted and reported to
-  ``on_drop``. Nothing is lost silently.
-- Batches close on count, bytes (under the collector's 500 KB) or time, are
-  gzipped, and are retried with exponential backoff and jitter on 429, 5xx and
-  network errors, honouring ``Retry-After``; other 4xx are reported with the
-  collector's error.
+  ``on_drop(reason, n)``. Nothing is lost silently.
+- The spool belongs to one process (``sdk_python.spool``): each process,
+  forked child or gunicorn worker writes its own file, and spools left by
+  processes that are gone are adopted and drained by a live one.
+- Batches close on count (``upload_size`` messages), bytes (under the
+  collector's 500 KB) or time (``upload_interval``), are gzipped, and are
+  retried with exponential backoff and jitter on 429, 5xx and network errors,
+  honouring ``Retry-After``; a message the collector keeps failing on is
+  isolated and dropped with its reason (``sdk_python.delivery``).
 - Fork-safe: a child gets a fresh queue, sender and spool file, so events the
   parent queued are sent once, by the parent.
-- Never raises into the host application; logs to ``consentry.sdk`` only.
+- Never raises into the host application (except for invalid constructor
+  arguments); logs to ``consentry.sdk`` only.
 """
 
 from __future__ import annotations
 
 import atexit
 import collections
-import gzip as gzip_mod
 import hashlib
 import itertools
 import logging
 import os
-import random
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-import msgspec
 
-from sdk_python.consent import current_consent
-from sdk_python.messages import (
-    MAX_MESSAGE_BYTES,
-    MAX_REQUEST_BYTES,
-    Alias,
-    ConsentCall,
-    Group,
-    Identify,
-    Message,
-    Page,
-    Recipient,
-    Screen,
-    Track,
+from sdk_python.calls import Calls, DropHandler
+from sdk_python.delivery import retry_delay
+from sdk_python.encoding import (
+    VERSION,
+    Build,
+    Builder,
+    SentMessage,
+    Unencodable,
+    batch_body,
+    message_ids,
+    pseudonymizer,
 )
-from sdk_python.spool import Spool
+from sdk_python.messages import MAX_REQUEST_BYTES
+from sdk_python.options import check_segment_options, proxy_mounts
+from sdk_python.sender import Sender
+from sdk_python.spool import Item, OwnedSpool, SpoolFamily
+
+__all__ = [
+    "DEFAULT_HOST",
+    "VERSION",
+    "Client",
+    "DropHandler",
+    "Overflow",
+    "batch_body",
+    "default_spool_path",
+    "retry_delay",
+]
 
 log = logging.getLogger("consentry.sdk")
 Overflow = Literal["spool", "block", "drop_oldest", "drop_newest"]
-DropHandler = Callable[[str, int], None]
-_encoder = msgspec.json.Encoder()
-_BATCH_OVERHEAD = 64
 DEFAULT_HOST = "http://127.0.0.1:8787"
-VERSION = "0.1.0"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class MessageIds:
-    """UUID-shaped message ids from a random per-process prefix and a counter:
-    unique, and a tenth of uuid4's cost on the caller's thread."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self._prefix = str(uuid.uuid4())[:23]
-        self._counter = itertools.count()
-
-    def __call__(self) -> str:
-        return f"{self._prefix}-{next(self._counter):012x}"
-
-
-message_ids = MessageIds()
+_SEGMENT_OAUTH_DEFAULTS = ("https://oauth2.segment.io", "tracking_api:write")
 
 
 def default_spool_path(write_key: str, host: str) -> Path:
+    """``$XDG_CACHE_HOME/consentry/spool-<hash of host and key>.db``: the base
+    name of the spool family (each process writes ``<base>.d/<pid>-<random>.db``)."""
     digest = hashlib.sha256(f"{host}\x00{write_key}".encode()).hexdigest()[:16]
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "consentry" / f"spool-{digest}.db"
 
 
-def retry_delay(
-    attempt: int, retry_after: str | None, rng: Callable[[], float] = random.random
-) -> float:
-    if retry_after and retry_after.strip().isdigit():
-        return min(float(retry_after), 300.0)
-    backoff = min(30.0, 0.1 * 2**attempt)
-    return backoff / 2 + rng() * backoff / 2
-
-
-_LIBRARY = {"name": "consentry-python", "version": VERSION}
-_LIBRARY_CONTEXT: dict[str, Any] = {"library": _LIBRARY}
-
-
-def _plain(value: Mapping[str, Any] | None) -> Any:
-    """Pass dicts through (they are encoded at once); copy other mappings."""
-    if not value:
-        return None
-    return value if type(value) is dict else dict(value)
-
-
-class _Builder:
-    """Builds and encodes messages; shared by Client and AsyncClient."""
-
-    def __init__(self, context: Mapping[str, Any] | None, pseudonymizer: Any) -> None:
-        self.default_context = dict(context or {})
-        self._ps = pseudonymizer
-
-    def context(self, context: Mapping[str, Any] | None) -> dict[str, Any]:
-        ambient = current_consent()
-        if not context and not self.default_context and not ambient:
-            # Encoded right away and never mutated: one shared dict is enough.
-            return _LIBRARY_CONTEXT
-        ctx = {**self.default_context, **(context or {})}
-        ctx.setdefault("library", _LIBRARY)
-        if ambient and "consent" not in ctx:
-            ctx["consent"] = ambient
-        return ctx
-
-    def encode(
-        self,
-        build: Callable[[dict[str, Any], datetime, str], Message],
-        context: Mapping[str, Any] | None,
-        timestamp: datetime | None,
-        message_id: str | None,
-    ) -> tuple[Message, bytes | None]:
-        """Build and encode once; ``None`` bytes when over the per-message limit."""
-        message = build(self.context(context), timestamp or _now(), message_id or message_ids())
-        data = _encoder.encode(message)
-        if len(data) > MAX_MESSAGE_BYTES:
-            log.error(
-                "message over %d bytes dropped: %s", MAX_MESSAGE_BYTES, type(message).__name__
-            )
-            return message, None
-        return message, data
-
-    def ident(self, kind: str, value: str | None) -> str | None:
-        """Local pseudonymization: raw identifiers never leave the backend."""
-        if value is None or self._ps is None:
-            return value
-        from identity.normalize import is_placeholder  # only with local pseudonymization
-
-        if is_placeholder(value):
-            return value  # "null" and the like: not personal data; the collector drops it
-        try:
-            return str(self._ps.pseudonym(kind, value, "sdk"))
-        except Exception:
-            # Cannot be pseudonymized (e.g. over 512 bytes): never send it raw.
-            log.error("%s could not be pseudonymized and was left out", kind)
-            return None
-
-    def traits(self, traits: Mapping[str, Any] | None) -> dict[str, Any] | None:
-        if traits is None:
-            return None
-        out = dict(traits)
-        if self._ps is not None:
-            for key in ("email", "phone"):
-                if isinstance(out.get(key), str):
-                    try:
-                        out[key] = self._ps.pseudonym(key, out[key], "sdk")
-                    except Exception:
-                        out.pop(key)  # cannot be pseudonymized, so it must not leave raw
-        return out
-
-
-def _pseudonymizer(key: str | None) -> Any:
-    if key is None:
-        return None
-    import base64
-
-    from identity.pseudonym import Pseudonymizer
-
-    secret = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
-
-    class _OneKey:
-        active_kid = "s1"
-
-        def secret(self, kid: str) -> bytes:
-            return secret
-
-        def lookup_kids(self) -> tuple[str, ...]:
-            return ("s1",)
-
-    return Pseudonymizer(_OneKey())
-
-
-def batch_body(batch: list[bytes]) -> bytes:
-    """A Segment batch from messages already encoded: no second encode."""
-    return b'{"batch":[' + b",".join(batch) + b'],"sentAt":"' + _now().isoformat().encode() + b'"}'
-
-
-class _Calls:
-    """Segment's call signatures over ``_enqueue``, and what both clients share."""
-
-    _b: _Builder
-    gzip: bool
-    dropped: int
-    on_drop: DropHandler | None
-
-    def _drop(self, reason: str, n: int) -> None:
-        self.dropped += n
-        if self.on_drop is not None:
-            try:
-                self.on_drop(reason, n)
-            except Exception:
-                log.exception("on_drop callback failed")
-
-    def _wire(self, body: bytes) -> tuple[bytes, dict[str, str]]:
-        headers = {"Content-Type": "application/json", "User-Agent": f"consentry-python/{VERSION}"}
-        if self.gzip:
-            body = gzip_mod.compress(body, 1)
-            headers["Content-Encoding"] = "gzip"
-        return body, headers
-
-    def _enqueue(
-        self,
-        build: Callable[[dict[str, Any], datetime, str], Message],
-        context: Mapping[str, Any] | None,
-        timestamp: datetime | None,
-        message_id: str | None,
-    ) -> Any:
-        raise NotImplementedError
-
-    def track(
-        self,
-        user_id: str | None = None,
-        event: str | None = None,
-        properties: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-        timestamp: datetime | None = None,
-        anonymous_id: str | None = None,
-        integrations: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-    ) -> Any:
-        b = self._b
-        return self._enqueue(
-            lambda c, t, m: Track(
-                event=event or "",
-                properties=_plain(properties),
-                userId=b.ident("user_id", user_id),
-                anonymousId=b.ident("anonymous_id", anonymous_id),
-                context=c,
-                timestamp=t,
-                messageId=m,
-                integrations=_plain(integrations),
-            ),
-            context,
-            timestamp,
-            message_id,
-        )
-
-    def identify(
-        self,
-        user_id: str | None = None,
-        traits: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-        timestamp: datetime | None = None,
-        anonymous_id: str | None = None,
-        integrations: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-    ) -> Any:
-        b = self._b
-        return self._enqueue(
-            lambda c, t, m: Identify(
-                traits=b.traits(traits),
-                userId=b.ident("user_id", user_id),
-                anonymousId=b.ident("anonymous_id", anonymous_id),
-                context=c,
-                timestamp=t,
-                messageId=m,
-                integrations=_plain(integrations),
-            ),
-            context,
-            timestamp,
-            message_id,
-        )
-
-    def group(
-        self,
-        user_id: str | None = None,
-        group_id: str | None = None,
-        traits: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-        timestamp: datetime | None = None,
-        anonymous_id: str | None = None,
-        integrations: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-    ) -> Any:
-        b = self._b
-        return self._enqueue(
-            lambda c, t, m: Group(
-                groupId=group_id or "",
-                traits=dict(traits) if traits else None,
-                userId=b.ident("user_id", user_id),
-                anonymousId=b.ident("anonymous_id", anonymous_id),
-                context=c,
-                timestamp=t,
-                messageId=m,
-                integrations=_plain(integrations),
-            ),
-            context,
-            timestamp,
-            message_id,
-        )
-
-    def alias(
-        self,
-        previous_id: str | None = None,
-        user_id: str | None = None,
-        context: Mapping[str, Any] | None = None,
-        timestamp: datetime | None = None,
-        integrations: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-    ) -> Any:
-        b = self._b
-        return self._enqueue(
-            lambda c, t, m: Alias(
-                previousId=b.ident("anonymous_id", previous_id) or "",
-                userId=b.ident("user_id", user_id),
-                context=c,
-                timestamp=t,
-                messageId=m,
-                integrations=_plain(integrations),
-            ),
-            context,
-            timestamp,
-            message_id,
-        )
-
-    def page(
-        self,
-        user_id: str | None = None,
-        category: str | None = None,
-        name: str | None = None,
-        properties: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-        timestamp: datetime | None = None,
-        anonymous_id: str | None = None,
-        integrations: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-    ) -> Any:
-        b = self._b
-        return self._enqueue(
-            lambda c, t, m: Page(
-                name=name,
-                category=category,
-                properties=_plain(properties),
-                userId=b.ident("user_id", user_id),
-                anonymousId=b.ident("anonymous_id", anonymous_id),
-                context=c,
-                timestamp=t,
-                messageId=m,
-                integrations=_plain(integrations),
-            ),
-            context,
-            timestamp,
-            message_id,
-        )
-
-    def screen(
-        self,
-        user_id: str | None = None,
-        category: str | None = None,
-        name: str | None = None,
-        properties: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-        timestamp: datetime | None = None,
-        anonymous_id: str | None = None,
-        integrations: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-    ) -> Any:
-        b = self._b
-        return self._enqueue(
-            lambda c, t, m: Screen(
-                name=name,
-                category=category,
-                properties=_plain(properties),
-                userId=b.ident("user_id", user_id),
-                anonymousId=b.ident("anonymous_id", anonymous_id),
-                context=c,
-                timestamp=t,
-                messageId=m,
-                integrations=_plain(integrations),
-            ),
-            context,
-            timestamp,
-            message_id,
-        )
-
-    def _consent_body(
-        self, user_id: str | None, purposes: Mapping[str, bool | str] | None, kw: dict[str, Any]
-    ) -> bytes:
-        b = self._b
-        call = ConsentCall(
-            purposes={
-                k: ("granted" if v is True or v == "granted" else "denied")
-                for k, v in (purposes or {}).items()
-            },
-            userId=b.ident("user_id", user_id),
-            anonymousId=b.ident("anonymous_id", kw.get("anonymous_id")),
-            traits=b.traits(kw.get("traits")),
-            jurisdiction=kw.get("jurisdiction"),
-            legalBasis=kw.get("legal_basis", "consent"),
-            piCategories=list(kw.get("pi_categories") or []),
-            recipients=[Recipient(name=n, region=r) for n, r in (kw.get("recipients") or [])],
-            separate=kw.get("separate", False),
-            consenter=kw.get("consenter", "self"),
-            noticeId=kw.get("notice_id"),
-            noticeVersion=kw.get("notice_version"),
-            method=kw.get("method", "api"),
-            signal=kw.get("signal"),
-            timestamp=kw.get("timestamp") or _now(),
-            messageId=str(uuid.uuid4()),
-        )
-        return _encoder.encode(call)
-
-
-class Client(_Calls):
-    """Same constructor arguments and calls as ``segment.analytics.Client``."""
+class Client(Calls, Sender):
+    """Same constructor arguments, in the same order, and calls as
+    ``segment.analytics.Client`` (analytics-python 2.3); see
+    ``sdk_python.options.SEGMENT_ARGUMENTS`` for what each one does here.
+    Keyword-only extras: ``flush_at``/``flush_interval`` (analytics-python 1.x
+    names of ``upload_size``/``upload_interval``), ``overflow``, ``spool_path``,
+    ``block_timeout``, ``on_drop``, ``context``, ``upload_bytes`` (batch byte
+    cap), ``max_batch`` (messages per spool batch), ``pseudonym_key``,
+    ``transport``. Raises ``ValueError`` for an argument it cannot honour."""
 
     def __init__(
         self,
@@ -438,79 +98,141 @@ class Client(_Calls):
         max_queue_size: int = 10_000,
         send: bool = True,
         on_error: Callable[[Exception, list[bytes]], None] | None = None,
-        flush_at: int = 100,
-        flush_interval: float = 0.5,
         gzip: bool = True,
         max_retries: int = 10,
         sync_mode: bool = False,
         timeout: float = 15,
+        proxies: Mapping[str, str] | str | None = None,
+        thread: int = 1,
+        upload_size: int = 100,
+        upload_interval: float = 0.5,
+        log_handler: logging.Handler | None = None,
+        oauth_client_id: str | None = None,
+        oauth_client_key: str | None = None,
+        oauth_key_id: str | None = None,
+        oauth_auth_server: str | None = None,
+        oauth_scope: str | None = None,
+        max_total_backoff_duration: float = 43200,
+        max_rate_limit_duration: float = 1800,
         *,
+        flush_at: int | None = None,
+        flush_interval: float | None = None,
         overflow: Overflow = "spool",
         spool_path: str | Path | None = None,
         block_timeout: float = 5.0,
         on_drop: DropHandler | None = None,
         context: Mapping[str, Any] | None = None,
-        upload_size: int = MAX_REQUEST_BYTES - 20_000,
-        max_batch: int = 1000,
+        upload_bytes: int = MAX_REQUEST_BYTES - 20_000,
+        max_batch: int | None = None,
         pseudonym_key: str | None = None,
         transport: httpx.BaseTransport | None = None,
-        **_ignored: Any,
     ) -> None:
+        upload_size = flush_at if flush_at is not None else upload_size
+        upload_interval = flush_interval if flush_interval is not None else upload_interval
+        oauth = {
+            "oauth_client_id": oauth_client_id,
+            "oauth_client_key": oauth_client_key,
+            "oauth_key_id": oauth_key_id,
+            "oauth_auth_server": None
+            if oauth_auth_server in (None, _SEGMENT_OAUTH_DEFAULTS[0])
+            else oauth_auth_server,
+            "oauth_scope": None
+            if oauth_scope in (None, _SEGMENT_OAUTH_DEFAULTS[1])
+            else oauth_scope,
+        }
+        check_segment_options(
+            thread=thread,
+            oauth=oauth,
+            upload_size=upload_size,
+            upload_interval=upload_interval,
+            max_queue_size=max_queue_size,
+        )
         self.write_key = write_key or ""
         self.host = (host or DEFAULT_HOST).rstrip("/")
         self.send = send
         self.on_error = on_error
         self.on_drop = on_drop
-        self.flush_at = max(1, flush_at)
-        self.flush_interval = flush_interval
+        self.flush_at = upload_size
+        self.flush_interval = upload_interval
         self.gzip = gzip
         self.max_retries = max_retries
         self.sync_mode = sync_mode
         self.timeout = timeout
+        self.proxies = proxies
         self.overflow: Overflow = overflow
         self.block_timeout = block_timeout
         self.max_queue_size = max_queue_size
-        self.upload_size = upload_size
-        self.max_batch = max(self.flush_at, max_batch)
+        self.upload_bytes = upload_bytes
+        self.max_batch = max(self.flush_at, max_batch or 0)
+        self.max_total_backoff_duration = max_total_backoff_duration
+        self.max_rate_limit_duration = max_rate_limit_duration
         self._spool_base = (
             Path(spool_path) if spool_path else default_spool_path(self.write_key, self.host)
         )
-        self._b = _Builder(context, _pseudonymizer(pseudonym_key))
+        self._b = Builder(context, pseudonymizer(pseudonym_key))
         self._transport = transport
+        self._mounts = proxy_mounts(proxies)
         self.dropped = 0
         self.delivered = 0
         self.failed = 0
+        self._closed = False
+        if log_handler is not None:
+            log.addHandler(log_handler)
         if debug:
             log.setLevel(logging.DEBUG)
-        self._start(self._spool_base)
+        self._start()
         _clients.add(self)
 
     # -- lifecycle ----------------------------------------------------------
-    def _start(self, spool_path: Path) -> None:
-        self._queue: collections.deque[tuple[int, bytes]] = collections.deque()
+    def _start(self) -> None:
+        self._queue: collections.deque[Item] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
         self._inflight = 0
-        self._http = httpx.Client(timeout=self.timeout, transport=self._transport)
-        self._spool: Spool | None = None
+        self._http = httpx.Client(
+            timeout=self.timeout,
+            transport=self._transport,
+            mounts=self._mounts,  # type: ignore[arg-type]
+        )
+        self._spool: OwnedSpool | None = None
+        self._adopted: list[OwnedSpool] = []
+        self._family: SpoolFamily | None = None
+        self._next_adopt = 0.0
+        self._last_spooled = 0
         if self.overflow == "spool" and self.send and not self.sync_mode:
             try:
-                self._spool = Spool(spool_path)
+                self._family = SpoolFamily(self._spool_base)
+                self._spool = self._family.create_own()
+                self._adopt_due()
             except Exception:
                 log.exception(
-                    "spool %s unavailable; falling back to blocking on overflow", spool_path
+                    "spool %s unavailable; falling back to blocking on overflow", self._spool_base
                 )
+                self._family = None
         self._seq = itertools.count((self._spool.max_seq() if self._spool else 0) + 1)
         self._thread: threading.Thread | None = None
-        if self.send and not self.sync_mode:
-            self._thread = threading.Thread(target=self._run, name="consentry-sdk", daemon=True)
+        self._ensure_sender()
+
+    def _ensure_sender(self) -> None:
+        """Start the sender thread, or restart it if it is gone."""
+        if not self.send or self.sync_mode or self._stopping:
+            return
+        if self._thread is None or not self._thread.is_alive():
+            if self._thread is not None:
+                log.error("sender thread was gone; restarted")
+            self._thread = threading.Thread(
+                target=self._supervise, name="consentry-sdk", daemon=True
+            )
             self._thread.start()
 
     def _after_fork_in_child(self) -> None:
         message_ids.reset()
-        # The parent's queue and spool belong to the parent's sender; sending them
+        # The parent's queue and spools belong to the parent's sender; sending them
         # here too would deliver those events twice. Start clean, with our own spool.
-        self._start(self._spool_base.with_name(f"{self._spool_base.name}.{os.getpid()}"))
+        for spool in [*self._adopted, *([self._spool] if self._spool else [])]:
+            spool.abandon()
+        if not self._closed:
+            self._start()
 
     def __enter__(self) -> Client:
         return self
@@ -520,12 +242,18 @@ class Client(_Calls):
 
     @property
     def spooled(self) -> int:
-        return len(self._spool) if self._spool is not None else 0
+        """Messages waiting on disk (this process's spool and adopted ones).
+        Never raises: on an error it logs and returns the last known figure."""
+        try:
+            self._last_spooled = self._backlog()
+        except Exception:
+            log.exception("could not count the spool")
+        return self._last_spooled
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until everything queued so far was sent (or spooled, if the
         collector stays unreachable); False if the timeout passed first."""
-        if self.sync_mode or not self.send:
+        if self.sync_mode or not self.send or self._closed:
             return True
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
@@ -534,14 +262,19 @@ class Client(_Calls):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
+                self._ensure_sender()
                 self._cond.wait(0.05 if remaining is None else min(0.05, remaining))
                 self._cond.notify_all()
         return True
 
-    join = flush
+    def join(self, timeout: float = 10.0) -> None:
+        """Segment's ``join``: send what is queued, then stop the sender."""
+        self.shutdown(timeout)
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Flush for up to ``timeout`` seconds, spool what is left, stop."""
+        if self._closed:
+            return
         try:
             self.flush(timeout)
             with self._cond:
@@ -557,17 +290,18 @@ class Client(_Calls):
                     self._spool.put(left)
                 else:
                     self._drop("shutdown", len(left))
-            if self._spool is not None:
-                self._spool.close()
-                self._spool = None
+            for spool in [*self._adopted, *([self._spool] if self._spool else [])]:
+                spool.release()
+            self._adopted, self._spool = [], None
             self._http.close()
+            self._closed = True
         except Exception:  # never raise into the host
             log.exception("shutdown failed")
 
     # -- calls ------------------------------------------------------------------
     def consent(
         self,
-        user_id: str | None = None,
+        user_id: str | int | None = None,
         purposes: Mapping[str, bool | str] | None = None,
         **kw: Any,
     ) -> dict[str, Any] | None:
@@ -588,28 +322,37 @@ class Client(_Calls):
 
     def _enqueue(
         self,
-        build: Callable[[dict[str, Any], datetime, str], Message],
+        build: Build,
         context: Mapping[str, Any] | None,
-        timestamp: datetime | None,
+        timestamp: Any,
         message_id: str | None,
-    ) -> tuple[bool, str | None]:
+    ) -> tuple[bool, SentMessage | None]:
         try:
-            message, data = self._b.encode(build, context, timestamp, message_id)
+            _, data = self._b.encode(build, context, timestamp, message_id)
             if data is None:
                 self._drop("too_large", 1)
                 return False, None
+            sent = SentMessage(data)
             if not self.send:
-                return True, message.messageId
+                return True, sent
             if self.sync_mode:
-                self._deliver([data])
-                return True, message.messageId
-            return self._put(data), message.messageId
+                plan = self._deliver_items([(0, data)], retries=self.max_retries)
+                if plan.pending:
+                    self._give_up([data], plan.error, "delivery_failed")
+                return bool(plan.delivered), sent
+            return self._put(data), sent
+        except Unencodable as exc:
+            log.error("message not sent: %s", exc)
+            self._drop(f"unencodable: {exc}", 1)
+            return False, None
         except Exception:
             log.exception("could not enqueue a message")
+            self._drop("error", 1)
             return False, None
 
     def _put(self, data: bytes) -> bool:
         item = (next(self._seq), data)
+        self._ensure_sender()
         with self._cond:
             if len(self._queue) >= self.max_queue_size:
                 if self._spool is not None:
@@ -644,135 +387,6 @@ class Client(_Calls):
             if len(self._queue) >= self.flush_at:
                 self._cond.notify_all()
         return True
-
-    # -- sending --------------------------------------------------------------
-    def _take_batch(self) -> tuple[list[tuple[int, bytes]], bool]:
-        if self._spool is not None and len(self._spool):
-            return self._spool.head(self.max_batch, self.upload_size), True
-        batch: list[tuple[int, bytes]] = []
-        size = _BATCH_OVERHEAD
-        while self._queue and len(batch) < self.max_batch:
-            nxt = self._queue[0]
-            if batch and size + len(nxt[1]) + 1 > self.upload_size:
-                break
-            batch.append(self._queue.popleft())
-            size += len(nxt[1]) + 1
-        return batch, False
-
-    def _run(self) -> None:
-        failures = 0
-        while True:
-            with self._cond:
-                deadline = time.monotonic() + self.flush_interval
-                while not self._stopping and len(self._queue) < self.flush_at and not self.spooled:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 and self._queue:
-                        break
-                    self._cond.wait(max(remaining, 0.01) if self._queue else self.flush_interval)
-                    if self._queue and time.monotonic() >= deadline:
-                        break
-                if self._stopping and not self._queue:
-                    return
-                spill: list[tuple[int, bytes]] = []
-                if self._spool is not None and len(self._queue) > self.max_queue_size:
-                    spill = list(self._queue)
-                    self._queue.clear()
-                    self._inflight += len(spill)  # so flush() waits for the move
-            if spill:
-                assert self._spool is not None
-                try:
-                    self._spool.put(spill)
-                finally:
-                    with self._cond:
-                        self._inflight -= len(spill)
-            with self._cond:
-                batch, from_spool = self._take_batch()
-                self._inflight += len(batch)
-                self._cond.notify_all()
-            try:
-                if batch:
-                    outcome = self._deliver([d for _, d in batch], keep=self._spool is not None)
-                    if outcome == "retry" and self._spool is not None:
-                        if not from_spool:
-                            self._spool.put(batch)
-                        failures += 1
-                        # The collector is down: wait before trying the spool again.
-                        time.sleep(min(30.0, 0.2 * 2 ** min(failures, 8)))
-                    else:
-                        # Delivered, or refused for good (already reported via on_drop).
-                        if from_spool and self._spool is not None:
-                            self._spool.delete([s for s, _ in batch])
-                        failures = 0
-            except Exception:
-                log.exception("sender error")
-            finally:
-                with self._cond:
-                    self._inflight -= len(batch)
-                    self._cond.notify_all()
-            if self._stopping and failures:
-                return
-
-    def _post(self, path: str, body: bytes) -> httpx.Response:
-        content, headers = self._wire(body)
-        return self._http.post(
-            self.host + path, content=content, headers=headers, auth=(self.write_key, "")
-        )
-
-    def _deliver(
-        self, batch: list[bytes], *, keep: bool = False
-    ) -> Literal["delivered", "retry", "rejected"]:
-        """Send one batch with retries. ``keep``: the caller will spool it on
-        failure, so it is not counted as dropped."""
-        body = batch_body(batch)
-        error: Exception | None = None
-        retries = 2 if keep else self.max_retries
-        for attempt in range(retries + 1):
-            try:
-                response = self._post("/v1/batch", body)
-            except httpx.HTTPError as exc:
-                error, retry_after = exc, None
-            else:
-                if response.status_code < 300:
-                    self.delivered += len(batch)
-                    self._report_rejections(response)
-                    return "delivered"
-                error = RuntimeError(
-                    f"collector answered HTTP {response.status_code}: {response.text[:500]}"
-                )
-                if response.status_code != 429 and response.status_code < 500:
-                    keep = False  # the collector will never accept it: report, do not retry
-                    break
-                retry_after = response.headers.get("retry-after")
-            if attempt == retries or self._stopping:
-                break
-            time.sleep(retry_delay(attempt, retry_after))
-        if keep:
-            log.warning(
-                "collector unreachable (%s); %d messages kept in the spool", error, len(batch)
-            )
-            return "retry"
-        self.failed += len(batch)
-        self._drop("delivery_failed", len(batch))
-        log.error("batch of %d messages not delivered: %s", len(batch), error)
-        if self.on_error is not None and error is not None:
-            try:
-                self.on_error(error, batch)
-            except Exception:
-                log.exception("on_error callback failed")
-        return "rejected"
-
-    def _report_rejections(self, response: httpx.Response) -> None:
-        try:
-            rejected = response.json().get("rejected") or []
-        except ValueError:
-            return
-        for item in rejected:
-            log.warning(
-                "collector quarantined message %s: %s at %s",
-                item.get("index"),
-                item.get("reason"),
-                item.get("path"),
-            )
 
 
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
