@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +25,7 @@ import msgspec
 
 from collector.config import DestinationConfig
 from collector.delivery.destinations.base import Destination, SupportsDeletion
+from collector.delivery.retry import retry_delay
 from collector.metrics import Metrics
 from collector.storage.sqlite import outbox
 from collector.writer import Writer, connect
@@ -68,14 +68,6 @@ def _retry(
 ) -> None:
     outbox.retry_rows(conn, plans)
     outbox.set_in_flight(name, 0, at, conn)
-
-
-def backoff(
-    attempts: int, base: float, cap: float, rng: Callable[[], float] = random.random
-) -> float:
-    """Full-jitter exponential backoff: uniform in [d/2, d], d = min(cap, base * 2^attempts)."""
-    delay = min(cap, base * (2 ** min(attempts, 30)))
-    return delay / 2 + rng() * delay / 2
 
 
 class Forwarder:
@@ -288,9 +280,12 @@ class Forwarder:
         cfg = lane.config
         # One delay for the whole batch, so it is retried together, not in fragments.
         attempts = max(row.attempts for row, _ in send)
-        delay = backoff(attempts, cfg.backoff_base_seconds, cfg.backoff_max_seconds)
-        if result.retry_after is not None:
-            delay = max(delay, result.retry_after)
+        delay = retry_delay(
+            attempts,
+            base=cfg.backoff_base_seconds,
+            cap=cfg.backoff_max_seconds,
+            retry_after=result.retry_after,
+        )
         for row, _ in send:
             too_old = now - row.created_at >= cfg.max_age_seconds
             exhausted = row.attempts + 1 >= cfg.max_attempts

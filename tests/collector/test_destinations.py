@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from collector.config import JsonlDestinationConfig, SegmentDestinationConfig
-from collector.delivery.destinations.base import parse_retry_after
 from collector.delivery.destinations.http import classify
 from collector.delivery.destinations.jsonl import JsonlDestination
 from collector.delivery.destinations.segment import SegmentDestination, split
+from collector.delivery.retry import parse_retry_after
 from collector.errors import ConfigError
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from collector.delivery.destinations.http import SIGNATURE_HEADER, verify_signature
-from collector.delivery.forwarder import backoff
+from collector.delivery.retry import backoff
 from tests.collector.receiver import Receiver
 from tests.conftest import Server, read_jsonl, wait_for
 

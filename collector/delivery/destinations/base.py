@@ -41,20 +41,3 @@ class SupportsDeletion(Protocol):
     as this destination saw them (``context.consentry.oneId``, its own domain)."""
 
     async def delete(self, one_ids: list[str]) -> DeleteResult: ...
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    from datetime import UTC, datetime
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -23,7 +23,8 @@ from pathlib import Path
 import httpx
 
 from collector.config import HttpDestinationConfig, env_secret
-from collector.delivery.destinations.base import SendResult, parse_retry_after
+from collector.delivery.destinations.base import SendResult
+from collector.delivery.retry import parse_retry_after
 from collector.errors import DeliveryError
 
 SIGNATURE_HEADER = "X-Consentry-Signature"
