@@ -64,8 +64,6 @@ USP = 6
 USNAT = 7
 # Section ids of US privacy sections (US Privacy, National, states).
 US_SECTIONS = frozenset(range(6, 28))
-# Values of usnat opt-out fields: 0 not applicable, 1 opted out, 2 did not opt out.
-OPTED_OUT = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,7 +111,8 @@ LAYOUTS: dict[int, tuple[str, tuple[tuple[str, int | None], ...], bool]] = {
 }
 # The fields that record an opt-out of sale, sharing or targeted advertising.
 OPT_OUT_FIELDS = ("SaleOptOut", "SharingOptOut", "TargetedAdvertisingOptOut")
-NOT_APPLICABLE, OPTED_OUT, DID_NOT_OPT_OUT = 0, 1, 2
+# 1 is an opt-out; 3 is undefined and read as one.
+NOT_APPLICABLE, DID_NOT_OPT_OUT = 0, 2
 
 FieldValue = int | tuple[int, ...]
 
