@@ -3,17 +3,74 @@
 Appends to ``<path>/<name>.jsonl``, fsyncs before reporting success (so a
 delivered row is on disk before its outbox row is deleted), and rotates the
 file to ``<name>-<UTC time>.jsonl`` when it passes ``max_bytes``.
+
+A batch is written whole or not at all (issue 19 item 1): ``os.write`` may
+write fewer bytes than asked (a full disk, a file-size limit), so the write
+loops until every byte is written; when a write or the fsync fails, the file
+is truncated back to where the batch began (the end of the last whole line)
+and the send reports a *retryable* failure, so the outbox keeps the rows. A
+file left ending in a partial line (a crash between a short write and the
+truncation) is cut back to its last whole line before the next append. Writers
+of one file are serialized with ``flock``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
+import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 from collector.config import JsonlDestinationConfig
 from collector.delivery.destinations.base import SendResult
+
+log = logging.getLogger("consentry.delivery")
+_TAIL = 65_536
+
+
+def last_line_end(fd: int, size: int) -> int:
+    """The offset just after the last newline in the first ``size`` bytes of
+    ``fd`` (0 when there is none): where the whole lines end."""
+    end = size
+    while end > 0:
+        start = max(0, end - _TAIL)
+        chunk = os.pread(fd, end - start, start)
+        cut = chunk.rfind(b"\n")
+        if cut >= 0:
+            return start + cut + 1
+        end = start
+    return 0
+
+
+def append_whole(fd: int, data: bytes) -> None:
+    """Append ``data`` to ``fd`` (opened O_APPEND, locked) and fsync, all or
+    nothing: on any error the file is truncated back to its size before the
+    call and the error re-raised. Loops over short writes; a write that makes
+    no progress is ENOSPC."""
+    size = os.fstat(fd).st_size
+    whole = last_line_end(fd, size) if size else 0
+    if whole != size:
+        log.warning("jsonl file ended in a partial line; cut back to its last whole line")
+        os.ftruncate(fd, whole)
+    view = memoryview(data)
+    written = 0
+    try:
+        while written < len(data):
+            n = os.write(fd, view[written:])
+            if n <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            written += n
+        os.fsync(fd)
+    except OSError:
+        try:
+            os.ftruncate(fd, whole)
+            os.fsync(fd)
+        except OSError as exc:  # the next append cuts the partial line
+            log.error("jsonl file could not be truncated after a failed write: %s", exc.strerror)
+        raise
 
 
 class JsonlDestination:
@@ -32,21 +89,29 @@ class JsonlDestination:
 
     def _write(self, messages: list[bytes]) -> None:
         data = b"".join(m + b"\n" for m in messages)
-        fd = os.open(self._file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self._file, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            append_whole(fd, data)
             size = os.fstat(fd).st_size
+            if size >= self._max:
+                try:
+                    self._rotate()
+                except OSError as exc:
+                    # The batch is on disk: report it delivered; rotation is retried
+                    # after the next append.
+                    log.warning("jsonl %s: rotation failed: %s", self.name, exc.strerror)
         finally:
             os.close(fd)
-        if size >= self._max:
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-            target = self._dir / f"{self.name}-{stamp}.jsonl"
-            n = 0
-            while target.exists():  # never replace an earlier rotated file
-                n += 1
-                target = self._dir / f"{self.name}-{stamp}-{n}.jsonl"
-            os.replace(self._file, target)
+
+    def _rotate(self) -> None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        target = self._dir / f"{self.name}-{stamp}.jsonl"
+        n = 0
+        while target.exists():  # never replace an earlier rotated file
+            n += 1
+            target = self._dir / f"{self.name}-{stamp}-{n}.jsonl"
+        os.replace(self._file, target)
 
     async def send(self, messages: list[bytes]) -> SendResult:
         try:
