@@ -29,6 +29,10 @@ from collector import openapi
 from collector.errors import RequestError
 from collector.ingest import Prepared, Rejection, decode_message, split_error
 from collector.runtime import Runtime
+from collector.sources.browser import Browser, Visit
+from collector.sources.browser_http import BrowserEndpoints
+from collector.sources.webhooks.endpoint import Webhooks
+from collector.sources.wechat import strip_session_keys
 from consent.purposes import is_state_key
 from sdk_python.messages import (
     MAX_REQUEST_BYTES,
@@ -118,9 +122,16 @@ def _basic_user(header: str) -> str | None:
 class Api:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
+        config = runtime.config
+        self.browser = Browser(
+            config,
+            {s.name: s.allowed_origins for s in config.effective_sources() if s.type == "http_api"},
+        )
 
     def _authenticate(self, request: Request, body_key: str | None) -> str:
-        source = self.rt.sources.authenticate(basic_user(request) or body_key)
+        source = self.rt.sources.authenticate(
+            basic_user(request) or body_key or request.query_params.get("writeKey")
+        )
         if source is None:
             raise RequestError(
                 401,
@@ -187,19 +198,51 @@ class Api:
             warnings=warnings,
         )
 
-    async def batch(self, request: Request) -> Response:
+    def _prepare_items(
+        self, visit: Visit | None, source: str, raws: list[bytes], single: bool
+    ) -> tuple[list[bytes], list[str]]:
+        """Request facts into browser messages; ``session_key`` out of every message."""
+        if visit is not None:
+            raws = self.browser.rewrite(visit, raws)
+        warnings: list[str] = []
+        for i, raw in enumerate(raws):
+            raws[i], removed = strip_session_keys(raw, "$" if single else f"$.batch[{i}]")
+            warnings += [
+                f"{path}: a WeChat session_key was removed; it never leaves your backend"
+                for path in removed
+            ]
+        if warnings:
+            self.rt.metrics.warnings.labels(source, "session_key_removed").inc(len(warnings))
+            log.warning("source %s: %d session_key field(s) removed", source, len(warnings))
+        return raws, warnings
+
+    def _answer(self, result: BatchResult, warnings: list[str]) -> Response:
+        if not warnings:
+            return _json(result)
+        return _json({**msgspec.structs.asdict(result), "warnings": warnings})
+
+    async def batch(self, request: Request, *, beacon: bool = False) -> Response:
+        visit: Visit | None = None
         try:
             body = await read_body(request)
             envelope = self._decode_batch(body)
             source = self._authenticate(request, envelope.writeKey)
-            items = [(i, bytes(raw), None) for i, raw in enumerate(envelope.batch)]
+            visit = self.browser.begin(request, source, always=beacon)
+            raws, warnings = self._prepare_items(
+                visit, source, [bytes(raw) for raw in envelope.batch], False
+            )
+            items = [(i, raw, None) for i, raw in enumerate(raws)]
             result = await self._ingest(source, items, envelope.context)
         except RequestError as exc:
-            return _error(exc)
-        return _json(result)
+            return self.browser.error(visit, exc, _error(exc))
+        return self.browser.finish(visit, self._answer(result, warnings))
+
+    async def beacon(self, request: Request) -> Response:
+        return await self.batch(request, beacon=True)
 
     def single(self, kind: str) -> Any:
         async def endpoint(request: Request) -> Response:
+            visit: Visit | None = None
             try:
                 body = await read_body(request)
                 key = None
@@ -211,10 +254,12 @@ class Api:
                     except msgspec.DecodeError as exc:
                         raise RequestError(400, f"body is not valid JSON: {exc}", "$") from None
                 source = self._authenticate(request, key)
+                visit = self.browser.begin(request, source)
+                (body,), warnings = self._prepare_items(visit, source, [body], True)
                 result = await self._ingest(source, [(0, body, kind)], None)
             except RequestError as exc:
-                return _error(exc)
-            return _json(result)
+                return self.browser.error(visit, exc, _error(exc))
+            return self.browser.finish(visit, self._answer(result, warnings))
 
         return endpoint
 
@@ -371,6 +416,8 @@ def create_app(runtime: Runtime, *, forward: bool = True, deliver: bool = True) 
     """``forward``: this server forwards (and fans erasures out); ``deliver``:
     this process is the one that reads the outbox (one worker among several)."""
     api = Api(runtime)
+    pages = BrowserEndpoints(runtime, api.browser)
+    webhooks = Webhooks(runtime, api.browser.limiter)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -384,10 +431,26 @@ def create_app(runtime: Runtime, *, forward: bool = True, deliver: bool = True) 
                 await forwarder.stop()
 
     # Starlette tries routes in order: the ingest endpoints first.
-    routes = [
+    ingest = [
         Route("/v1/batch", api.batch, methods=["POST"]),
         *(Route(f"/v1/{k}", api.single(k), methods=["POST"]) for k in openapi.SINGLE),
         Route("/v1/import", api.batch, methods=["POST"]),
+        # Segment analytics-next posts to <apiHost>/<first letter of the type>
+        # (its batching dispatcher to /b); RudderStack's SDK beacons to /beacon/v1/batch.
+        *(Route(f"/v1/{k[0]}", api.single(k), methods=["POST"]) for k in openapi.SINGLE),
+        Route("/v1/b", api.beacon, methods=["POST"]),
+        Route("/beacon/v1/batch", api.beacon, methods=["POST"]),
+    ]
+    routes = [
+        *ingest,
+        *(Route(r.path, pages.preflight, methods=["OPTIONS"]) for r in ingest),
+        *(
+            Route(path, pages.pixel(kind), methods=["GET"])
+            for kind in ("track", "page")
+            for path in (f"/v1/pixel/{kind}", f"/pixel/v1/{kind}")
+        ),
+        Route("/v1/consentry.js", pages.tag, methods=["GET"]),
+        Route("/v1/webhooks/{source}", webhooks.receive, methods=["POST"]),
         Route("/v1/consent", api.consent, methods=["POST"]),
         Route("/v1/erase", api.erase, methods=["POST"]),
         Route("/healthz", api.healthz, methods=["GET"]),

@@ -34,6 +34,9 @@ class ServerConfig(_Section, frozen=True):
     forward: bool = True
     access_log: bool = False
     admin_token_env: str = "CONSENTRY_ADMIN_TOKEN"
+    # Proxies (IP addresses or CIDR networks) whose X-Forwarded-For is believed;
+    # from anyone else the connection's address is the client's.
+    trusted_proxies: list[str] = []
 
 
 class StorageConfig(_Section, frozen=True):
@@ -80,6 +83,11 @@ class IdentityConfig(_Section, frozen=True):
     limits: dict[str, Annotated[int, Meta(ge=1)]] = {}
     priority: list[str] = []
     cache_size: Annotated[int, Meta(ge=0)] = 100_000
+    # WeChat: an openid is scoped to one app (namespaced by `context.app.id` or
+    # this id); a unionid links one person across a brand's apps.
+    wechat_app_id: str | None = None
+    wechat_openid_keys: tuple[str, ...] = ("wechat_openid", "openid", "openId")
+    wechat_unionid_keys: tuple[str, ...] = ("wechat_unionid", "unionid", "unionId")
 
 
 class KeysConfig(_Section, frozen=True):
@@ -87,10 +95,38 @@ class KeysConfig(_Section, frozen=True):
     master_key_file: str | None = None
 
 
+SourceType = Literal["http_api", "shopify", "woocommerce", "shoplazza", "shopline"]
+WEBHOOK_TYPES: tuple[str, ...] = ("shopify", "woocommerce", "shoplazza", "shopline")
+Origin = Annotated[str, Meta(pattern=r"^https?://[^/\s?#]+$")]
+
+
 class SourceConfig(_Section, frozen=True):
+    """A way in. ``http_api`` (the default) authenticates by write key and serves
+    server clients and browsers (``allowed_origins`` for CORS); the webhook
+    types take an order system's signed webhooks at ``POST /v1/webhooks/<name>``
+    with the signing secret from ``secret_env`` or a 0600 ``secret_file``."""
+
     name: DestName
+    type: SourceType = "http_api"
     write_key: str | None = None
     write_key_env: str | None = None
+    secret_env: str | None = None
+    secret_file: str | None = None
+    allowed_origins: list[Origin] = []
+
+
+class BrowserConfig(_Section, frozen=True):
+    """Browser-facing behaviour: the first-party anonymous-id cookie and the rate
+    limits of the public endpoints (``limits`` syntax, e.g. ``"600/minute"``;
+    empty turns a limit off)."""
+
+    cookie: bool = False
+    cookie_name: Annotated[str, Meta(pattern="^[A-Za-z0-9_-]{1,64}$")] = "consentry_aid"
+    cookie_domain: str | None = None
+    cookie_max_age_days: Annotated[int, Meta(ge=1, le=400)] = 390
+    cookie_purpose: str = "analytics"
+    rate_limit_per_ip: str = "600/minute"
+    rate_limit_per_source: str = "60000/minute"
 
 
 FieldRule = Literal["drop", "pseudonymize", "hash_sha256_normalized", "truncate_ip", "keep"]
@@ -181,6 +217,7 @@ class Config(_Section, frozen=True):
     privacy: PrivacyConfig = PrivacyConfig()
     identity: IdentityConfig = IdentityConfig()
     keys: KeysConfig = KeysConfig()
+    browser: BrowserConfig = BrowserConfig()
     sources: list[SourceConfig] = []
     # Decoded in two steps: each table by the config Struct of its ``type``.
     destinations: list[Any] | None = None
@@ -306,15 +343,66 @@ def _check(config: Config, where: str) -> None:
                     f"{where}: at destinations[{i}].fields.{path}: hash_sha256_normalized is only"
                     " allowed for a destination that declares the advertising purpose"
                 )
-    for i, source in enumerate(config.sources):
-        if source.write_key is None and source.write_key_env is None:
-            raise ConfigError(f"{where}: at sources[{i}]: give write_key or write_key_env")
+    _check_sources(config, where)
     for category, purposes in config.privacy.categories.items():
         for purpose in purposes:
             if purpose not in PURPOSES:
                 raise ConfigError(
                     f"{where}: at privacy.categories.{category}: unknown purpose {purpose!r}"
                 )
+
+
+def _check_sources(config: Config, where: str) -> None:
+    import ipaddress
+
+    from consent.purposes import PURPOSES
+
+    names = [s.name for s in config.sources]
+    for name in {n for n in names if names.count(n) > 1}:
+        raise ConfigError(f"{where}: at sources: the name {name!r} is used twice")
+    for i, source in enumerate(config.sources):
+        if source.type == "http_api":
+            if source.write_key is None and source.write_key_env is None:
+                raise ConfigError(f"{where}: at sources[{i}]: give write_key or write_key_env")
+            if source.secret_env or source.secret_file:
+                raise ConfigError(
+                    f"{where}: at sources[{i}]: secret_env/secret_file are for webhook sources;"
+                    " an http_api source has a write key"
+                )
+            continue
+        if source.secret_env is None and source.secret_file is None:
+            raise ConfigError(
+                f"{where}: at sources[{i}]: a {source.type} source needs its signing secret:"
+                " give secret_env or secret_file"
+            )
+        if source.write_key or source.write_key_env or source.allowed_origins:
+            raise ConfigError(
+                f"{where}: at sources[{i}]: a {source.type} source is authenticated by its"
+                " webhook signature: remove write_key, write_key_env and allowed_origins"
+            )
+    for i, proxy in enumerate(config.server.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{where}: at server.trusted_proxies[{i}]: {proxy!r} is not an IP address or network"
+            ) from None
+    if config.browser.cookie_purpose not in PURPOSES:
+        raise ConfigError(
+            f"{where}: at browser.cookie_purpose: unknown purpose"
+            f" {config.browser.cookie_purpose!r}; use one of {', '.join(PURPOSES)}"
+        )
+    for key in ("rate_limit_per_ip", "rate_limit_per_source"):
+        value = getattr(config.browser, key)
+        if value:
+            from limits import parse_many
+
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ConfigError(
+                    f"{where}: at browser.{key}: {value!r} is not a rate such as '600/minute'"
+                ) from None
 
 
 def env_secret(value: str | None, env: str | None) -> str | None:

@@ -59,6 +59,26 @@ class Metrics:
         self.consent_records = Counter(
             "consentry_consent_records", "Ledger records appended", registry=r
         )
+        self.webhooks = Counter(
+            "consentry_webhook_deliveries",
+            "Webhook deliveries by source and outcome (stored, duplicate, unknown_topic,"
+            " bad_signature, ping)",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.browser = Counter(
+            "consentry_browser_requests",
+            "Browser requests by source and outcome (pixel_rejected, origin_refused,"
+            " rate_limited, cookie_set, cookie_cleared)",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.warnings = Counter(
+            "consentry_ingest_warnings",
+            "Things removed or changed on the way in (session_key_removed)",
+            ["source", "warning"],
+            registry=r,
+        )
         self.outbox_depth = Gauge(
             "consentry_outbox_depth",
             "Pending outbox rows",

@@ -29,6 +29,7 @@ from collector.errors import ConfigError
 from collector.ingest import IngestOptions, Preparer
 from collector.metrics import Metrics
 from collector.route import Router, destination_facts
+from collector.storage.sqlite import deliveries
 from collector.vault import Vault
 from collector.writer import Checkpointer, Writer, connect
 from consent.ledger import HEAD_SEQ_SQL, Ledger
@@ -120,6 +121,8 @@ def load_sources(config: Config) -> Sources:
     stored: dict[str, str] = json.loads(stored_path.read_text()) if stored_path.exists() else {}
     changed = False
     for source in config.effective_sources():
+        if source.type != "http_api":
+            continue  # webhook sources authenticate by signature, not write key
         key = env_secret(source.write_key, source.write_key_env)
         if key:
             sources.by_hash[_hash_key(key)] = source.name
@@ -190,6 +193,7 @@ class Runtime:
         )
         self.ledger = Ledger(conn, signer=self.keyring.signing_key)
         store.create(conn)
+        deliveries.create(conn)
         categories = {
             **DEFAULT_CATEGORY_MAP,
             **{k.lower(): tuple(v) for k, v in config.privacy.categories.items()},

@@ -1,0 +1,254 @@
+"""Browsers as a source: CORS per source, beacons, pixels, the request's signals,
+the first-party anonymous-id cookie and rate limits.
+
+A request is a *browser request* when it carries an ``Origin`` header (every
+cross-origin ``fetch``, XHR and ``sendBeacon`` POST does) or arrives at a
+beacon or pixel path. For those:
+
+- **CORS** (Fetch Standard, "CORS protocol"): the origin must be in the
+  authenticated source's ``allowed_origins``; then responses carry
+  ``Access-Control-Allow-Origin: <origin>``, ``Access-Control-Allow-Credentials:
+  true`` and ``Vary: Origin``. An origin not allowed is refused with 403 and no
+  CORS headers, and nothing is stored. A preflight (``OPTIONS``) is answered
+  204 with the allowed methods and headers when the origin is allowed for the
+  source named by ``?writeKey=`` (or, without one, for any source).
+- **Signals of the request itself**: ``Sec-GPC: 1`` (Global Privacy Control,
+  W3C draft, section "The Sec-GPC header field") becomes
+  ``context.consent.gpc = true`` on every message of the request; the client
+  address (from the connection, or ``X-Forwarded-For`` through
+  ``[server] trusted_proxies`` only) fills ``context.ip`` when the message has
+  none; the pipeline truncates it as for every source.
+- **The cookie**: see ``CookiePolicy``.
+- **Rate limits**: per client address and per source (``RateLimiter``), 429
+  with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from collector.config import BrowserConfig, Config
+from collector.errors import RequestError
+from collector.sources.http import client_address
+from collector.sources.ratelimit import RateLimiter
+from consent.errors import ConsentSignalError
+from consent.purposes import DEFAULT_CATEGORY_MAP
+from consent.signals import read_context
+
+ALLOWED_METHODS = "GET, POST, OPTIONS"
+# Content-Type and Authorization (Basic write key); RudderStack's SDK adds AnonymousId.
+ALLOWED_HEADERS = "Content-Type, Authorization, AnonymousId"
+_COOKIE_VALUE = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+_decoder = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder()
+
+
+class RateLimited(RequestError):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(429, f"too many requests: retry after {retry_after} s", "$")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What the request says beside its body."""
+
+    client_ip: str | None
+    gpc: bool
+    origin: str | None
+    cookie_id: str | None
+
+
+@dataclass(slots=True)
+class Visit:
+    """One browser request in progress: its facts, its source and what the cookie
+    should become (``"set"``, ``"clear"`` or None: untouched)."""
+
+    facts: RequestFacts
+    source: str
+    cors: bool
+    cookie_id: str | None = None
+    cookie_action: str | None = None
+
+
+class CookiePolicy:
+    """The first-party anonymous-id cookie (``HttpOnly; Secure; SameSite=Lax``).
+
+    ePrivacy Directive Art. 5(3) requires consent to store or read information
+    on a person's device unless strictly necessary for a service they asked
+    for; an analytics id is not. So the id is used and set only when the event
+    itself grants the configured purpose (``[browser] cookie_purpose``); a
+    denial of that purpose expires the cookie; otherwise the request gets a
+    one-off id that is never persisted. Pure apart from ``uuid4``."""
+
+    def __init__(self, config: BrowserConfig) -> None:
+        self.config = config
+
+    def decide(self, messages: Sequence[Mapping[str, Any]]) -> bool | None:
+        """True: some message grants the purpose and none denies it; False: some
+        message denies it; None: no message speaks of it."""
+        if not self.config.cookie:
+            return None
+        verdict: bool | None = None
+        for message in messages:
+            context = message.get("context")
+            try:
+                signals = read_context(
+                    context if isinstance(context, dict) else None,
+                    category_map=DEFAULT_CATEGORY_MAP,
+                )
+            except ConsentSignalError:
+                continue  # the pipeline rejects the message with its path
+            state = signals.purposes.get(self.config.cookie_purpose)
+            if state is False:
+                return False
+            if state is True:
+                verdict = True
+        return verdict
+
+    def header(self, value: str | None) -> str:
+        """A ``Set-Cookie`` value; ``None`` expires the cookie."""
+        c = self.config
+        parts = [f"{c.cookie_name}={value or ''}", "Path=/"]
+        parts.append(f"Max-Age={c.cookie_max_age_days * 86400 if value else 0}")
+        if c.cookie_domain:
+            parts.append(f"Domain={c.cookie_domain}")
+        parts += ["HttpOnly", "Secure", "SameSite=Lax"]
+        return "; ".join(parts)
+
+
+def apply_facts(
+    message: dict[str, Any], facts: RequestFacts, anonymous_id: str | None
+) -> dict[str, Any]:
+    """The request's signals written into one decoded message (pure)."""
+    context = message.get("context")
+    if not isinstance(context, dict):
+        context = {} if context is None else context
+    if isinstance(context, dict):
+        context = dict(context)
+        if facts.client_ip and "ip" not in context:
+            context["ip"] = facts.client_ip
+        if facts.gpc:
+            consent = context.get("consent")
+            if consent is None or isinstance(consent, dict):
+                context["consent"] = {**(consent or {}), "gpc": True}
+        message["context"] = context
+    if anonymous_id and not message.get("userId") and not message.get("anonymousId"):
+        message["anonymousId"] = anonymous_id
+    return message
+
+
+class Browser:
+    """CORS, signals, cookie and limits for the browser-facing endpoints."""
+
+    def __init__(self, config: Config, origins: Mapping[str, Sequence[str]]) -> None:
+        self.config = config
+        self.origins = {name: frozenset(o) for name, o in origins.items()}
+        self.any_origin = frozenset().union(*self.origins.values()) if self.origins else frozenset()
+        self.cookie = CookiePolicy(config.browser)
+        self.limiter = RateLimiter(
+            config.browser.rate_limit_per_ip, config.browser.rate_limit_per_source
+        )
+
+    # -- requests ------------------------------------------------------------
+    def is_browser(self, request: Request) -> bool:
+        return "origin" in request.headers
+
+    def facts(self, request: Request) -> RequestFacts:
+        cookie = request.cookies.get(self.config.browser.cookie_name)
+        return RequestFacts(
+            client_ip=client_address(request, self.config),
+            gpc=request.headers.get("sec-gpc", "").strip() == "1",
+            origin=request.headers.get("origin"),
+            cookie_id=cookie if cookie and _COOKIE_VALUE.match(cookie) else None,
+        )
+
+    def begin(self, request: Request, source: str, *, always: bool = False) -> Visit | None:
+        """None for a server client; raises RequestError(403) for an origin the
+        source does not allow and RateLimited when over a limit."""
+        if not always and not self.is_browser(request):
+            return None
+        facts = self.facts(request)
+        cors = False
+        if facts.origin is not None:
+            if facts.origin not in self.origins.get(source, frozenset()):
+                raise RequestError(
+                    403,
+                    f"origin {facts.origin!r} is not allowed for source {source!r}:"
+                    " add it to the source's allowed_origins",
+                    "$.headers.Origin",
+                )
+            cors = True
+        retry = self.limiter.hit(source, facts.client_ip)
+        if retry is not None:
+            raise RateLimited(retry)
+        return Visit(facts, source, cors)
+
+    def rewrite(self, visit: Visit, raws: Sequence[bytes]) -> list[bytes]:
+        """The request's facts into each message; the cookie decided."""
+        decoded: list[Any] = []
+        for raw in raws:
+            try:
+                decoded.append(_decoder.decode(raw))
+            except msgspec.DecodeError:
+                decoded.append(None)
+        messages = [m for m in decoded if isinstance(m, dict)]
+        verdict = self.cookie.decide(messages)
+        if verdict is True:
+            visit.cookie_id = visit.facts.cookie_id or str(uuid.uuid4())
+            if visit.facts.cookie_id is None:
+                visit.cookie_action = "set"
+        elif verdict is False and visit.facts.cookie_id is not None:
+            visit.cookie_action = "clear"
+        one_off = visit.cookie_id or str(uuid.uuid4())
+        out: list[bytes] = []
+        for raw, message in zip(raws, decoded, strict=True):
+            if isinstance(message, dict):
+                out.append(_encoder.encode(apply_facts(message, visit.facts, one_off)))
+            else:
+                out.append(raw)  # rejected by the pipeline with its path
+        return out
+
+    # -- responses -----------------------------------------------------------
+    def finish(self, visit: Visit | None, response: Response) -> Response:
+        if visit is None:
+            return response
+        if visit.cors and visit.facts.origin:
+            response.headers["Access-Control-Allow-Origin"] = visit.facts.origin
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+            response.headers["Vary"] = "Origin"
+        if visit.cookie_action == "set":
+            response.headers.append("Set-Cookie", self.cookie.header(visit.cookie_id))
+        elif visit.cookie_action == "clear":
+            response.headers.append("Set-Cookie", self.cookie.header(None))
+        return response
+
+    def error(self, visit: Visit | None, exc: RequestError, response: Response) -> Response:
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return self.finish(visit, response)
+
+    def preflight(self, request: Request, source: str | None) -> Response:
+        origin = request.headers.get("origin")
+        allowed = self.origins.get(source, frozenset()) if source else self.any_origin
+        if origin is None or origin not in allowed:
+            return Response(status_code=403)
+        return Response(
+            status_code=204,
+            headers={
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": ALLOWED_METHODS,
+                "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+                "Access-Control-Allow-Credentials": "true",
+                "Access-Control-Max-Age": "600",
+                "Vary": "Origin",
+            },
+        )

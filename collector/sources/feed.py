@@ -1,0 +1,82 @@
+"""The sources' way into the pipeline: prepare messages, then write them in one
+group-commit unit, optionally with more work in the same transaction (a
+webhook's delivery-id claim and consent evidence).
+
+Shapes: ``raws`` are encoded JSON messages; a message that does not decode or
+validate becomes a ``Rejection`` (quarantined, encrypted, with its JSON path),
+never an error for the whole request.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from collector.errors import RequestError
+from collector.ingest import Prepared, Rejection, decode_message
+from collector.route import Tally
+from collector.runtime import Runtime
+
+log = logging.getLogger("consentry.collector.sources")
+
+# Runs first in the unit's transaction; False means "already done: store nothing".
+Before = Callable[[sqlite3.Connection], bool]
+
+
+def prepare(
+    rt: Runtime,
+    raws: Sequence[bytes],
+    *,
+    received_at: datetime,
+    batch_context: Mapping[str, Any] | None = None,
+) -> tuple[list[Prepared], list[Rejection]]:
+    prepared: list[Prepared] = []
+    rejected: list[Rejection] = []
+    for index, raw in enumerate(raws):
+        prefix = f"$.batch[{index}]"
+        try:
+            message = decode_message(raw, index=index, prefix=prefix)
+            prepared.append(
+                rt.preparer.prepare(
+                    message,
+                    index=index,
+                    prefix=prefix,
+                    received_at=received_at,
+                    batch_context=batch_context,
+                )
+            )
+        except ValueError as exc:
+            reason, path = exc.args
+            rejected.append(Rejection(index, reason, path, raw))
+    return prepared, rejected
+
+
+async def write(
+    rt: Runtime,
+    source: str,
+    prepared: Sequence[Prepared],
+    rejected: Sequence[Rejection],
+    *,
+    received_at: datetime,
+    before: Before | None = None,
+) -> Tally | None:
+    """Store in one transaction; None when ``before`` said it was already stored.
+    Raises RequestError(503) when nothing could be stored durably."""
+    route = rt.router.unit(prepared, rejected, source=source, received_at=received_at)
+
+    def unit(conn: sqlite3.Connection) -> Tally | None:
+        if before is not None and not before(conn):
+            return None
+        return route(conn)
+
+    try:
+        tally = await rt.writer.run(unit)
+    except Exception as exc:
+        log.error("messages from %s not stored: %s", source, type(exc).__name__)
+        raise RequestError(503, "the request could not be stored durably; retry later") from None
+    if tally is not None:
+        rt.metrics.ingested(source, len(prepared) + len(rejected), tally)
+    return tally
