@@ -52,9 +52,10 @@ _encoder = msgspec.json.Encoder()
 
 
 class RateLimited(RequestError):
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, visit: Visit) -> None:
         super().__init__(429, f"too many requests: retry after {retry_after} s", "$")
         self.retry_after = retry_after
+        self.visit = visit  # an allowed origin still gets its CORS headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,10 +188,11 @@ class Browser:
                     "$.headers.Origin",
                 )
             cors = True
+        visit = Visit(facts, source, cors)
         retry = self.limiter.hit(source, facts.client_ip)
         if retry is not None:
-            raise RateLimited(retry)
-        return Visit(facts, source, cors)
+            raise RateLimited(retry, visit)
+        return visit
 
     def rewrite(self, visit: Visit, raws: Sequence[bytes]) -> list[bytes]:
         """The request's facts into each message; the cookie decided."""
@@ -234,6 +236,7 @@ class Browser:
     def error(self, visit: Visit | None, exc: RequestError, response: Response) -> Response:
         if isinstance(exc, RateLimited):
             response.headers["Retry-After"] = str(exc.retry_after)
+            visit = visit or exc.visit
         return self.finish(visit, response)
 
     def preflight(self, request: Request, source: str | None) -> Response:
