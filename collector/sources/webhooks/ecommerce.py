@@ -18,6 +18,7 @@ Email and phone are linked identifiers through ``context.traits``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,15 +54,15 @@ def money(value: object) -> float | None:
         value = shop.get("amount") if isinstance(shop, Mapping) else None
     if isinstance(value, bool) or value is None:
         return None
+    amount: float | None = None
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        amount = float(value)
+    elif isinstance(value, str):
         try:
-            amount = Decimal(value.strip())
-        except InvalidOperation:
+            amount = float(Decimal(value.strip()))
+        except (InvalidOperation, OverflowError):
             return None
-        return float(amount) if amount.is_finite() else None
-    return None
+    return amount if amount is not None and math.isfinite(amount) else None
 
 
 def obj(value: object) -> Mapping[str, Any]:
@@ -137,7 +138,7 @@ def product(item: Mapping[str, Any], shape: Shape) -> dict[str, Any]:
 
 
 def _round(value: float) -> float:
-    return float(round(Decimal(str(value)), 2))
+    return round(value, 2)
 
 
 def order_properties(
