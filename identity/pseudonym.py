@@ -51,8 +51,16 @@ def derive_domain_key(secret: bytes, domain: str) -> bytes:
     ).derive(secret)
 
 
+def hmac_sha256(key: bytes, message: bytes) -> bytes:
+    """HMAC-SHA256 (RFC 2104 over SHA-256; test vectors in RFC 4231 §4): the
+    one MAC under every pseudonym. 32 bytes."""
+    return hmac.digest(key, message, "sha256")
+
+
 def mac(domain_key: bytes, kind: str, normalized: str) -> bytes:
-    return hmac.digest(domain_key, kind.encode() + b"\x00" + normalized.encode(), "sha256")
+    """The pseudonym digest: ``hmac_sha256(domain_key, kind || 0x00 || value)``
+    (both UTF-8); the kind inside the MAC keeps kinds apart."""
+    return hmac_sha256(domain_key, kind.encode() + b"\x00" + normalized.encode())
 
 
 def format_pseudonym(kid: str, digest: bytes) -> str:

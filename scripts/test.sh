@@ -17,6 +17,7 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# mypy checks the packages listed in pyproject [tool.mypy], tests included.
 .venv/bin/mypy
 # pytest exits 5 when it collects nothing; set -e turns that into a failure.
 .venv/bin/pytest "$@"

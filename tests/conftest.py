@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from identity.keyring import new_master_key
 from tests.browser import chromium  # noqa: F401  (fixture shared by browser tests)
 
 WRITE_KEY = "test-write-key"
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -102,13 +104,16 @@ class Server:
 
 
 def cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    """A `consentry` subcommand against the server's data directory."""
+    """A `consentry` subcommand against the server's data directory (and its
+    configuration file, if it has one); output captured as text."""
     cmd = [sys.executable, "-m", "collector.cli", *args, "--data-dir", str(server.data_dir)]
+    if server.config_path is not None:
+        cmd += ["--config", str(server.config_path)]
     return subprocess.run(cmd, capture_output=True, text=True, env=server.env, timeout=60)
 
 
-def read_jsonl(directory: Path) -> list[dict[str, object]]:
-    out: list[dict[str, object]] = []
+def read_jsonl(directory: Path) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     if not directory.exists():
         return out
     for path in sorted(directory.glob("*.jsonl")):
@@ -118,7 +123,9 @@ def read_jsonl(directory: Path) -> list[dict[str, object]]:
     return out
 
 
-def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+def wait_for(predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.05) -> T:
+    """Poll ``predicate`` until it returns something truthy or ``timeout``
+    seconds (monotonic) pass; returns its last value (falsy on timeout)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -127,8 +134,20 @@ def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):  # type:
         time.sleep(interval)
 
 
+class ServerFactory(Protocol):
+    """The ``server_factory`` fixture: a not-yet-started server per call."""
+
+    def __call__(
+        self,
+        config: str | None = None,
+        name: str = "data",
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+    ) -> Server: ...
+
+
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
+def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
     servers: list[Server] = []
 
     def make(
@@ -147,5 +166,5 @@ def server_factory(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
 
 
 @pytest.fixture
-def server(server_factory) -> Server:  # type: ignore[no-untyped-def]
+def server(server_factory: ServerFactory) -> Server:
     return server_factory().start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -13,6 +14,8 @@ class Receiver:
         self.status = 200
         self.headers: dict[str, str] = {}
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.times: list[float] = []  # time.monotonic() at each request's arrival
+        self.statuses: list[int] = []  # the status each request was answered with
         self.lock = threading.Lock()
         receiver = self
 
@@ -20,7 +23,9 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 with receiver.lock:
+                    receiver.times.append(time.monotonic())
                     status = receiver.status
+                    receiver.statuses.append(status)
                     receiver.requests.append(
                         ({k.lower(): v for k, v in self.headers.items()}, body)
                     )
@@ -40,8 +45,13 @@ class Receiver:
         self.thread.start()
 
     def messages(self, only_ok: bool = True) -> list[dict[str, Any]]:
+        """Messages of the batches received (only those answered 2xx by default)."""
         with self.lock:
-            bodies = [b for _, b in self.requests]
+            bodies = [
+                b
+                for (_, b), status in zip(self.requests, self.statuses, strict=True)
+                if not only_ok or status < 300
+            ]
         out: list[dict[str, Any]] = []
         for body in bodies:
             out.extend(json.loads(body)["batch"])

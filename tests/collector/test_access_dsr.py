@@ -34,7 +34,7 @@ T0 = datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
 
 def test_operator_and_viewer_never_hold_person_level_permissions() -> None:
     for role in ("operator", "viewer"):
-        assert not (MATRIX[role] & PERSONAL), role  # type: ignore[index]
+        assert not (MATRIX[role] & PERSONAL), role
     assert MATRIX["viewer"] == {Permission.DASHBOARD}
     assert allows("auditor", Permission.DSR_EXPORT)
     assert not allows("auditor", Permission.ERASE)

@@ -146,7 +146,7 @@ def test_invalid_messages_are_quarantined_encrypted_and_listed(server: Server) -
 
 
 def test_single_message_endpoints(server: Server) -> None:
-    calls = {
+    calls: dict[str, dict[str, object]] = {
         "track": {"userId": "s1", "event": "Single"},
         "identify": {"userId": "s1", "traits": {"plan": "x"}},
         "page": {"userId": "s1", "name": "Home"},
@@ -158,7 +158,8 @@ def test_single_message_endpoints(server: Server) -> None:
         body = {**body, "messageId": f"single-{kind}", "context": CONSENTED}
         r = server.post(f"/v1/{kind}", body)
         assert r.status_code == 200, (kind, r.text)
-    lines = wait_for(lambda: r if len(r := read_jsonl(server.data_dir / "out")) >= 6 else None)
+    lines = wait_for(lambda: got if len(got := read_jsonl(server.data_dir / "out")) >= 6 else None)
+    assert lines
     assert {m["type"] for m in lines} == set(calls)
     group = next(m for m in lines if m["type"] == "group")
     assert group["traits"]["email"].startswith("ps1.")

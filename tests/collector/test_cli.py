@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from identity import Keyring
 from identity.keyring import parse_master_key
-from tests.conftest import Server, cli, read_jsonl, wait_for
+from tests.conftest import Server, ServerFactory, cli, read_jsonl, wait_for
 
 CONSENTED = {"consent": {"categoryPreferences": {"analytics": True}}}
 
@@ -85,13 +85,17 @@ def test_audit_verify_export_and_why(server: Server) -> None:
         },
     )
     assert r.status_code == 200
-    server.post("/v1/track", {"userId": "aud", "event": "Paid", "messageId": "why-1"})
-    server.post(
+    paid = {"userId": "aud", "event": "Paid"}
+    assert server.post("/v1/track", {**paid, "messageId": "why-1"}).status_code == 200
+    # why-1 is delivered before the withdrawal, so `audit why` reports it as delivered
+    delivered = wait_for(lambda: read_jsonl(server.data_dir / "out"))
+    assert [m["messageId"] for m in delivered] == ["why-1"]
+    withdrawn = server.post(
         "/v1/consent",
         {"userId": "aud", "purposes": {"analytics": "denied"}, "method": "preferences"},
     )
-    server.post("/v1/track", {"userId": "aud", "event": "Paid", "messageId": "why-2"})
-    wait_for(lambda: read_jsonl(server.data_dir / "out"))
+    assert withdrawn.status_code == 200
+    assert server.post("/v1/track", {**paid, "messageId": "why-2"}).status_code == 200
     server.stop()
 
     pub = server.data_dir.parent / "ledger.pem"
@@ -137,20 +141,23 @@ def test_audit_verify_export_and_why(server: Server) -> None:
     assert tampered.returncode == 1 and "record 1" in tampered.stderr
 
 
-def test_event_consent_modes(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_event_consent_modes(server_factory: ServerFactory) -> None:
     srv = server_factory("[privacy]\nevent_consent = 'restrict_only'\n").start()
-    srv.post("/v1/track", {"userId": "ro", "event": "E", "messageId": "ro-1", "context": CONSENTED})
-    srv.post("/v1/consent", {"userId": "ro", "purposes": {"analytics": "granted"}})
-    srv.post(
-        "/v1/track",
-        {
-            "userId": "ro",
-            "event": "E",
-            "messageId": "ro-2",
-            "context": {"consent": {"categoryPreferences": {"analytics": False}}},
-        },
-    )
-    srv.post("/v1/track", {"userId": "ro", "event": "E", "messageId": "ro-3", "context": CONSENTED})
+    track = {"userId": "ro", "event": "E"}
+    statuses = [
+        srv.post("/v1/track", {**track, "messageId": "ro-1", "context": CONSENTED}).status_code,
+        srv.post("/v1/consent", {"userId": "ro", "purposes": {"analytics": "granted"}}).status_code,
+        srv.post(
+            "/v1/track",
+            {
+                **track,
+                "messageId": "ro-2",
+                "context": {"consent": {"categoryPreferences": {"analytics": False}}},
+            },
+        ).status_code,
+        srv.post("/v1/track", {**track, "messageId": "ro-3", "context": CONSENTED}).status_code,
+    ]
+    assert statuses == [200, 200, 200, 200]
     srv.stop()
     # restrict_only: the event's grant is not recorded, its denial is and sticks
     assert read_jsonl(srv.data_dir / "out") == []

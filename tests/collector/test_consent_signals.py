@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Mapping
 
 import httpx
 
 from consent import gpp
-from tests.conftest import Server, wait_for
+from tests.conftest import Server, ServerFactory, wait_for
 
 ADS_AND_LAKE = """
 [privacy]
@@ -51,7 +52,7 @@ def why(server: Server, message_id: str, destination: str) -> str:
     return done.stdout + done.stderr
 
 
-def track(message_id: str, consent: dict[str, object], user: str = "us-1") -> dict[str, object]:
+def track(message_id: str, consent: Mapping[str, object], user: str = "us-1") -> dict[str, object]:
     return {
         "type": "track",
         "userId": user,
@@ -77,7 +78,9 @@ def metric(server: Server, name: str) -> float:
     )
 
 
-def test_every_us_section_opt_out_keeps_events_from_advertising(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_every_us_section_opt_out_keeps_events_from_advertising(
+    server_factory: ServerFactory,
+) -> None:
     server = server_factory(ADS_AND_LAKE.format(jurisdiction="CCPA")).start()
     cases = {
         "usca": {"gppString": USCA_OPTED_OUT},
@@ -112,7 +115,9 @@ def test_every_us_section_opt_out_keeps_events_from_advertising(server_factory) 
     assert "Traceback" not in server.log.read_text()
 
 
-def test_unreadable_tc_string_never_rejects_and_grants_nothing(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_tc_string_never_rejects_and_grants_nothing(
+    server_factory: ServerFactory,
+) -> None:
     server = server_factory(ADS_AND_LAKE.format(jurisdiction="GDPR")).start()
     batch = [
         track(

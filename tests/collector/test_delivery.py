@@ -7,16 +7,15 @@ import asyncio
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
-from tests.conftest import WRITE_KEY, Server, read_jsonl, wait_for
+from tests.conftest import WRITE_KEY, Server, ServerFactory, cli, read_jsonl, wait_for
 
 CONSENTED = {"consent": {"categoryPreferences": {"analytics": True, "advertising": True}}}
 PG_DSN = os.environ.get("CONSENTRY_TEST_PG_DSN")
@@ -26,14 +25,7 @@ needs_pg = pytest.mark.skipif(
 )
 
 
-def cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "collector.cli", *args, "--data-dir", str(server.data_dir)]
-    if server.config_path is not None:
-        cmd += ["--config", str(server.config_path)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=server.env, timeout=60)
-
-
-def test_field_policies_per_destination(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_field_policies_per_destination(server_factory: ServerFactory) -> None:
     config = """
 [[destinations]]
 name = "ads"
@@ -71,7 +63,8 @@ purposes = ["analytics"]
         },
     )
     assert r.status_code == 200
-    lines = wait_for(lambda: r if len(r := read_jsonl(server.data_dir / "out")) >= 2 else None)
+    lines = wait_for(lambda: got if len(got := read_jsonl(server.data_dir / "out")) >= 2 else None)
+    assert lines
     by = {m["context"]["consentry"]["domain"]: m for m in lines}
     ads, lake = by["dest:ads"], by["dest:lake"]
     assert ads["properties"] == {
@@ -84,7 +77,7 @@ purposes = ["analytics"]
     assert ads["userId"] != lake["userId"]
 
 
-def test_withdrawal_before_forwarding_means_zero_delivered(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_withdrawal_before_forwarding_means_zero_delivered(server_factory: ServerFactory) -> None:
     server = server_factory(args=["--no-forward"]).start()
     ids = [str(uuid.uuid4()) for _ in range(25)]
     batch = [
@@ -122,7 +115,7 @@ def test_withdrawal_before_forwarding_means_zero_delivered(server_factory) -> No
     )
 
 
-def test_segment_destination_feeds_another_collector(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_segment_destination_feeds_another_collector(server_factory: ServerFactory) -> None:
     downstream = server_factory(name="cdp").start()
     config = f"""
 [[destinations]]
@@ -145,7 +138,8 @@ write_key_env = "CDP_KEY"
     ]
     assert upstream.post("/v1/batch", {"batch": batch}).status_code == 200
     got = wait_for(
-        lambda: r if len(r := read_jsonl(downstream.data_dir / "out")) >= 30 else None, timeout=20
+        lambda: got if len(got := read_jsonl(downstream.data_dir / "out")) >= 30 else None,
+        timeout=20,
     )
     assert got and {m["messageId"] for m in got} == {f"seg-{i}" for i in range(30)}
 
@@ -166,7 +160,7 @@ def test_metrics_count_delivery_outcomes(server: Server) -> None:
             ]
         },
     )
-    wait_for(lambda: read_jsonl(server.data_dir / "out"))
+    assert wait_for(lambda: read_jsonl(server.data_dir / "out"))
     text = wait_for(
         lambda: (
             t
@@ -183,7 +177,7 @@ def test_metrics_count_delivery_outcomes(server: Server) -> None:
 
 # -- PostgreSQL -------------------------------------------------------------------------
 @pytest.fixture
-def pg_table() -> str:
+def pg_table() -> Iterator[str]:
     assert PG_DSN
     name = f"t_{uuid.uuid4().hex[:10]}"
     yield name
@@ -192,7 +186,9 @@ def pg_table() -> str:
 
 
 @needs_pg
-def test_postgres_warehouse_end_to_end_and_erasure(server_factory, pg_table: str) -> None:  # type: ignore[no-untyped-def]
+def test_postgres_warehouse_end_to_end_and_erasure(
+    server_factory: ServerFactory, pg_table: str
+) -> None:
     config = f"""
 [[destinations]]
 name = "warehouse"
@@ -237,9 +233,9 @@ table = "{pg_table}"
 
     def count(where: str = "true") -> int:
         with psycopg.connect(PG_DSN or "") as conn:
-            return int(
-                conn.execute(f"SELECT count(*) FROM public.{pg_table} WHERE {where}").fetchone()[0]
-            )  # type: ignore[index]
+            row = conn.execute(f"SELECT count(*) FROM public.{pg_table} WHERE {where}").fetchone()
+            assert row is not None
+            return int(row[0])
 
     assert wait_for(lambda: _safe(count) == 9, timeout=20)
     with psycopg.connect(PG_DSN or "") as conn:
@@ -269,7 +265,7 @@ table = "{pg_table}"
     assert count() == 3 and count("user_id IS NULL") == 0
 
 
-def _safe(fn):  # type: ignore[no-untyped-def]
+def _safe(fn):
     try:
         return fn()
     except psycopg.Error:
@@ -315,7 +311,9 @@ def test_postgres_redelivery_never_duplicates(tmp_path: Path, pg_table: str) -> 
     assert n == distinct == 50
 
 
-def test_personal_fields_are_pseudonymized_unless_a_destination_keeps_them(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_personal_fields_are_pseudonymized_unless_a_destination_keeps_them(
+    server_factory: ServerFactory,
+) -> None:
     config = """
 [[destinations]]
 name = "lake"
@@ -346,7 +344,8 @@ purposes = ["analytics"]
         },
     )
     assert r.status_code == 200
-    lines = wait_for(lambda: r if len(r := read_jsonl(server.data_dir / "out")) >= 2 else None)
+    lines = wait_for(lambda: got if len(got := read_jsonl(server.data_dir / "out")) >= 2 else None)
+    assert lines
     by = {m["context"]["consentry"]["domain"]: m["traits"] for m in lines}
     lake, crm = by["dest:lake"], by["dest:crm"]
     assert (

@@ -15,6 +15,7 @@ from collector.delivery.destinations.jsonl import JsonlDestination
 from collector.delivery.destinations.segment import SegmentDestination, split
 from collector.delivery.retry import parse_retry_after
 from collector.errors import ConfigError
+from tests.conftest import ServerFactory
 
 
 def test_jsonl_appends_then_rotates_by_size(tmp_path: Path) -> None:
@@ -76,7 +77,7 @@ def test_segment_delete_hook_secret_must_be_set(
     asyncio.run(dest.close())
 
 
-def test_serve_refuses_to_start_without_the_hook_secret(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_serve_refuses_to_start_without_the_hook_secret(server_factory: ServerFactory) -> None:
     config = """
 [[destinations]]
 name = "cdp"

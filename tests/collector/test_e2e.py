@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from sdk_python import Client
-from tests.conftest import WRITE_KEY, Server, read_jsonl, wait_for
+from tests.conftest import WRITE_KEY, Server, ServerFactory, read_jsonl, wait_for
 
 RAW = {
     "user_id": "customer-8812",
@@ -41,7 +42,7 @@ def test_sdk_to_jsonl_pseudonymized_and_no_raw_identifier_on_disk(server: Server
             )
         assert client.flush(10)
     out_dir = server.data_dir / "out"
-    lines = wait_for(lambda: r if len(r := read_jsonl(out_dir)) >= 21 else None)
+    lines = wait_for(lambda: got if len(got := read_jsonl(out_dir)) >= 21 else None)
     assert lines is not None and len(lines) == 21
     identify = next(m for m in lines if m["type"] == "identify")
     traits = identify["traits"]
@@ -52,8 +53,8 @@ def test_sdk_to_jsonl_pseudonymized_and_no_raw_identifier_on_disk(server: Server
     tracks = [m for m in lines if m["type"] == "track"]
     # one person: same pseudonym and OneID on every event
     assert len({m["userId"] for m in tracks}) == 1
-    assert len({m["context"]["consentry"]["oneId"] for m in lines}) == 1  # type: ignore[index]
-    assert all(m["context"]["ip"] == "203.0.113.0" for m in lines)  # type: ignore[index]
+    assert len({m["context"]["consentry"]["oneId"] for m in lines}) == 1
+    assert all(m["context"]["ip"] == "203.0.113.0" for m in lines)
     assert all(m.get("receivedAt") and m.get("messageId") for m in lines)
     server.stop()
     disk = files_bytes(server.data_dir)
@@ -92,12 +93,12 @@ def test_default_deny_no_consent_or_wrong_purpose(server: Server) -> None:
     assert [m["messageId"] for m in read_jsonl(server.data_dir / "out")] == ["m-ok"]
 
 
-def test_every_acknowledged_event_survives_sigkill(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_every_acknowledged_event_survives_sigkill(server_factory: ServerFactory) -> None:
     srv = server_factory().start()
     acked: list[str] = []
     with httpx.Client(auth=(WRITE_KEY, ""), timeout=30) as http:
         for b in range(30):
-            batch = [
+            batch: list[dict[str, Any]] = [
                 {
                     "type": "track",
                     "userId": f"user-{b}-{i}",

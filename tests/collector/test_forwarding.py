@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from collector.delivery.destinations.http import SIGNATURE_HEADER, verify_signature
 from collector.delivery.retry import backoff
 from tests.collector.receiver import Receiver
-from tests.conftest import Server, read_jsonl, wait_for
+from tests.conftest import Server, ServerFactory, cli, read_jsonl, wait_for
 
 CONSENTED = {"consent": {"categoryPreferences": {"analytics": True}}}
 SECRET = "hook-secret-123"
@@ -45,7 +43,7 @@ backoff_max_seconds = 0.3
 
 
 def send(server: Server, n: int, prefix: str) -> list[str]:
-    batch = [
+    batch: list[dict[str, Any]] = [
         {
             "type": "track",
             "userId": f"{prefix}-{i}",
@@ -61,28 +59,13 @@ def send(server: Server, n: int, prefix: str) -> list[str]:
 
 
 def outbox(server: Server) -> dict[str, dict[str, object]]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "collector.cli",
-            "outbox",
-            "status",
-            "--data-dir",
-            str(server.data_dir),
-            "--config",
-            str(server.config_path),
-        ],
-        capture_output=True,
-        text=True,
-        env=server.env,
-        timeout=30,
-        check=True,
-    ).stdout
-    return json.loads(out)  # type: ignore[no-any-return]
+    out = cli(server, "outbox", "status")
+    assert out.returncode == 0, out.stderr
+    status: dict[str, dict[str, object]] = json.loads(out.stdout)
+    return status
 
 
-def test_signed_webhook_delivery(server_factory, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+def test_signed_webhook_delivery(server_factory: ServerFactory, receiver: Receiver) -> None:
     server = server_factory(config(receiver.url), env={"HOOK_SECRET": SECRET}).start()
     ids = send(server, 5, "sig")
     assert wait_for(lambda: len(receiver.messages()) >= 5)
@@ -95,19 +78,15 @@ def test_signed_webhook_delivery(server_factory, receiver: Receiver) -> None:  #
 
 def test_failing_destination_does_not_delay_another_and_recovers(
     server_factory, receiver: Receiver
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     receiver.status = 503
     receiver.headers = {"Retry-After": "1"}
     server = server_factory(config(receiver.url), env={"HOOK_SECRET": SECRET}).start()
-    started = time.monotonic()
     ids = send(server, 20, "iso")
     lake = wait_for(lambda: len(read_jsonl(server.data_dir / "out")) >= 20, timeout=10)
-    assert lake and time.monotonic() - started < 5
+    assert lake
     assert wait_for(lambda: len(receiver.requests) >= 1)
-    # Retry-After: 1 is honoured: no second attempt within the first second
-    first = len(receiver.requests)
-    time.sleep(0.5)
-    assert len(receiver.requests) == first
+    # The lake was delivered while every hook row still waits for a retry.
     status = outbox(server)
     assert status["hook"]["pending"] == 20 and "HTTP 503" in str(status["hook"]["last_error"])
     assert status["lake"]["pending"] == 0
@@ -117,9 +96,14 @@ def test_failing_destination_does_not_delay_another_and_recovers(
         lambda: {m["messageId"] for m in receiver.messages()} >= set(ids), timeout=15
     )
     assert delivered
+    # Retry-After: 1 was honoured: the second attempt came a second after the
+    # first (less the first request's way to the receiver).
+    assert receiver.times[1] - receiver.times[0] >= 0.9
 
 
-def test_non_retryable_4xx_dead_letters_then_replay(server_factory, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+def test_non_retryable_4xx_dead_letters_then_replay(
+    server_factory: ServerFactory, receiver: Receiver
+) -> None:
     receiver.status = 400
     server = server_factory(config(receiver.url), env={"HOOK_SECRET": SECRET}).start()
     ids = send(server, 3, "dead")
@@ -128,24 +112,8 @@ def test_non_retryable_4xx_dead_letters_then_replay(server_factory, receiver: Re
     status = outbox(server)
     assert "HTTP 400" in str(status["hook"]["last_error"])
     receiver.status = 200
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "collector.cli",
-            "outbox",
-            "replay",
-            "hook",
-            "--data-dir",
-            str(server.data_dir),
-            "--config",
-            str(server.config_path),
-        ],
-        check=True,
-        env=server.env,
-        capture_output=True,
-        timeout=30,
-    )
+    replayed = cli(server, "outbox", "replay", "hook")
+    assert replayed.returncode == 0, replayed.stderr
     got = wait_for(lambda: {m["messageId"] for m in receiver.messages()} >= set(ids), timeout=15)
     assert got
 
@@ -157,7 +125,9 @@ def test_backoff_is_exponential_with_jitter_and_capped() -> None:
     assert backoff(40, 1.0, 600, rng=lambda: 1.0) == 600.0
 
 
-def test_bounded_attempts_move_rows_to_dead_letter(server_factory, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+def test_bounded_attempts_move_rows_to_dead_letter(
+    server_factory: ServerFactory, receiver: Receiver
+) -> None:
     receiver.status = 500
     cfg = config(receiver.url).replace(
         "backoff_max_seconds = 0.3", "backoff_max_seconds = 0.3\nmax_attempts = 3"

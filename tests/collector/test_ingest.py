@@ -44,7 +44,7 @@ json_values = st.recursive(
     st.one_of(st.none(), st.sampled_from(["203.0.113.9", "2001:db8::1", "not-an-ip"])),
     st.booleans(),
 )
-def test_template_path_equals_per_destination_path(kind, props, ip, with_email) -> None:  # type: ignore[no-untyped-def]
+def test_template_path_equals_per_destination_path(kind, props, ip, with_email) -> None:
     msg: dict[str, object] = {
         "type": kind,
         "userId": "RAW-USER-ID",
@@ -102,7 +102,7 @@ _consents = st.sampled_from(
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(_ids, _ids, _consents), min_size=1, max_size=12))
-def test_memoized_prepare_equals_a_fresh_preparer(seq) -> None:  # type: ignore[no-untyped-def]
+def test_memoized_prepare_equals_a_fresh_preparer(seq) -> None:
     """The memos (normalized ids, identifiers, consent signals, per-destination
     pseudonyms) never change an answer: a long-lived Preparer answers every
     message, in any order, as a new one would, errors included."""

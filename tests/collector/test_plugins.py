@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from tests.conftest import read_jsonl, wait_for
+from tests.conftest import ServerFactory, read_jsonl, wait_for
 
 PLUGIN = """
 from pathlib import Path
@@ -35,7 +35,7 @@ class AcmeDestination:
 """
 
 
-def test_entry_point_destination_type(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_entry_point_destination_type(server_factory: ServerFactory, tmp_path: Path) -> None:
     site = tmp_path / "site"
     (site / "acme_dest").mkdir(parents=True)
     (site / "acme_dest" / "__init__.py").write_text(PLUGIN)

@@ -38,7 +38,7 @@ def test_outbox_rows_are_stored_as_given_in_order(rows: list[tuple[object, ...]]
             " payload, next_attempt_at FROM outbox ORDER BY id"
         ).fetchall()
         conn.close()
-    assert [r[:8] for r in stored] == [(*r[:4], int(r[4]), *r[5:]) for r in rows]
+    assert [r[:8] for r in stored] == [(*r[:4], int(bool(r[4])), *r[5:]) for r in rows]
     assert all(r[8] == r[6] for r in stored)  # first attempt: right away
 
 

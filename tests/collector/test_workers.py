@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import WRITE_KEY, Server, cli
+from tests.conftest import WRITE_KEY, Server, ServerFactory, cli
 
 CONFIG = """
 [[destinations]]
@@ -40,7 +40,7 @@ def db(server: Server) -> sqlite3.Connection:
 
 
 @pytest.fixture
-def workers(server_factory) -> Server:  # type: ignore[no-untyped-def]
+def workers(server_factory: ServerFactory) -> Server:
     return server_factory(CONFIG, args=ARGS).start()
 
 
@@ -141,7 +141,7 @@ def test_a_crashed_worker_is_replaced(workers: Server) -> None:
             break
         time.sleep(0.1)
     assert len(_children(workers.proc.pid)) == 2
-    seen = set()
+    seen: set[int] = set()
     while time.monotonic() < deadline and seen != {0, 1}:
         seen.add(httpx.get(workers.url + "/healthz").json()["worker"])
     assert seen == {0, 1}

@@ -146,7 +146,7 @@ dests = st.lists(st.sampled_from(PURPOSES), min_size=1, max_size=3, unique=True)
     st.booleans(),
     st.sampled_from(PURPOSES),
 )
-def test_a_withdrawal_never_turns_deny_into_allow(s, purposes, law, gpc, withdrawn) -> None:  # type: ignore[no-untyped-def]
+def test_a_withdrawal_never_turns_deny_into_allow(s, purposes, law, gpc, withdrawn) -> None:
     dest = DestinationFacts("d", tuple(purposes), region="CN", recipient="r")
     before = ConsentState({k: PurposeState(v, 1) for k, v in s.items()})
     after = ConsentState({**before.purposes, withdrawn: PurposeState(False, 2)})
@@ -159,7 +159,7 @@ def test_a_withdrawal_never_turns_deny_into_allow(s, purposes, law, gpc, withdra
 
 
 @given(dests, st.sampled_from(["GDPR", "PIPL"]))
-def test_missing_consent_means_no_under_opt_in_laws(purposes, law) -> None:  # type: ignore[no-untyped-def]
+def test_missing_consent_means_no_under_opt_in_laws(purposes, law) -> None:
     dest = DestinationFacts("d", tuple(purposes), region="CN")
     d = decide(ConsentState(), EventFacts(), dest, P.get(law))
     assert d.allowed == all(p == "necessary" for p in purposes)

@@ -113,7 +113,8 @@ two = st.integers(0, 2)
     st.booleans(),
     st.booleans(),
 )
-def test_usnat_v2_round_trip(head, sensitive, child, tail, seg, gpc) -> None:  # type: ignore[no-untyped-def]
-    u = gpp.UsNat(2, *head, tuple(sensitive), tuple(child), *tail, gpc_segment=seg, gpc=gpc and seg)
+def test_usnat_v2_round_trip(head, sensitive, child, tail, seg, gpc) -> None:
+    fields = (2, *head, tuple(sensitive), tuple(child), *tail, seg, gpc and seg)
+    u = gpp.UsNat(*fields)
     text = gpp.encode_header([7]) + "~" + gpp.encode_usnat(u)
     assert gpp.decode(text).usnat == u

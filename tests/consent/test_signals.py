@@ -110,7 +110,7 @@ def test_read_context_raises_only_signal_errors(value: object) -> None:
         {"consent": {"categoryPreferences": value}},
     ):
         with contextlib.suppress(ConsentSignalError):
-            read_context(ctx)  # type: ignore[arg-type]
+            read_context(ctx)
 
 
 # -- US signals and unreadable strings (issue 14 §5, issue 13 case 8) -------------------

@@ -187,7 +187,7 @@ ids = st.frozensets(st.integers(1, 300), max_size=40)
     st.integers(0, 4095),
     st.sampled_from(["EN", "DE", "ZH"]),
 )
-def test_round_trip(purposes, li, special, vendors, vendors_li, ranges, cmp_id, lang) -> None:  # type: ignore[no-untyped-def]
+def test_round_trip(purposes, li, special, vendors, vendors_li, ranges, cmp_id, lang) -> None:
     base = tcf.decode(BITFIELD)
     tc = replace(
         base,

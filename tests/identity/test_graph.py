@@ -117,7 +117,7 @@ def _partition(g: Graph, all_ids: list[Identifier]) -> set[frozenset[str]]:
     ),
     st.randoms(),
 )
-def test_resolution_is_order_independent_without_conflicts(messages, rnd) -> None:  # type: ignore[no-untyped-def]
+def test_resolution_is_order_independent_without_conflicts(messages, rnd) -> None:
     limits = {"email": 100}
     idents = [[ident(k, f"{k}-{v}") for k, v in m] for m in messages]
     flat = list({i.pseudonym: i for i in itertools.chain.from_iterable(idents)}.values())

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from identity import Keyring, Pseudonymizer, parse_pseudonym
 from identity.egress import google_enhanced_conversions_hash, meta_capi_hash
-from identity.pseudonym import mac
+from identity.pseudonym import derive_domain_key, hmac_sha256, mac
 
 # RFC 4231 HMAC-SHA-256 test cases 1, 2, 3, 4, 6, 7 (key, data, expected).
 RFC4231 = [
@@ -48,13 +48,24 @@ RFC4231 = [
 
 @pytest.mark.parametrize(("key", "data", "expected"), RFC4231)
 def test_rfc4231_vectors(key: bytes, data: bytes, expected: str) -> None:
-    # The primitive under every pseudonym; mac() only frames its input (next test).
-    assert hmac.digest(key, data, "sha256").hex() == expected
+    # Our MAC under every pseudonym; mac() only frames its input (next tests).
+    assert hmac_sha256(key, data).hex() == expected
 
 
 def test_mac_frames_kind_and_value() -> None:
     key = bytes([0x0B] * 20)
-    assert mac(key, "email", "a@b.co") == hmac.digest(key, b"email\x00a@b.co", "sha256")
+    assert mac(key, "email", "a@b.co") == hmac_sha256(key, b"email\x00a@b.co")
+
+
+@pytest.mark.parametrize(("kind", "value"), [("email", "a@b.co"), ("user_id", "Hi There")])
+def test_pseudonym_digest_is_hmac_sha256_under_the_domain_key(kind: str, value: str) -> None:
+    # The whole derivation against the standard library's HMAC as reference:
+    # ps1.<kid>.<b64url(HMAC-SHA256(HKDF(secret, domain), kind 0x00 value))>.
+    kid = ring.active_kid
+    framed = kind.encode() + b"\x00" + value.encode()
+    want = hmac.digest(derive_domain_key(ring.secret(kid), "dest:x"), framed, "sha256")
+    got = Pseudonymizer(ring).pseudonym_normalized(kind, value, "dest:x")
+    assert parse_pseudonym(got) == ("ps1", kid, want)
 
 
 ring = Keyring.generate()

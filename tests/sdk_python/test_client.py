@@ -10,7 +10,7 @@ import pytest
 import segment.analytics as segment_analytics
 
 from sdk_python import Client
-from tests.conftest import WRITE_KEY, Server, free_port, read_jsonl, wait_for
+from tests.conftest import WRITE_KEY, Server, ServerFactory, free_port, read_jsonl, wait_for
 
 CONSENTED = {"consent": {"categoryPreferences": {"analytics": True}}}
 
@@ -43,7 +43,7 @@ def drive(client: Any) -> None:
     client.alias("anon-drop-in", "drop-in-user", context=CONSENTED)
 
 
-def test_drop_in_for_segment_analytics(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_drop_in_for_segment_analytics(server_factory: ServerFactory) -> None:
     ours = server_factory(name="ours").start()
     theirs = server_factory(
         name="theirs", env={"CONSENTRY_MASTER_KEY": ours.env["CONSENTRY_MASTER_KEY"]}
@@ -57,8 +57,8 @@ def test_drop_in_for_segment_analytics(server_factory) -> None:  # type: ignore[
     seg.flush()
     with Client(WRITE_KEY, host=ours.url) as client:
         drive(client)
-    a = wait_for(lambda: r if len(r := read_jsonl(ours.data_dir / "out")) >= 6 else None)
-    b = wait_for(lambda: r if len(r := read_jsonl(theirs.data_dir / "out")) >= 6 else None)
+    a = wait_for(lambda: got if len(got := read_jsonl(ours.data_dir / "out")) >= 6 else None)
+    b = wait_for(lambda: got if len(got := read_jsonl(theirs.data_dir / "out")) >= 6 else None)
     assert a and b
     key = lambda m: m["type"]  # noqa: E731
     assert [comparable(m) for m in sorted(a, key=key)] == [
@@ -74,7 +74,7 @@ def test_unmodified_rudderstack_client_works(server: Server) -> None:
     rudder.track("rudder-user", "Rudder Event", {"n": 1}, context=CONSENTED)
     rudder.page("rudder-user", "Docs", "Home", context=CONSENTED)
     rudder.flush()
-    lines = wait_for(lambda: r if len(r := read_jsonl(server.data_dir / "out")) >= 3 else None)
+    lines = wait_for(lambda: got if len(got := read_jsonl(server.data_dir / "out")) >= 3 else None)
     assert lines is not None
     assert {m["type"] for m in lines} == {"identify", "track", "page"}
     assert all(str(m["userId"]).startswith("ps1.") for m in lines)
@@ -87,7 +87,9 @@ def test_unmodified_rudderstack_client_works(server: Server) -> None:
     assert b"r@example.com" not in disk and b"rudder-user" not in disk
 
 
-def test_never_raises_and_delivers_after_collector_comes_back(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_never_raises_and_delivers_after_collector_comes_back(
+    server_factory: ServerFactory,
+) -> None:
     server = server_factory()
     drops: list[tuple[str, int]] = []
     client = Client(
@@ -162,7 +164,7 @@ def test_fork_child_gets_its_own_sender_and_nothing_twice(server: Server) -> Non
             else None
         )
     )
-    assert sorted(ids) == ["before-fork", "in-child"]
+    assert ids and sorted(ids) == ["before-fork", "in-child"]
 
 
 def test_consent_call_records_and_unlocks_forwarding(server: Server) -> None:

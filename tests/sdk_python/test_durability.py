@@ -27,7 +27,7 @@ CONSENTED = {"consent": {"categoryPreferences": {"analytics": True}}}
 
 def test_spool_survives_a_process_restart_and_collector_outage(
     server_factory, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     server = server_factory()  # not started: the collector is down
     spool = tmp_path / "spool.db"
     producer = textwrap.dedent(f"""
@@ -54,7 +54,7 @@ def test_spool_survives_a_process_restart_and_collector_outage(
     assert client.flush(30)
     client.shutdown()
     lines = wait_for(
-        lambda: r if len(r := read_jsonl(server.data_dir / "out")) >= 150 else None, timeout=20
+        lambda: got if len(got := read_jsonl(server.data_dir / "out")) >= 150 else None, timeout=20
     )
     assert lines is not None
     ids = [m["messageId"] for m in lines]
@@ -78,7 +78,7 @@ def test_spool_overflow_keeps_everything_in_order(server: Server, tmp_path: Path
     assert client.flush(30)
     client.shutdown()
     lines = wait_for(
-        lambda: r if len(r := read_jsonl(server.data_dir / "out")) >= 500 else None, timeout=20
+        lambda: got if len(got := read_jsonl(server.data_dir / "out")) >= 500 else None, timeout=20
     )
     assert lines is not None and [m["messageId"] for m in lines] == [
         f"b-{i:04d}" for i in range(500)
@@ -111,7 +111,7 @@ def test_asgi_middleware_attaches_gpc_and_cookie_consent(server: Server) -> None
     app = ConsentMiddleware(Starlette(routes=[Route("/checkout", checkout)]), cookie="shop_consent")
 
     async def call() -> None:
-        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shop") as shop:
             cookie = quote(json.dumps({"analytics": True, "advertising": True}))
             await shop.get(
@@ -139,7 +139,7 @@ def test_wsgi_middleware_reads_a_tcf_cookie() -> None:
 
     seen: list[object] = []
 
-    def app(environ, start_response):  # type: ignore[no-untyped-def]
+    def app(environ, start_response):
         seen.append(current_consent())
         start_response("200 OK", [])
         return [b"ok"]
@@ -180,7 +180,7 @@ def test_local_pseudonymization_keeps_raw_identifiers_in_the_backend(server: Ser
     with Client(WRITE_KEY, host=server.url, pseudonym_key=key, flush_interval=0.05) as client:
         client.identify("raw-user-77", {"email": "raw.person@example.com"}, context=CONSENTED)
         client.track("raw-user-77", "Bought", context=CONSENTED)
-    lines = wait_for(lambda: r if len(r := read_jsonl(server.data_dir / "out")) >= 2 else None)
+    lines = wait_for(lambda: got if len(got := read_jsonl(server.data_dir / "out")) >= 2 else None)
     assert lines is not None and len({m["userId"] for m in lines}) == 1
 
 
