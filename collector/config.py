@@ -22,6 +22,9 @@ Country = Annotated[str, Meta(pattern="^[A-Z]{2}$")]
 DestName = Annotated[str, Meta(pattern="^[a-z0-9][a-z0-9_-]{0,62}$")]
 
 
+PiiKind = Literal["email", "phone", "cn_resident_id", "card", "device_id"]
+
+
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     pass
 
@@ -74,6 +77,14 @@ class PrivacyConfig(_Section, frozen=True):
         "id_number",
     )
     quarantine_ttl_days: Annotated[int, Meta(ge=1)] = 30
+    # Identifiers anywhere in properties, traits and context (issue 14 §1): on
+    # by default; which kinds are looked for, what happens to each (emails,
+    # phones and device ids pseudonymized per destination; PRC resident ID and
+    # card numbers removed), and dotted paths not scanned (e.g. "properties.sku").
+    pii_scan: bool = True
+    pii_kinds: tuple[PiiKind, ...] = ("email", "phone", "cn_resident_id", "card", "device_id")
+    pii_actions: dict[PiiKind, Literal["pseudonymize", "drop"]] = {}
+    pii_skip_paths: list[str] = []
 
 
 class IdentityConfig(_Section, frozen=True):

@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from collector.config import DestinationConfig
+from collector.pipeline import scrub as pii_scrub
 from consent.decide import EventFacts
 from consent.errors import ConsentSignalError
 from consent.signals import Signals, read_context
@@ -29,6 +30,7 @@ from identity.egress import meta_capi_hash
 from identity.errors import InvalidIdentifier
 from identity.graph import Identifier
 from identity.normalize import is_placeholder, normalize
+from identity.pii import key_kind, redact_path, redact_text
 from identity.pseudonym import INTERNAL, Pseudonymizer, looks_like_pseudonym
 from sdk_python.messages import MAX_MESSAGE_BYTES, MESSAGE_TYPES, Message
 
@@ -81,6 +83,8 @@ class Prepared:
     facts: EventFacts
     payloads: dict[str, bytes]
     pi_by_destination: dict[str, frozenset[str]] = field(default_factory=dict)
+    # What the PII scan replaced, as decision notes (kind, action, path; no value).
+    scrubbed: tuple[str, ...] = ()
     alias_user_payloads: dict[str, bytes] | None = None
     alias_ids: tuple[Identifier, Identifier] | None = None
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (reason, JSON path)
@@ -103,6 +107,8 @@ class IngestOptions:
     pi_rules: Mapping[str, str]
     country_jurisdictions: Mapping[str, str]
     pii_fields: Sequence[str] = ()
+    # Personal data anywhere in properties/traits/context (None: scan off).
+    scrub: pii_scrub.ScrubPolicy | None = pii_scrub.DEFAULT_POLICY
 
 
 def split_error(text: str, prefix: str) -> tuple[str, str]:
@@ -231,6 +237,29 @@ class Preparer:
         received_at: datetime,
         batch_context: Mapping[str, Any] | None = None,
     ) -> Prepared:
+        """Raises ValueError(reason, JSON path); neither quotes a key or value
+        that may be personal data (issue 14 §1)."""
+        try:
+            return self._prepare(
+                msg,
+                index=index,
+                prefix=prefix,
+                received_at=received_at,
+                batch_context=batch_context,
+            )
+        except ValueError as exc:
+            reason, path = exc.args
+            raise ValueError(redact_text(reason), redact_path(path)) from None
+
+    def _prepare(
+        self,
+        msg: Message,
+        *,
+        index: int,
+        prefix: str,
+        received_at: datetime,
+        batch_context: Mapping[str, Any] | None = None,
+    ) -> Prepared:
         data: dict[str, Any] = msgspec.to_builtins(msg)
         data["messageId"] = msg.messageId or str(uuid.uuid4())
         if self._at is None or self._at[0] is not received_at:
@@ -291,6 +320,21 @@ class Preparer:
                 text = value if isinstance(value, str) else _encoder.encode(value).decode()
                 norm = unicodedata.normalize("NFC", text).strip().lower()
                 found.append((f"~pii:{name}", norm, (*base, name)))
+        # Identifiers anywhere else (issue 14 §1): placed in the message as
+        # placeholders, filled per destination like the ones above.
+        raw = data
+        scrubbed = None
+        if self._opt.scrub is not None:
+            scrubbed = pii_scrub.scrub(
+                data,
+                self._opt.scrub,
+                placeholder=_placeholder,
+                first=len(found),
+                handled={p for _, _, p in found},
+            )
+            if scrubbed is not None:
+                data = scrubbed.data
+                found.extend((f"~{kind}", value, ()) for kind, value in scrubbed.values)
         previous = None
         if msg_type == "alias":
             previous = self._normalized(
@@ -378,9 +422,12 @@ class Preparer:
             dest, domain = lane.config, lane.domain
             out = dict(data)  # nested dicts are copied on write by _set
             for kind, value, field_path in found:
-                _set(
-                    out, field_path, self._ps.pseudonym_normalized(kind.lstrip("~"), value, domain)
-                )
+                if field_path:
+                    _set(
+                        out,
+                        field_path,
+                        self._ps.pseudonym_normalized(kind.lstrip("~"), value, domain),
+                    )
             ctx = dict(out.get("context") or {})
             if ip is not None and not dest.full_ip:
                 if short_ip is None:
@@ -396,8 +443,12 @@ class Preparer:
                     for section in ("properties", "traits"):
                         _set(out, (section, field_name), None, delete=True)
             if lane.rules:
-                identifier_paths = {p for k, _, p in found if not k.startswith("~pii:")}
-                self._apply_field_policy(dest, data, out, domain, identifier_paths)
+                identifier_paths: set[tuple[Any, ...]] = {
+                    p for k, _, p in found if not k.startswith("~pii:") and p
+                }
+                if scrubbed is not None:
+                    identifier_paths |= scrubbed.paths
+                self._apply_field_policy(dest, raw, data, out, domain, identifier_paths)
             if previous is not None:
                 assert alias_user is not None
                 out["previousId"] = self._ps.pseudonym_normalized("anonymous_id", previous, domain)
@@ -408,6 +459,13 @@ class Preparer:
                     }
                 )
             payloads[dest.name] = _encoder.encode(out)
+            if scrubbed is not None:
+                payloads[dest.name] = self._fill_scrubbed(payloads[dest.name], found, domain)
+                if previous is not None:
+                    assert alias_user is not None
+                    alias_user[dest.name] = self._fill_scrubbed(
+                        alias_user[dest.name], found, domain
+                    )
         return Prepared(
             index=index,
             message_id=data["messageId"],
@@ -418,10 +476,22 @@ class Preparer:
             facts=facts,
             payloads=payloads,
             pi_by_destination=pi_by_dest,
+            scrubbed=tuple(r.note() for r in scrubbed.replaced) if scrubbed else (),
             alias_user_payloads=alias_user,
             alias_ids=alias_ids,
             warnings=[(w.reason, prefix + w.path[1:]) for w in signals.warnings],
         )
+
+    def _fill_scrubbed(
+        self, payload: bytes, found: list[tuple[str, str, tuple[str, ...]]], domain: str
+    ) -> bytes:
+        """Fill the scrub step's placeholders with this domain's pseudonyms."""
+
+        def value(m: re.Match[bytes]) -> bytes:
+            kind, normalized, _ = found[int(m.group(1))]
+            return self._ps.pseudonym_normalized(kind.lstrip("~"), normalized, domain).encode()
+
+        return _MARKER.sub(value, payload)
 
     def _identifier(self, kind: str, value: str) -> Identifier:
         memo_key = (kind, value)
@@ -507,7 +577,8 @@ class Preparer:
         a random per-process nonce, so event data cannot collide with them."""
         out = dict(data)  # nested dicts are copied on write by _set
         for i, (_, _, field_path) in enumerate(found):
-            _set(out, field_path, _placeholder(i))
+            if field_path:  # () : the scrub step placed it already
+                _set(out, field_path, _placeholder(i))
         ctx = dict(out.get("context") or {})
         if ip is not None:
             ctx["ip"] = f"{_NONCE}ip_"
@@ -542,12 +613,15 @@ class Preparer:
         self,
         dest: DestinationConfig,
         raw: dict[str, Any],
+        scrubbed: dict[str, Any],
         out: dict[str, Any],
         domain: str,
-        identifier_paths: set[tuple[str, ...]],
+        identifier_paths: set[tuple[Any, ...]],
     ) -> None:
         """The destination's allow-lists and per-path rules. Rules read the raw
-        value (before pseudonymization), so hashing an email hashes the address."""
+        value (before pseudonymization), so hashing an email hashes the address;
+        ``keep`` reads the scrubbed message and never releases an identifier
+        (nor an object holding one)."""
         for section, allowed in (
             ("properties", dest.allow_properties),
             ("traits", dest.allow_traits),
@@ -563,13 +637,13 @@ class Preparer:
             if rule == "keep":
                 # Explicitly allowed to see a personal field's raw value; identifiers
                 # themselves never leave as raw values.
-                if keys not in identifier_paths:
-                    _set(out, keys, value)
+                if not any(p[: len(keys)] == keys for p in identifier_paths):
+                    _set(out, keys, _get(scrubbed, keys))
                 continue
             if rule == "drop":
                 _set(out, keys, None, delete=True)
                 continue
-            leaf = keys[-1].lower()
+            leaf = key_kind(keys[-1])
             kind = leaf if leaf in ("email", "phone") else None
             if rule == "truncate_ip":
                 _set(out, keys, truncate_ip(str(value)))

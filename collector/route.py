@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import msgspec
+
 from collector import store
 from collector.config import DestinationConfig
 from collector.ingest import Prepared, Rejection
@@ -193,6 +195,8 @@ class Router:
                     )
                 )
         if body is not None:
+            if p.scrubbed:
+                body = _with_notes(body, p.scrubbed)
             decision_rows.append((p.message_id, now, body))
 
     def flush(self, conn: sqlite3.Connection) -> None:
@@ -475,4 +479,13 @@ class RouteUnit:
 def _decision_record(d: Decision) -> store.DecisionRecord:
     return store.DecisionRecord(
         d.destination, d.outcome, d.jurisdiction, d.legal_basis, d.reasons, d.record_ids
+    )
+
+
+def _with_notes(body: bytes, notes: tuple[str, ...]) -> bytes:
+    """A decisions body whose every record also says what the PII scan replaced
+    (kind, action, path; never the value: issue 14 §1)."""
+    records = store.decisions_decoder.decode(body)
+    return store.decisions_encoder.encode(
+        [msgspec.structs.replace(r, reasons=(*r.reasons, *notes)) for r in records]
     )

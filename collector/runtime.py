@@ -28,6 +28,7 @@ from collector.delivery.forwarder import Forwarder, Lane
 from collector.errors import ConfigError
 from collector.ingest import IngestOptions, Preparer
 from collector.metrics import Metrics
+from collector.pipeline import scrub
 from collector.route import Router, destination_facts
 from collector.storage.sqlite import deliveries
 from collector.vault import Vault
@@ -142,6 +143,19 @@ def load_sources(config: Config) -> Sources:
     return sources
 
 
+def scrub_policy(config: Config) -> scrub.ScrubPolicy | None:
+    """The PII scan from ``[privacy]`` (None when ``pii_scan = false``)."""
+    privacy = config.privacy
+    if not privacy.pii_scan:
+        return None
+    return scrub.policy(
+        region=config.identity.phone_region,
+        actions=privacy.pii_actions,
+        kinds=privacy.pii_kinds,
+        skip=[tuple(p.split(".")) for p in privacy.pii_skip_paths],
+    )
+
+
 def build_policies(config: Config) -> Policies:
     p = config.privacy
     return Policies.builtin(
@@ -206,6 +220,7 @@ class Runtime:
                 pi_rules=config.privacy.pi_rules,
                 pii_fields=config.privacy.pii_fields,
                 country_jurisdictions=config.privacy.country_jurisdictions,
+                scrub=scrub_policy(config),
             ),
         )
         self.router = Router(

@@ -101,7 +101,7 @@ _EMAIL = re.compile(
 )
 # A digit run that may be a phone or card number: optional + (or %2B), then at
 # least 7 characters of digits and separators, not glued to other word characters.
-_DIGIT_RUN = re.compile(r"\d(?:[ \-()]|%20)?\d")
+_DIGIT_RUN = re.compile(r"\d[\d \-()%]{5,}\d")
 _NUMBER = re.compile(r"(?<![A-Za-z0-9])(?:\+|%2[Bb])?\(?\d(?:[\d \-()]|%20){5,}\d(?![A-Za-z0-9])")
 _CN_ID = re.compile(
     r"(?<![A-Za-z0-9])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
@@ -182,7 +182,8 @@ def cn_resident_id_ok(text: str) -> bool:
 
 def prefilter(text: str) -> bool:
     """Cheap test run before any expensive pattern: could ``text`` hold an
-    identifier at all (an ``@``, ``%40``, or two digits in a row)?"""
+    identifier at all (an ``@``, a ``%40``, or a run of at least seven digits
+    and separators)?"""
     return "@" in text or "%40" in text or _DIGIT_RUN.search(text) is not None
 
 
@@ -362,15 +363,42 @@ def redact_text(text: str) -> str:
     return _LONG_DIGITS.sub("<digits>", masked)
 
 
+# Keys of the message's own structure: a path is cut after the last of these
+# that comes before an ``@`` (the address's own dots split it over segments).
+_STRUCTURE = frozenset(
+    {
+        "$",
+        "batch",
+        "properties",
+        "traits",
+        "context",
+        "consent",
+        "categoryPreferences",
+        "consentManagement",
+        "allowedConsentIds",
+        "deniedConsentIds",
+        "page",
+        "device",
+        "integrations",
+    }
+)
+_INDEX = re.compile(r"\[\d+\]$")
+
+
 def redact_path(path: str) -> str:
     """A JSON path whose keys may be personal data (a consent category named by
-    an email, a property keyed by a phone number), with such keys masked: from
-    the first segment holding an ``@`` to the end (an address's dots would
-    otherwise split it over several segments), and long digit runs anywhere."""
+    an email, a property keyed by a phone number), with such keys masked: when
+    an ``@`` appears, everything after the last structural key before it (an
+    address's dots would otherwise split it over several segments); long digit
+    runs anywhere."""
     if not prefilter(path):
         return path
     at = min((i for i in (path.find("@"), path.find("%40")) if i >= 0), default=-1)
     if at >= 0:
-        start = max(path.rfind(".", 0, at), path.rfind("[", 0, at)) + 1
-        path = path[:start] + "<redacted>"
+        segments = path[:at].split(".")[:-1]
+        keep = 1
+        for i, segment in enumerate(segments):
+            if _INDEX.sub("", segment) in _STRUCTURE:
+                keep = i + 1
+        path = ".".join([*segments[:keep], "<redacted>"])
     return _LONG_DIGITS.sub("<digits>", path)
