@@ -42,6 +42,7 @@ from collector.sources.ratelimit import RateLimiter
 from consent.errors import ConsentSignalError
 from consent.purposes import DEFAULT_CATEGORY_MAP
 from consent.signals import read_context
+from sdk_python.cmp import combine_consent, parse_consent_cookies
 
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 # Content-Type and Authorization (Basic write key); RudderStack's SDK adds AnonymousId.
@@ -66,6 +67,8 @@ class RequestFacts:
     gpc: bool
     origin: str | None
     cookie_id: str | None
+    # The page's consent from its CMP's cookies (sdk_python.cmp), as context.consent.
+    cmp_consent: Mapping[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -129,18 +132,25 @@ class CookiePolicy:
 def apply_facts(
     message: dict[str, Any], facts: RequestFacts, anonymous_id: str | None
 ) -> dict[str, Any]:
-    """The request's signals written into one decoded message (pure)."""
+    """The request's signals written into one decoded message (pure): the client
+    address when the message has none; the CMP cookies' consent combined with
+    the message's own (``combine_consent``: a category is granted only if
+    neither denies it); ``gpc`` from ``Sec-GPC``; ``anonymous_id`` when the
+    message names nobody."""
     context = message.get("context")
-    if not isinstance(context, dict):
-        context = {} if context is None else context
+    if context is None:
+        context = {}
     if isinstance(context, dict):
         context = dict(context)
         if facts.client_ip and "ip" not in context:
             context["ip"] = facts.client_ip
-        if facts.gpc:
-            consent = context.get("consent")
-            if consent is None or isinstance(consent, dict):
-                context["consent"] = {**(consent or {}), "gpc": True}
+        consent = context.get("consent")
+        if consent is None or isinstance(consent, dict):
+            ambient = dict(facts.cmp_consent or {})
+            if facts.gpc:
+                ambient["gpc"] = True
+            if ambient:
+                context["consent"] = combine_consent(consent or {}, ambient)
         message["context"] = context
     if anonymous_id and not message.get("userId") and not message.get("anonymousId"):
         message["anonymousId"] = anonymous_id
@@ -164,12 +174,15 @@ class Browser:
         return "origin" in request.headers
 
     def facts(self, request: Request) -> RequestFacts:
-        cookie = request.cookies.get(self.config.browser.cookie_name)
+        cookies = request.cookies
+        cookie = cookies.get(self.config.browser.cookie_name)
+        cmp = parse_consent_cookies(cookies).context() if cookies else None
         return RequestFacts(
             client_ip=client_address(request, self.config),
             gpc=request.headers.get("sec-gpc", "").strip() == "1",
             origin=request.headers.get("origin"),
             cookie_id=cookie if cookie and _COOKIE_VALUE.match(cookie) else None,
+            cmp_consent=cmp,
         )
 
     def begin(self, request: Request, source: str, *, always: bool = False) -> Visit | None:
@@ -202,8 +215,11 @@ class Browser:
                 decoded.append(_decoder.decode(raw))
             except msgspec.DecodeError:
                 decoded.append(None)
-        messages = [m for m in decoded if isinstance(m, dict)]
-        verdict = self.cookie.decide(messages)
+        # Request facts first, so the CMP cookies' consent counts for the cookie.
+        decoded = [
+            apply_facts(m, visit.facts, None) if isinstance(m, dict) else m for m in decoded
+        ]
+        verdict = self.cookie.decide([m for m in decoded if isinstance(m, dict)])
         if verdict is True:
             visit.cookie_id = visit.facts.cookie_id or str(uuid.uuid4())
             if visit.facts.cookie_id is None:
@@ -214,7 +230,9 @@ class Browser:
         out: list[bytes] = []
         for raw, message in zip(raws, decoded, strict=True):
             if isinstance(message, dict):
-                out.append(_encoder.encode(apply_facts(message, visit.facts, one_off)))
+                if not message.get("userId") and not message.get("anonymousId"):
+                    message["anonymousId"] = one_off
+                out.append(_encoder.encode(message))
             else:
                 out.append(raw)  # rejected by the pipeline with its path
         return out
