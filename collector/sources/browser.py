@@ -216,9 +216,7 @@ class Browser:
             except msgspec.DecodeError:
                 decoded.append(None)
         # Request facts first, so the CMP cookies' consent counts for the cookie.
-        decoded = [
-            apply_facts(m, visit.facts, None) if isinstance(m, dict) else m for m in decoded
-        ]
+        decoded = [apply_facts(m, visit.facts, None) if isinstance(m, dict) else m for m in decoded]
         verdict = self.cookie.decide([m for m in decoded if isinstance(m, dict)])
         if verdict is True:
             visit.cookie_id = visit.facts.cookie_id or str(uuid.uuid4())
