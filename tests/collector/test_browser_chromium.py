@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import WRITE_KEY, free_port, read_jsonl, wait_for
+from tests.conftest import WRITE_KEY, ServerFactory, free_port, read_jsonl, wait_for
 
 ASSETS = Path(__file__).resolve().parent.parent / "browser_assets"
 ANALYTICS_NEXT = "analytics-next/analytics-next-1.84.3.umd.js"
@@ -98,7 +98,9 @@ def _page(browser: Any, url: str, *, gpc: bool = False) -> tuple[Any, Any, list[
     return context, page, outside
 
 
-def test_tag_and_analytics_next_in_chromium(chromium, server_factory, shop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_tag_and_analytics_next_in_chromium(
+    chromium: Any, server_factory: ServerFactory, shop: tuple[int, Path], tmp_path: Path
+) -> None:
     port, root = shop
     shop_origin = f"http://127.0.0.1:{port}"
     data = tmp_path / "data"
@@ -175,7 +177,7 @@ def test_tag_and_analytics_next_in_chromium(chromium, server_factory, shop, tmp_
     in_lake = wait_for(lambda: gpc_events <= {m.get("event") for m in read_jsonl(lake)}, timeout=20)
     assert in_lake
     gpc_lake = [m for m in read_jsonl(lake) if m.get("event") in gpc_events]
-    assert all(m["context"]["consent"]["gpc"] is True for m in gpc_lake)  # type: ignore[index]
+    assert all(m["context"]["consent"]["gpc"] is True for m in gpc_lake)
     assert not gpc_events & {m.get("event") for m in read_jsonl(data / "ads")}
     assert outside == []
     context.close()
