@@ -23,6 +23,7 @@ import msgspec
 
 from collector.config import DestinationConfig
 from collector.pipeline import scrub as pii_scrub
+from collector.sources.wechat import WechatKeys, app_id_of, find_key, namespaced_openid
 from consent.decide import EventFacts
 from consent.errors import ConsentSignalError
 from consent.signals import Signals, read_context
@@ -109,6 +110,8 @@ class IngestOptions:
     pii_fields: Sequence[str] = ()
     # Personal data anywhere in properties/traits/context (None: scan off).
     scrub: pii_scrub.ScrubPolicy | None = pii_scrub.DEFAULT_POLICY
+    # WeChat openid/unionid in traits: linked identifiers (None: not read).
+    wechat: WechatKeys | None = None
 
 
 def split_error(text: str, prefix: str) -> tuple[str, str]:
@@ -305,6 +308,8 @@ class Preparer:
                 found.append((kind, value, (*base, key)))
                 if not link:
                     found[-1] = (f"~{kind}", value, (*base, key))
+            if self._opt.wechat is not None:
+                found += self._wechat_ids(data, base, traits, link, prefix)
         # Other personal fields of the person: pseudonymized per destination, never
         # linked. Only person traits: `properties.name` is a product's name, and a
         # group's traits describe a company.
@@ -688,6 +693,39 @@ class Preparer:
                     if name in values:
                         found.add(category)
         return frozenset(found)
+
+    def _wechat_ids(
+        self,
+        data: Mapping[str, Any],
+        base: tuple[str, ...],
+        traits: Mapping[str, Any],
+        link: bool,
+        prefix: str,
+    ) -> list[tuple[str, str, tuple[str, ...]]]:
+        """WeChat ids of one traits object, as (kind, normalized value, path). An
+        openid is namespaced by its app (``context.app.id``, else the configured
+        id); without an app it is pseudonymized but not linked."""
+        keys = self._opt.wechat
+        assert keys is not None
+        out: list[tuple[str, str, tuple[str, ...]]] = []
+        for kind, names in (
+            ("wechat_unionid", keys.unionid_keys),
+            ("wechat_openid", keys.openid_keys),
+        ):
+            hit = find_key(traits, names)
+            if hit is None:
+                continue
+            key, raw = hit
+            where = f"{prefix}.{'.'.join(base)}.{key}"
+            linked = link
+            if kind == "wechat_openid":
+                scoped = namespaced_openid(raw, app_id_of(data.get("context"), keys.app_id))
+                linked = link and scoped is not None
+                raw = scoped or raw
+            value = self._normalized(kind, raw, where)
+            if value is not None:
+                out.append((kind if linked else f"~{kind}", value, (*base, key)))
+        return out
 
     def identifiers_for(
         self, user_id: object, anonymous_id: object, traits: Mapping[str, Any] | None, prefix: str

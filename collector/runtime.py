@@ -30,6 +30,7 @@ from collector.ingest import IngestOptions, Preparer
 from collector.metrics import Metrics
 from collector.pipeline import scrub
 from collector.route import Router, destination_facts
+from collector.sources.wechat import WechatKeys
 from collector.storage.sqlite import deliveries
 from collector.vault import Vault
 from collector.writer import Checkpointer, Writer, connect
@@ -220,6 +221,11 @@ class Runtime:
                 pi_rules=config.privacy.pi_rules,
                 pii_fields=config.privacy.pii_fields,
                 country_jurisdictions=config.privacy.country_jurisdictions,
+                wechat=WechatKeys(
+                    app_id=config.identity.wechat_app_id,
+                    openid_keys=config.identity.wechat_openid_keys,
+                    unionid_keys=config.identity.wechat_unionid_keys,
+                ),
                 scrub=scrub_policy(config),
             ),
         )

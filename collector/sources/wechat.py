@@ -7,13 +7,14 @@ depth, it is removed before the message is decoded further, never stored, and
 reported as a warning naming its JSON path (never its value).
 
 An ``openid`` identifies a person within one app only, so it is stored as
-``<app id>:<openid>``: two apps' openids never collide; a ``unionid`` is
+``<app id length>:<app id>:<openid>``: two apps' openids never collide; a ``unionid`` is
 already unique across the brand's apps and is kept as given.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -22,6 +23,16 @@ SESSION_KEY = "session_key"
 _NEEDLE = SESSION_KEY.encode()
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class WechatKeys:
+    """Where WeChat ids are found in ``traits``/``context.traits`` (first key
+    present wins) and the app id for openids when ``context.app.id`` is absent."""
+
+    app_id: str | None = None
+    openid_keys: tuple[str, ...] = ("wechat_openid", "openid", "openId")
+    unionid_keys: tuple[str, ...] = ("wechat_unionid", "unionid", "unionId")
 
 
 def strip_session_keys(raw: bytes, prefix: str = "$") -> tuple[bytes, list[str]]:
@@ -55,11 +66,12 @@ def _strip(value: Any, path: str, removed: list[str]) -> Any:
 
 
 def namespaced_openid(openid: str, app_id: str | None) -> str | None:
-    """``<app id>:<openid>``; None when no app id is known (an openid without its
-    app cannot be told apart from another app's)."""
+    """``<length of app id>:<app id>:<openid>`` (length-prefixed, so no pair of app
+    id and openid can spell another's); None when no app id is known (an openid
+    without its app cannot be told apart from another app's)."""
     if not app_id:
         return None
-    return f"{app_id}:{openid}"
+    return f"{len(app_id)}:{app_id}:{openid}"
 
 
 def app_id_of(context: Mapping[str, Any] | None, configured: str | None) -> str | None:
