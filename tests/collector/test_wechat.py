@@ -57,11 +57,11 @@ def test_openids_are_per_app_and_unionids_link(
     assert r.status_code == 200 and r.json()["accepted"] == 5, r.text
     rows = wait_for(lambda: got if len(got := read_jsonl(data / "lake")) >= 5 else None)
     assert rows is not None
-    one = {m["event"]: m["context"]["consentry"]["oneId"] for m in rows}  # type: ignore[index]
+    one = {m["event"]: m["context"]["consentry"]["oneId"] for m in rows}
     assert one["A1"] == one["A2"] == one["WEB"]  # same app's openid, then the unionid
     assert one["B1"] != one["A1"]  # the same openid string in another app is another person
     lonely = next(m for m in rows if m["event"] == "NOAPP")
-    assert str(lonely["context"]["traits"]["openid"]).startswith("ps1.")  # type: ignore[index]
+    assert str(lonely["context"]["traits"]["openid"]).startswith("ps1.")
     server.stop()
     disk = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
     for raw in (b"oSAME-openid-123", b"uUNION-456", b"oLONELY-789"):
