@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote
@@ -91,9 +91,6 @@ _KEY_KINDS: dict[str, Kind] = {
     **dict.fromkeys(("cardnumber", "creditcard", "creditcardnumber", "pan", "ccnumber"), "card"),
     **dict.fromkeys(("advertisingid", "idfa", "idfv", "gaid", "adid", "deviceid"), "device_id"),
 }
-_DEVICE_PATHS: frozenset[Path] = frozenset(
-    {("context", "device", "advertisingId"), ("context", "device", "id")}
-)
 _FOLD = str.maketrans("", "", "_-. ")
 
 _EMAIL = re.compile(
@@ -290,46 +287,61 @@ def scan(
     found: list[Finding] = []
     for section in sections:
         value = message.get(section)
-        if isinstance(value, dict | list):
-            found.extend(_walk(value, (section,), None, options))
+        if isinstance(value, dict | list) and (section,) not in options.skip:
+            _walk(value, (section,), None, options, found)
     return found
 
 
 def _walk(
-    value: object, path: Path, key_hint: Kind | None, options: ScanOptions
-) -> Iterator[Finding]:
-    if path in options.skip:
-        return
-    if isinstance(value, dict):
-        for k, v in value.items():
+    node: dict[Any, Any] | list[Any],
+    path: Path,
+    hint: Kind | None,
+    options: ScanOptions,
+    found: list[Finding],
+) -> None:
+    """Append the findings under ``node``. Runs on every event: a plain
+    recursive function (no generators), child paths built only for containers
+    and findings, key spellings looked up in a cache."""
+    device = path == _DEVICE_PARENT
+    items = node.items() if type(node) is dict else enumerate(node)
+    for k, v in items:
+        if type(k) is str:
+            child_hint = _KEY_MEMO.get(k, _MISS)
+            if child_hint is _MISS:
+                child_hint = key_kind(k)
+                if len(_KEY_MEMO) < 4096:  # bounded: keys repeat, junk keys do not grow it
+                    _KEY_MEMO[k] = child_hint
+            if device and k in _DEVICE_KEYS:
+                child_hint = "device_id"
+            if child_hint is not None and child_hint not in options.kinds:
+                child_hint = None
+        else:
+            child_hint = hint  # a list's elements: named by the list's key
+        tv = type(v)
+        if tv is str:
+            if child_hint is not None:
+                if not _placeholder_value(v) and (*path, k) not in options.skip:
+                    span = Span(child_hint, 0, len(v), normalize_whole(child_hint, v, options))
+                    found.append(Finding((*path, k), v, (span,), True))
+            elif len(v) >= 6 and ("@" in v or "%40" in v or _DIGIT_RUN.search(v) is not None):
+                spans = scan_text(v, options)
+                if spans and (*path, k) not in options.skip:
+                    found.append(Finding((*path, k), v, spans))
+        elif tv is dict or tv is list:
             child = (*path, k)
-            hint = _DEVICE_KIND if child in _DEVICE_PATHS else key_kind(k)
-            if hint is not None and hint not in options.kinds:
-                hint = None
-            yield from _walk(v, child, hint, options)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _walk(v, (*path, i), key_hint, options)
-    elif isinstance(value, str):
-        if key_hint is not None:
-            if not _placeholder_value(value):
-                normalized = normalize_whole(key_hint, value, options)
-                yield Finding(path, value, (Span(key_hint, 0, len(value), normalized),), True)
-            return
-        spans = scan_text(value, options)
-        if spans:
-            yield Finding(path, value, spans)
-    elif key_hint is not None and isinstance(value, int) and not isinstance(value, bool):
-        text = str(value)
-        yield Finding(
-            path,
-            text,
-            (Span(key_hint, 0, len(text), normalize_whole(key_hint, text, options)),),
-            True,
-        )
+            if child not in options.skip:
+                _walk(v, child, child_hint, options, found)
+        elif child_hint is not None and tv is int:
+            text = str(v)
+            span = Span(child_hint, 0, len(text), normalize_whole(child_hint, text, options))
+            found.append(Finding((*path, k), text, (span,), True))
 
 
-_DEVICE_KIND: Kind = "device_id"
+_DEVICE_PARENT: Path = ("context", "device")
+_DEVICE_KEYS = frozenset({"advertisingId", "id"})
+# Key spelling -> kind, filled as keys are seen (a pure function's memo).
+_KEY_MEMO: dict[str, Any] = {}
+_MISS: Any = object()
 
 
 def replace_spans(
