@@ -33,6 +33,7 @@ from collector.sources.browser import Browser, Visit
 from collector.sources.browser_http import BrowserEndpoints
 from collector.sources.webhooks.endpoint import Webhooks
 from collector.sources.wechat import strip_session_keys
+from collector.text_rules import replace_nul
 from consent.purposes import is_state_key
 from sdk_python.messages import (
     MAX_REQUEST_BYTES,
@@ -159,8 +160,9 @@ class Api:
         rejected: list[Rejection] = []
         for index, raw, kind in items:
             prefix = f"$.batch[{index}]" if kind is None else "$"
+            storable, text_warnings = replace_nul(raw, prefix)
             try:
-                message = decode_message(raw, index=index, prefix=prefix, kind=kind)
+                message = decode_message(storable, index=index, prefix=prefix, kind=kind)
                 prepared.append(
                     self.rt.preparer.prepare(
                         message,
@@ -170,6 +172,7 @@ class Api:
                         batch_context=batch_context,
                     )
                 )
+                prepared[-1].warnings.extend(text_warnings)
             except ValueError as exc:
                 reason, path = exc.args
                 if kind is not None:

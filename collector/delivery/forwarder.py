@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 
 from collector.config import DestinationConfig
-from collector.delivery.destinations.base import Destination, SupportsDeletion
+from collector.delivery.destinations.base import Destination, SendResult, SupportsDeletion
 from collector.delivery.retry import retry_delay
 from collector.metrics import Metrics
 from collector.storage.sqlite import outbox
@@ -269,38 +269,59 @@ class Forwarder:
             return True
         # Not awaited: the marker rides along with the next group commit.
         self._writer.submit(functools.partial(outbox.set_in_flight, name, len(payloads), now))
-        result = await lane.destination.send(payloads)
-        ids = [row.id for row, _ in send]
-        if result.ok:
-            await self._writer.run(functools.partial(_delivered, name, ids, self._clock()))
-            self._metrics.forwarded.labels(name).inc(len(ids))
+        parts = await self._send_isolating(
+            lane, list(zip([r for r, _ in send], payloads, strict=True))
+        )
+        delivered = [row.id for rows, result in parts if result.ok for row in rows]
+        failed = [(rows, result) for rows, result in parts if not result.ok]
+        if delivered:
+            await self._writer.run(functools.partial(_delivered, name, delivered, self._clock()))
+            self._metrics.forwarded.labels(name).inc(len(delivered))
+        if not failed:
             return True
         plans = []
         dead = 0
         cfg = lane.config
-        # One delay for the whole batch, so it is retried together, not in fragments.
-        attempts = max(row.attempts for row, _ in send)
-        delay = retry_delay(
-            attempts,
-            base=cfg.backoff_base_seconds,
-            cap=cfg.backoff_max_seconds,
-            retry_after=result.retry_after,
-        )
-        for row, _ in send:
-            too_old = now - row.created_at >= cfg.max_age_seconds
-            exhausted = row.attempts + 1 >= cfg.max_attempts
-            is_dead = not result.retryable or too_old or exhausted
-            plans.append((row.id, now + delay, is_dead, result.error or "delivery failed"))
-            dead += is_dead
+        for rows, result in failed:
+            # One delay per part, so it is retried together, not in fragments.
+            delay = retry_delay(
+                max(row.attempts for row in rows),
+                base=cfg.backoff_base_seconds,
+                cap=cfg.backoff_max_seconds,
+                retry_after=result.retry_after,
+            )
+            for row in rows:
+                too_old = now - row.created_at >= cfg.max_age_seconds
+                exhausted = row.attempts + 1 >= cfg.max_attempts
+                is_dead = not result.retryable or too_old or exhausted
+                plans.append((row.id, now + delay, is_dead, result.error or "delivery failed"))
+                dead += is_dead
         await self._writer.run(functools.partial(_retry, name, plans, self._clock()))
         self._metrics.retries.labels(name).inc(len(plans))
         if dead:
             self._metrics.dead.labels(name).inc(dead)
         log.warning(
-            "destination %s: batch of %d failed (%s); %d dead-lettered",
+            "destination %s: %d of %d failed (%s); %d dead-lettered",
             name,
             len(plans),
-            result.error,
+            len(send),
+            failed[0][1].error,
             dead,
         )
-        return False
+        return bool(delivered)
+
+    async def _send_isolating(
+        self, lane: Lane, items: list[tuple[outbox.OutboxRow, bytes]]
+    ) -> list[tuple[list[outbox.OutboxRow], SendResult]]:
+        """Send a batch; one that fails with a non-retryable error (a message the
+        destination refuses) is split in halves until the messages it refuses are
+        isolated, so they alone are dead-lettered and the rest delivered (issue 19
+        item 3). A retryable failure is not split: the whole part waits. Returns
+        (rows, result) per part sent; at most about 2·k·log2(n) sends for k
+        refused messages in a batch of n."""
+        result = await lane.destination.send([payload for _, payload in items])
+        if result.ok or result.retryable or len(items) == 1:
+            return [([row for row, _ in items], result)]
+        mid = len(items) // 2
+        head = await self._send_isolating(lane, items[:mid])
+        return head + await self._send_isolating(lane, items[mid:])

@@ -13,6 +13,8 @@ class Receiver:
     def __init__(self) -> None:
         self.status = 200
         self.headers: dict[str, str] = {}
+        # A body containing this is answered 400 (a message the receiver refuses).
+        self.reject: bytes | None = None
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.times: list[float] = []  # time.monotonic() at each request's arrival
         self.statuses: list[int] = []  # the status each request was answered with
@@ -25,6 +27,8 @@ class Receiver:
                 with receiver.lock:
                     receiver.times.append(time.monotonic())
                     status = receiver.status
+                    if receiver.reject is not None and receiver.reject in body:
+                        status = 400
                     receiver.statuses.append(status)
                     receiver.requests.append(
                         ({k.lower(): v for k, v in self.headers.items()}, body)

@@ -8,9 +8,19 @@ writes what fits and fails the rest, exactly as a full disk does.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+
+import psycopg
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collector.text_rules import REASON, replace_nul
+from tests.conftest import read_jsonl, wait_for
 
 # A child that sends batches to a jsonl destination under a file-size limit, then
 # without it, and prints each SendResult as a JSON line.
@@ -79,3 +89,116 @@ def test_jsonl_partial_line_left_by_a_crash_is_cut_before_the_next_append(
     first, second = _short_write_run(out, 10**9, 2)
     assert first["ok"] is True and second["ok"] is True
     assert _lines(out / "lake.jsonl") == ["whole", "m0", "m1", "m0", "m1"]
+
+
+# -- item 3: NUL at ingest --------------------------------------------------------------
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet=st.sampled_from("a\x00\\u0é")),
+    lambda c: (
+        st.lists(c, max_size=3)
+        | st.dictionaries(st.text(alphabet=st.sampled_from("k\x00"), max_size=3), c, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+@settings(max_examples=300)
+@given(json_values)
+def test_replace_nul_leaves_no_nul_and_changes_nothing_else(value: object) -> None:
+    raw = json.dumps({"properties": value}).encode()
+    cleaned, warnings = replace_nul(raw, "$.batch[3]")
+    out = json.loads(cleaned)
+    assert not _has_nul(out)
+    assert json.loads(json.dumps({"properties": value}).replace("\\u0000", "\\ufffd")) == out
+    assert bool(warnings) == _has_nul(value)
+    assert all(p.startswith("$.batch[3].properties") for _, p in warnings)
+    if not _has_nul(value):
+        assert cleaned is raw  # untouched, not re-encoded
+
+
+def test_replace_nul_survives_deep_nesting() -> None:
+    def nested(depth: int) -> bytes:
+        return b'{"p":' + b"[" * depth + b'"a\\u0000"' + b"]" * depth + b"}"
+
+    cleaned, warnings = replace_nul(nested(400), "$")
+    assert b"\\u0000" not in cleaned and len(warnings) == 1
+    # Too deep for the JSON decoder: left for the message decoder to reject.
+    assert replace_nul(nested(100_000), "$") == (nested(100_000), [])
+
+
+PG_DSN = os.environ.get("CONSENTRY_TEST_PG_DSN")
+
+
+@pytest.mark.skipif(
+    not PG_DSN,
+    reason="CONSENTRY_TEST_PG_DSN is not set: the PostgreSQL NUL test is NOT RUN (.ci/run sets it)",
+)
+def test_nul_in_a_property_no_longer_dead_letters_a_postgres_batch(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """Item 3 as reported: one "a\\u0000b" in a 20-message batch; before, PostgreSQL
+    refused the batch and all 20 went to dead letters."""
+    table = f"t_{uuid.uuid4().hex[:10]}"
+    config = f"""
+[[destinations]]
+name = "warehouse"
+type = "postgres"
+purposes = ["analytics"]
+dsn_env = "WAREHOUSE_DSN"
+table = "{table}"
+
+[[destinations]]
+name = "lake"
+type = "jsonl"
+purposes = ["analytics"]
+"""
+    server = server_factory(config, env={"WAREHOUSE_DSN": PG_DSN or ""}).start()
+    consent = {"consent": {"categoryPreferences": {"analytics": True}}}
+    batch = [
+        {
+            "type": "track",
+            "userId": f"nul-{i}",
+            "event": "Viewed",
+            "messageId": f"nul-{i}",
+            "properties": {"note": "a\u0000b" if i == 4 else "fine"},
+            "context": consent,
+        }
+        for i in range(20)
+    ]
+    try:
+        r = server.post("/v1/batch", {"batch": batch})
+        assert r.status_code == 200, r.text
+        assert r.json()["accepted"] == 20
+        assert r.json()["warnings"] == [
+            {"index": 4, "reason": REASON, "path": "$.batch[4].properties.note"}
+        ]
+
+        def stored() -> int:
+            try:
+                with psycopg.connect(PG_DSN or "") as conn:
+                    row = conn.execute(f"SELECT count(*) FROM public.{table}").fetchone()
+                    return int(row[0]) if row else 0
+            except psycopg.Error:
+                return 0
+
+        assert wait_for(lambda: stored() == 20, timeout=20)
+        with psycopg.connect(PG_DSN or "") as conn:
+            note = conn.execute(
+                f"SELECT properties->>'note' FROM public.{table} WHERE message_id = 'nul-4'"
+            ).fetchone()
+        assert note is not None and note[0] == "a\ufffdb"
+        lake = read_jsonl(server.data_dir / "out")
+        assert wait_for(lambda: len(read_jsonl(server.data_dir / "out")) == 20)
+        assert all("\x00" not in json.dumps(m) for m in lake)
+    finally:
+        server.stop()
+        with psycopg.connect(PG_DSN or "", autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS public.{table}")

@@ -108,7 +108,10 @@ def test_non_retryable_4xx_dead_letters_then_replay(
     server = server_factory(config(receiver.url), env={"HOOK_SECRET": SECRET}).start()
     ids = send(server, 3, "dead")
     assert wait_for(lambda: outbox(server)["hook"]["dead"] == 3, timeout=10)
-    assert len(receiver.requests) == 1  # not retried
+    # Not retried: the batch of 3 and its parts (1, 2, then 1 + 1) are each sent
+    # once while the refused messages are isolated, then never again.
+    time.sleep(0.5)
+    assert len(receiver.requests) == 5
     status = outbox(server)
     assert "HTTP 400" in str(status["hook"]["last_error"])
     receiver.status = 200
@@ -116,6 +119,34 @@ def test_non_retryable_4xx_dead_letters_then_replay(
     assert replayed.returncode == 0, replayed.stderr
     got = wait_for(lambda: {m["messageId"] for m in receiver.messages()} >= set(ids), timeout=15)
     assert got
+
+
+def test_a_poison_message_is_isolated_and_alone_dead_lettered(
+    server_factory, receiver: Receiver
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19 item 3: one message the destination refuses (4xx) no longer
+    dead-letters its 19 valid neighbours: the batch is split until it is alone."""
+    receiver.reject = b"POISON-42"
+    server = server_factory(config(receiver.url), env={"HOOK_SECRET": SECRET}).start()
+    batch = [
+        {
+            "type": "track",
+            "userId": f"p-{i}",
+            "event": "E",
+            "messageId": f"p-{i}",
+            "properties": {"note": "POISON-42" if i == 7 else "fine"},
+            "context": CONSENTED,
+        }
+        for i in range(20)
+    ]
+    assert server.post("/v1/batch", {"batch": batch}).status_code == 200
+    valid = {f"p-{i}" for i in range(20)} - {"p-7"}
+    assert wait_for(lambda: {m["messageId"] for m in receiver.messages()} == valid, timeout=15)
+    assert wait_for(lambda: outbox(server)["hook"]["dead"] == 1, timeout=10)
+    status = outbox(server)["hook"]
+    assert status["pending"] == 0 and "HTTP 400" in str(status["last_error"])
+    # Bounded: about 2·log2(20) sends to isolate one message, not one per message.
+    assert len(receiver.requests) <= 11
 
 
 def test_backoff_is_exponential_with_jitter_and_capped() -> None:
