@@ -193,7 +193,7 @@ class Api:
             for reason, path in p.warnings
         ]
         if warnings:
-            self.rt.metrics.warned(source, len(warnings))
+            self.rt.metrics.warned(source, "message", len(warnings))
         return BatchResult(
             success=True,
             accepted=tally.accepted,
@@ -203,26 +203,31 @@ class Api:
 
     def _prepare_items(
         self, visit: Visit | None, source: str, raws: list[bytes], single: bool
-    ) -> tuple[list[bytes], list[str]]:
+    ) -> tuple[list[bytes], list[MessageWarning]]:
         """Request facts into browser messages; ``session_key`` out of every message."""
         if visit is not None:
             raws = self.browser.rewrite(visit, raws)
-        warnings: list[str] = []
+        warnings: list[MessageWarning] = []
         for i, raw in enumerate(raws):
             raws[i], removed = strip_session_keys(raw, "$" if single else f"$.batch[{i}]")
             warnings += [
-                f"{path}: a WeChat session_key was removed; it never leaves your backend"
+                MessageWarning(
+                    index=i,
+                    reason="a WeChat session_key was removed; it never leaves your backend",
+                    path=path,
+                )
                 for path in removed
             ]
         if warnings:
-            self.rt.metrics.warnings.labels(source, "session_key_removed").inc(len(warnings))
+            self.rt.metrics.warned(source, "session_key_removed", len(warnings))
             log.warning("source %s: %d session_key field(s) removed", source, len(warnings))
         return raws, warnings
 
-    def _answer(self, result: BatchResult, warnings: list[str]) -> Response:
-        if not warnings:
-            return _json(result)
-        return _json({**msgspec.structs.asdict(result), "warnings": warnings})
+    def _answer(self, result: BatchResult, warnings: list[MessageWarning]) -> Response:
+        """One ``warnings`` list per response: ``[{index, reason, path}]``."""
+        if warnings:
+            result.warnings = sorted([*warnings, *result.warnings], key=lambda w: w.index)
+        return _json(result)
 
     async def batch(self, request: Request, *, beacon: bool = False) -> Response:
         visit: Visit | None = None

@@ -26,12 +26,6 @@ class Metrics:
         self.quarantined = Counter(
             "consentry_messages_quarantined", "Messages quarantined", ["source"], registry=r
         )
-        self.warnings = Counter(
-            "consentry_message_warnings",
-            "Accepted messages with a part not used (listed in the response's warnings)",
-            ["source"],
-            registry=r,
-        )
         self.routed = Counter(
             "consentry_outbox_enqueued", "Outbox rows written", ["destination"], registry=r
         )
@@ -75,7 +69,8 @@ class Metrics:
         )
         self.warnings = Counter(
             "consentry_ingest_warnings",
-            "Things removed or changed on the way in (session_key_removed)",
+            "Warnings listed in 200 responses: a part of an accepted message changed or"
+            " not used (warning: session_key_removed, message)",
             ["source", "warning"],
             registry=r,
         )
@@ -107,9 +102,9 @@ class Metrics:
         if tally.consent_records:
             self.consent_records.inc(tally.consent_records)
 
-    def warned(self, source: str, n: int) -> None:
+    def warned(self, source: str, kind: str, n: int) -> None:
         """Warnings returned for one request."""
-        self._child(self.warnings, source).inc(n)
+        self.warnings.labels(source, kind).inc(n)
 
     def _child(self, counter: Counter, label: str) -> Any:
         # labels() takes a lock and builds a key on every call; the set of

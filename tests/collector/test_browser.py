@@ -203,7 +203,7 @@ def test_browser_requests(server_factory: ServerFactory, tmp_path: Path) -> None
         timeout=30,
     )
     assert r.status_code == 200
-    assert r.json()["warnings"][0].startswith("$.batch[0].properties.auth.session_key")
+    assert r.json()["warnings"][0]["path"].startswith("$.batch[0].properties.auth.session_key")
 
     tag = httpx.get(u + "/v1/consentry.js", timeout=30)
     assert tag.status_code == 200 and "javascript" in tag.headers["content-type"]

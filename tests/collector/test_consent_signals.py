@@ -162,7 +162,7 @@ def test_unreadable_tc_string_never_rejects_and_grants_nothing(
     # The categoryPreferences grant carries the events to the analytics lake;
     # the unreadable strings grant no advertising.
     assert wait_for(lambda: len(ids(server, "lake")) == 4)
-    assert metric(server, "consentry_message_warnings_total") == 5
+    assert metric(server, "consentry_ingest_warnings_total") == 5
     server.stop()
     assert sorted(ids(server, "lake")) == ["tc-0", "tc-1", "tc-2", "tc-single"]
     assert ids(server, "ads") == []
