@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.text_rules import REASON, replace_nul
-from tests.conftest import read_jsonl, wait_for
+from tests.conftest import ServerFactory, read_jsonl, wait_for
 
 # A child that sends batches to a jsonl destination under a file-size limit, then
 # without it, and prints each SendResult as a JSON line.
@@ -143,7 +143,9 @@ PG_DSN = os.environ.get("CONSENTRY_TEST_PG_DSN")
     not PG_DSN,
     reason="CONSENTRY_TEST_PG_DSN is not set: the PostgreSQL NUL test is NOT RUN (.ci/run sets it)",
 )
-def test_nul_in_a_property_no_longer_dead_letters_a_postgres_batch(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_nul_in_a_property_no_longer_dead_letters_a_postgres_batch(
+    server_factory: ServerFactory,
+) -> None:
     """Item 3 as reported: one "a\\u0000b" in a 20-message batch; before, PostgreSQL
     refused the batch and all 20 went to dead letters."""
     table = f"t_{uuid.uuid4().hex[:10]}"
