@@ -7,7 +7,9 @@ top-level fields by name (``userId``, ``anonymousId``, ``event``, ``name``,
 ``category``, ``messageId``, ``timestamp``), nested fields with dotted names
 (``properties.plan``, ``context.page.url``, ``traits.email``), and any other
 parameter as a property (``utm_source`` becomes ``properties.utm_source``).
-``writeKey`` authenticates and is never part of the message.
+``writeKey`` authenticates and is never part of the message. Under
+``context.consent.`` the strings ``true`` and ``false`` are booleans (a query
+string has no types; consent categories and ``gpc`` must be booleans).
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ def pixel_message(kind: str, params: Iterable[tuple[str, str]]) -> dict[str, Any
     value; a dotted name deeper than four levels, or one that would overwrite a
     value with an object, is kept as a flat property instead."""
     message: dict[str, Any] = {"type": kind}
-    for key, value in params:
+    for key, text in params:
         if key == "writeKey":
             continue
+        value: str | bool = text
+        if key.startswith("context.consent.") and text in ("true", "false"):
+            value = text == "true"
         if key in TOP_LEVEL:
             message[key] = value
             continue
@@ -50,7 +55,7 @@ def pixel_message(kind: str, params: Iterable[tuple[str, str]]) -> dict[str, Any
     return message
 
 
-def _put(into: dict[str, Any], path: list[str], value: str) -> bool:
+def _put(into: dict[str, Any], path: list[str], value: str | bool) -> bool:
     cur = into
     if any(not part for part in path):
         return False

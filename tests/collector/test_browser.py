@@ -266,6 +266,22 @@ def test_apply_facts_keeps_what_the_message_says() -> None:
     assert m["anonymousId"] == "one-off" and m["context"]["ip"] == "198.51.100.7"
 
 
+def test_pixel_consent_flags_are_booleans() -> None:
+    message = pixel_message(
+        "page",
+        [
+            ("context.consent.categoryPreferences.analytics", "true"),
+            ("context.consent.gpc", "false"),
+            ("properties.flag", "true"),
+        ],
+    )
+    assert message["context"]["consent"] == {
+        "categoryPreferences": {"analytics": True},
+        "gpc": False,
+    }
+    assert message["properties"] == {"flag": "true"}
+
+
 @given(st.dictionaries(st.text(min_size=1, max_size=6), st.text(max_size=6), max_size=6))
 def test_pixel_message_never_carries_the_write_key(params: dict[str, str]) -> None:
     message = pixel_message("track", [*params.items(), ("writeKey", "k")])
