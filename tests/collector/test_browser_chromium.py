@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,8 +42,17 @@ purposes = ["advertising"]
 path = "{data}/ads"
 """
 
+# The page's CMP APIs, answering as IAB's TCF v2 (__tcfapi getTCData) and GPP
+# (__gpp ping) do; the strings are the vectors of tests/consent.
+TC_STRING = "CLcVDxRMWfGmWAVAHCENAXCkAKDAADnAABRgA5mdfCKZuYJez-NQm0TBMYA4oCAAGQYIAAAAAAEAIAEgAA"
+GPP_STRING = "DBABLA~BVVqAAEABCA.QA"
+CMP = f"""<script>
+  window.__tcfapi = (cmd, version, cb) => cb({{tcString: "{TC_STRING}", gdprApplies: true}}, true);
+  window.__gpp = (cmd, cb) => cb({{gppString: "{GPP_STRING}"}}, true);
+</script>"""
 PAGE = """<!doctype html>
 <html><head><title>Shop</title>
+{cmp}
 <script src="{collector}/v1/consentry.js" data-write-key="{key}"></script>
 <script src="/{analytics_next}"></script>
 </head><body><p>shop</p></body></html>
@@ -74,8 +84,11 @@ def shop(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         httpd.server_close()
 
 
-def _page(browser: Any, url: str, *, gpc: bool = False) -> tuple[Any, Any, list[str]]:
-    """A page that may reach only loopback; every other request is recorded."""
+def _page(
+    browser: Any, url: str, *, gpc: bool = False, posted: list[str] | None = None
+) -> tuple[Any, Any, list[str]]:
+    """A page that may reach only loopback; every other request is recorded (and
+    the bodies posted to loopback, when ``posted`` is given)."""
     context = browser.new_context(extra_http_headers={"Sec-GPC": "1"} if gpc else {})
     if gpc:
         context.add_init_script(
@@ -93,6 +106,13 @@ def _page(browser: Any, url: str, *, gpc: bool = False) -> tuple[Any, Any, list[
             route.abort()
 
     context.route("**/*", guard)
+    if posted is not None:  # beacons are seen as requests, not always as routes
+        context.on(
+            "request",
+            lambda request: (
+                posted.append(request.post_data or "") if request.method == "POST" else None
+            ),
+        )
     page = context.new_page()
     page.goto(url)
     return context, page, outside
@@ -105,9 +125,10 @@ def test_tag_and_analytics_next_in_chromium(
     shop_origin = f"http://127.0.0.1:{port}"
     data = tmp_path / "data"
     server = server_factory(CONFIG.format(shop=shop_origin, data=data)).start()
-    (root / "index.html").write_text(
-        PAGE.format(collector=server.url, key=WRITE_KEY, analytics_next=ANALYTICS_NEXT)
-    )
+    for name, cmp in (("index.html", ""), ("cmp.html", CMP)):
+        (root / name).write_text(
+            PAGE.format(collector=server.url, key=WRITE_KEY, analytics_next=ANALYTICS_NEXT, cmp=cmp)
+        )
     host = server.url.removeprefix("http://") + "/v1"
 
     # 1. Our tag and analytics-next, with consent for analytics and advertising.
@@ -182,7 +203,19 @@ def test_tag_and_analytics_next_in_chromium(
     assert outside == []
     context.close()
 
-    # 3. An origin not in allowed_origins: the browser refuses the response.
+    # 3. The page's CMP: the tag reads __tcfapi and __gpp; the TC string's purposes
+    # (1, 3, 9, 10) deny analytics, and any denial wins over the banner's grant.
+    posted: list[str] = []
+    context, page, outside = _page(chromium, shop_origin + "/cmp.html", posted=posted)
+    page.evaluate("consentry.consent({analytics: true}); consentry.track('TCF Event')")
+    assert wait_for(lambda: any("TCF Event" in b for b in posted))
+    sent = json.loads(next(b for b in posted if "TCF Event" in b))
+    assert sent["context"]["consent"]["tcString"] == TC_STRING
+    assert sent["context"]["consent"]["gppString"] == GPP_STRING
+    assert outside == []
+    context.close()
+
+    # 4. An origin not in allowed_origins: the browser refuses the response.
     context, page, _ = _page(chromium, f"http://localhost:{port}/index.html")
     result = page.evaluate(
         """async ([url, key]) => {
@@ -210,5 +243,5 @@ def test_tag_and_analytics_next_in_chromium(
     page.evaluate("consentry.track('After Refusal')")
     assert wait_for(lambda: "After Refusal" in {m.get("event") for m in read_jsonl(lake)})
     context.close()
-    refused = {"Refused", "Refused Beacon", "Refused Tag Event"}
+    refused = {"Refused", "Refused Beacon", "Refused Tag Event", "TCF Event"}
     assert not refused & {m.get("event") for m in read_jsonl(lake)}
