@@ -13,6 +13,7 @@ import functools
 import hmac
 import logging
 import os
+import time
 import zlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from collector.sources.browser import Browser, Visit
 from collector.sources.browser_http import BrowserEndpoints
 from collector.sources.webhooks.endpoint import Webhooks
 from collector.sources.wechat import strip_session_keys
+from collector.storage.sqlite.outbox import gauges as outbox_gauges
 from collector.text_rules import replace_nul
 from consent.purposes import is_state_key
 from sdk_python.messages import (
@@ -375,21 +377,13 @@ class Api:
         return JSONResponse(openapi.document())
 
     async def metrics(self, request: Request) -> Response:
-        def depth(c: Any) -> list[tuple[str, int]]:
-            return list(
-                c.execute(
-                    "SELECT destination, count(*) FROM outbox WHERE dead = 0 GROUP BY destination"
-                )
-            )
-
-        rows = await self.rt.writer.run(depth)
-        gauge = self.rt.metrics.outbox_depth
-        seen = {name for name, _ in rows}
-        for name, n in rows:
-            gauge.labels(name).set(n)
+        gauges = await self.rt.writer.run(functools.partial(outbox_gauges, now=time.time()))
+        m = self.rt.metrics
         for dest in self.rt.destinations:
-            if dest.name not in seen:
-                gauge.labels(dest.name).set(0)
+            pending, dead, wait = gauges.get(dest.name, (0, 0, 0.0))
+            m.outbox_depth.labels(dest.name).set(pending)
+            m.outbox_dead.labels(dest.name).set(dead)
+            m.next_attempt.labels(dest.name).set(wait)
         for kid in self.rt.keyring.lookup_kids()[1:]:
             n = await self.rt.writer.run(functools.partial(_unmigrated, self.rt, kid))
             self.rt.metrics.key_unmigrated.labels(kid).set(n)

@@ -81,6 +81,21 @@ class Metrics:
             registry=r,
             multiprocess_mode="mostrecent",
         )
+        self.outbox_dead = Gauge(
+            "consentry_outbox_dead",
+            "Dead-lettered outbox rows (consentry outbox replay DEST queues them again)",
+            ["destination"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.next_attempt = Gauge(
+            "consentry_outbox_next_attempt_seconds",
+            "Seconds until the destination's next delivery attempt (its back-off or"
+            " Retry-After, or the first waiting row); 0 when rows are due now or none wait",
+            ["destination"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
         self.key_unmigrated = Gauge(
             "consentry_identifiers_unmigrated",
             "Identifiers linked only under a previous key",

@@ -62,6 +62,13 @@ CREATE TABLE IF NOT EXISTS forwarder_state (
     in_flight INTEGER NOT NULL,
     updated_at REAL NOT NULL
 );
+-- A destination that failed (or asked to be left alone with Retry-After) gets no
+-- batch before `until` (Unix seconds): the back-off is per destination, not per batch.
+CREATE TABLE IF NOT EXISTS destination_backoff (
+    destination TEXT PRIMARY KEY,
+    until REAL NOT NULL,
+    reason TEXT
+);
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY,
     received_at REAL NOT NULL,

@@ -14,12 +14,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     o = sub.add_parser("outbox", help="inspect and manage delivery queues")
     osub = o.add_subparsers(dest="outbox_cmd", required=True)
     add_common(
-        osub.add_parser("status", help="pending, dead, oldest age and last error per destination")
+        osub.add_parser(
+            "status", help="pending, dead, last error and next attempt per destination (JSON)"
+        )
     )
     rp = osub.add_parser("replay", help="queue dead letters again")
     add_common(rp)
     rp.add_argument("destination", help="destination name")
     rp.add_argument("--since", help="only rows created at or after this ISO time")
+    rn = osub.add_parser(
+        "retry", help="retry now: lift the destination's back-off and make waiting rows due"
+    )
+    add_common(rn)
+    rn.add_argument("destination", help="destination name")
     pg = osub.add_parser("purge", help="delete dead letters")
     add_common(pg)
     pg.add_argument("destination", help="destination name")
@@ -47,6 +54,12 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             since = datetime.fromisoformat(args.since).timestamp() if args.since else None
             n = admin.replay(args.destination, since, now)
             print(f"{n} dead rows of {args.destination} queued again")
+            return 0
+        if args.outbox_cmd == "retry":
+            if args.destination not in {d.name for d in cfg.effective_destinations()}:
+                return fail(f"unknown destination {args.destination!r}")
+            n = admin.retry_now(args.destination, now)
+            print(f"{args.destination}: back-off lifted; {n} waiting rows due now")
             return 0
         if args.outbox_cmd == "purge":
             if not args.dead:

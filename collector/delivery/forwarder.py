@@ -61,13 +61,20 @@ def _finish(
 def _delivered(name: str, ids: list[int], at: float, conn: sqlite3.Connection) -> None:
     outbox.delete_rows(conn, ids)
     outbox.set_in_flight(name, 0, at, conn)
+    outbox.clear_backoff(name, conn)
 
 
 def _retry(
-    name: str, plans: list[tuple[int, float, bool, str]], at: float, conn: sqlite3.Connection
+    name: str,
+    plans: list[tuple[int, float, bool, str]],
+    at: float,
+    backoff: tuple[float, str] | None,
+    conn: sqlite3.Connection,
 ) -> None:
     outbox.retry_rows(conn, plans)
     outbox.set_in_flight(name, 0, at, conn)
+    if backoff is not None:
+        outbox.set_backoff(name, backoff[0], backoff[1], conn)
 
 
 class Forwarder:
@@ -190,6 +197,9 @@ class Forwarder:
     async def _idle(self, name: str, conn: sqlite3.Connection) -> None:
         event = self._events[name]
         nxt = await asyncio.to_thread(outbox.next_due, conn, name)
+        until = await asyncio.to_thread(outbox.backoff_until, conn, name)
+        if until is not None and nxt is not None:
+            nxt = max(nxt, until)
         timeout = self._poll if nxt is None else min(self._poll, max(0.0, nxt - self._clock()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
@@ -244,6 +254,9 @@ class Forwarder:
         """Deliver one batch for ``name``; returns whether there was work."""
         lane = self._lanes[name]
         now = self._clock()
+        until = await asyncio.to_thread(outbox.backoff_until, conn, name)
+        if until is not None and until > now:
+            return False  # the destination is backing off (a failure or its Retry-After)
         rows = await asyncio.to_thread(outbox.due_rows, conn, name, now, lane.config.batch_size)
         if not rows:
             return False
@@ -282,6 +295,7 @@ class Forwarder:
         plans = []
         dead = 0
         cfg = lane.config
+        backoff: tuple[float, str] | None = None
         for rows, result in failed:
             # One delay per part, so it is retried together, not in fragments.
             delay = retry_delay(
@@ -290,13 +304,19 @@ class Forwarder:
                 cap=cfg.backoff_max_seconds,
                 retry_after=result.retry_after,
             )
+            if result.retryable:
+                # The destination is unwell (or asked for time): no batch at all
+                # until then, new rows included.
+                until = now + delay
+                if backoff is None or until > backoff[0]:
+                    backoff = (until, result.error or "delivery failed")
             for row in rows:
                 too_old = now - row.created_at >= cfg.max_age_seconds
                 exhausted = row.attempts + 1 >= cfg.max_attempts
                 is_dead = not result.retryable or too_old or exhausted
                 plans.append((row.id, now + delay, is_dead, result.error or "delivery failed"))
                 dead += is_dead
-        await self._writer.run(functools.partial(_retry, name, plans, self._clock()))
+        await self._writer.run(functools.partial(_retry, name, plans, self._clock(), backoff))
         self._metrics.retries.labels(name).inc(len(plans))
         if dead:
             self._metrics.dead.labels(name).inc(dead)

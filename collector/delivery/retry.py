@@ -3,7 +3,10 @@ implementation of the delivery side.
 
 Full-jitter exponential backoff (delay uniform in [d/2, d], d = min(cap,
 base * 2^attempts)), never sooner than the destination asked with
-``Retry-After`` (RFC 9110 §10.2.3: delta-seconds or an HTTP date).
+``Retry-After`` (RFC 9110 §10.2.3: delta-seconds or an HTTP date), but never
+later than the cap (``backoff_max_seconds``) either: a receiver's
+``Retry-After: 3600`` does not park rows for an hour past the operator's cap.
+The forwarder applies the delay to the whole destination (issue 19 item 4).
 """
 
 from __future__ import annotations
@@ -51,8 +54,8 @@ def retry_delay(
     rng: Callable[[], float] = random.random,
 ) -> float:
     """The delay before the next attempt: the backoff, or the destination's
-    ``Retry-After`` (seconds) when that is longer."""
+    ``Retry-After`` (seconds) when that is longer, at most ``cap``."""
     delay = backoff(attempts, base, cap, rng)
     if retry_after is not None:
-        delay = max(delay, retry_after)
+        delay = max(delay, min(retry_after, cap))
     return delay

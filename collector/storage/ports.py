@@ -23,7 +23,8 @@ class OutboxAdmin(Protocol):
     """What an operator does with the delivery queues (``consentry outbox``)."""
 
     def status(self, now: float) -> dict[str, dict[str, object]]:
-        """Per destination: pending, in_flight, retrying, dead, oldest_age_s, last_error."""
+        """Per destination: pending, in_flight, retrying, dead, oldest_age_s, last_error,
+        next_attempt_at, next_attempt_in_s, backoff_until, backoff_reason."""
         ...
 
     def replay(self, destination: str, since: float | None, now: float) -> int:
@@ -33,6 +34,11 @@ class OutboxAdmin(Protocol):
 
     def purge_dead(self, destination: str) -> int:
         """Delete the destination's dead letters; returns how many."""
+        ...
+
+    def retry_now(self, destination: str, now: float) -> int:
+        """Lift the destination's back-off and make its waiting rows due at
+        ``now``; returns how many rows."""
         ...
 
     def due_count(self, now: float) -> int:

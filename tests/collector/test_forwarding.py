@@ -6,10 +6,11 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from collector.delivery.destinations.http import SIGNATURE_HEADER, verify_signature
-from collector.delivery.retry import backoff
+from collector.delivery.retry import backoff, retry_delay
 from tests.collector.receiver import Receiver
 from tests.conftest import Server, ServerFactory, cli, read_jsonl, wait_for
 
@@ -81,7 +82,9 @@ def test_failing_destination_does_not_delay_another_and_recovers(
 ) -> None:
     receiver.status = 503
     receiver.headers = {"Retry-After": "1"}
-    server = server_factory(config(receiver.url), env={"HOOK_SECRET": SECRET}).start()
+    # Retry-After is honoured up to the back-off cap (here above it).
+    cfg = config(receiver.url).replace("backoff_max_seconds = 0.3", "backoff_max_seconds = 5")
+    server = server_factory(cfg, env={"HOOK_SECRET": SECRET}).start()
     ids = send(server, 20, "iso")
     lake = wait_for(lambda: len(read_jsonl(server.data_dir / "out")) >= 20, timeout=10)
     assert lake
@@ -146,6 +149,64 @@ def test_a_poison_message_is_isolated_and_alone_dead_lettered(
     assert status["pending"] == 0 and "HTTP 400" in str(status["last_error"])
     # Bounded: about 2·log2(20) sends to isolate one message, not one per message.
     assert len(receiver.requests) <= 11
+
+
+def metric_values(server: Server, name: str) -> dict[str, float]:
+    text = httpx.get(server.url + "/metrics", timeout=10).text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            labels, value = line.rsplit(" ", 1)
+            out[labels.split('destination="', 1)[1].split('"', 1)[0]] = float(value)
+    return out
+
+
+def test_retry_after_holds_the_whole_destination_and_is_shown(
+    server_factory: ServerFactory, receiver: Receiver
+) -> None:
+    """Issue 19 item 4: during a Retry-After, new batches do not hit the receiver
+    either; `outbox status` and /metrics say when the next attempt is; an
+    operator can retry now."""
+    receiver.status = 503
+    receiver.headers = {"Retry-After": "3600"}
+    cfg = config(receiver.url).replace("backoff_max_seconds = 0.3", "backoff_max_seconds = 600")
+    server = server_factory(cfg, env={"HOOK_SECRET": SECRET}).start()
+    first = send(server, 5, "ra-a")
+    assert wait_for(lambda: len(receiver.requests) == 1)
+    later = send(server, 5, "ra-b")  # new rows while the destination backs off
+    assert wait_for(lambda: len(read_jsonl(server.data_dir / "out")) == 10)
+    status = outbox(server)["hook"]
+    assert status["pending"] == 10 and len(receiver.requests) == 1
+    # Capped at backoff_max_seconds (600), not the 3600 the receiver asked for.
+    wait = float(status["next_attempt_in_s"])  # type: ignore[arg-type]
+    assert 500 < wait <= 600, status
+    assert status["backoff_until"] and "HTTP 503" in str(status["backoff_reason"])
+    assert 500 < metric_values(server, "consentry_outbox_next_attempt_seconds")["hook"] <= 600
+    assert len(receiver.requests) == 1  # nothing sent in the meantime
+    receiver.status = 200
+    receiver.headers = {}
+    retried = cli(server, "outbox", "retry", "hook")
+    assert retried.returncode == 0 and "10 waiting rows due now" in retried.stdout
+    ids = set(first + later)
+    assert wait_for(lambda: {m["messageId"] for m in receiver.messages()} >= ids, timeout=10)
+    assert wait_for(lambda: outbox(server)["hook"]["pending"] == 0)
+    after = outbox(server)["hook"]
+    assert after["backoff_until"] is None and after["next_attempt_in_s"] is None
+    assert cli(server, "outbox", "retry", "nope").returncode != 0
+
+
+def test_dead_rows_are_in_metrics(server_factory: ServerFactory, receiver: Receiver) -> None:
+    receiver.status = 400
+    server = server_factory(config(receiver.url), env={"HOOK_SECRET": SECRET}).start()
+    send(server, 2, "dm")
+    assert wait_for(lambda: metric_values(server, "consentry_outbox_dead").get("hook") == 2)
+    assert metric_values(server, "consentry_outbox_depth")["hook"] == 0
+
+
+def test_retry_after_is_capped_by_backoff_max() -> None:
+    assert retry_delay(0, base=1.0, cap=600, retry_after=3600, rng=lambda: 1.0) == 600
+    assert retry_delay(0, base=1.0, cap=600, retry_after=30, rng=lambda: 1.0) == 30
+    assert retry_delay(5, base=1.0, cap=600, retry_after=None, rng=lambda: 1.0) == 32
 
 
 def test_backoff_is_exponential_with_jitter_and_capped() -> None:

@@ -12,6 +12,7 @@ import contextlib
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from consent.ledger import HEAD_SEQ_SQL
 
@@ -93,6 +94,52 @@ def set_in_flight(destination: str, n: int, at: float, conn: sqlite3.Connection)
     )
 
 
+def backoff_until(conn: sqlite3.Connection, destination: str) -> float | None:
+    """No batch goes to ``destination`` before this (Unix seconds); None: no back-off."""
+    row = conn.execute(
+        "SELECT until FROM destination_backoff WHERE destination = ?", (destination,)
+    ).fetchone()
+    return None if row is None else float(row[0])
+
+
+def set_backoff(destination: str, until: float, reason: str, conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO destination_backoff (destination, until, reason) VALUES (?, ?, ?)",
+        (destination, until, reason[:2000]),
+    )
+
+
+def clear_backoff(destination: str, conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM destination_backoff WHERE destination = ?", (destination,))
+
+
+def retry_now(conn: sqlite3.Connection, destination: str, now: float) -> int:
+    """The operator's "retry now": the destination's back-off is lifted and its
+    waiting (not dead) rows become due at ``now``; returns how many rows."""
+    clear_backoff(destination, conn)
+    return conn.execute(
+        "UPDATE outbox SET next_attempt_at = min(next_attempt_at, ?)"
+        " WHERE destination = ? AND dead = 0",
+        (now, destination),
+    ).rowcount
+
+
+def gauges(conn: sqlite3.Connection, *, now: float) -> dict[str, tuple[int, int, float]]:
+    """Per destination: (pending rows, dead rows, seconds until the next attempt;
+    0 when rows are due now or there are none)."""
+    out: dict[str, tuple[int, int, float]] = {}
+    for dest, pending, dead, first in conn.execute(
+        "SELECT destination, sum(dead = 0), sum(dead), min(CASE WHEN dead = 0 THEN next_attempt_at END)"
+        " FROM outbox GROUP BY destination"
+    ):
+        out[dest] = (int(pending), int(dead), 0.0 if first is None else max(0.0, first - now))
+    for dest, until in conn.execute("SELECT destination, until FROM destination_backoff"):
+        pending, dead, wait = out.get(dest, (0, 0, 0.0))
+        if pending:
+            out[dest] = (pending, dead, max(wait, until - now, 0.0))
+    return out
+
+
 def empty_status() -> dict[str, object]:
     return {
         "pending": 0,
@@ -101,14 +148,39 @@ def empty_status() -> dict[str, object]:
         "dead": 0,
         "oldest_age_s": None,
         "last_error": None,
+        "next_attempt_at": None,
+        "next_attempt_in_s": None,
+        "backoff_until": None,
+        "backoff_reason": None,
     }
 
 
 def status(conn: sqlite3.Connection, now: float) -> dict[str, dict[str, object]]:
     """Per destination: pending (not dead, including in flight and retrying),
     in flight (sent, not yet confirmed), retrying (failed at least once), dead,
-    age of the oldest pending row, last error."""
+    age of the oldest pending row, last error, when the next attempt is due
+    (``next_attempt_at`` ISO 8601 UTC and ``next_attempt_in_s``, the later of
+    the first pending row and the destination's back-off) and the back-off
+    (``backoff_until``, ``backoff_reason``)."""
     out: dict[str, dict[str, object]] = {}
+    firsts: dict[str, float] = dict(
+        conn.execute(
+            "SELECT destination, min(next_attempt_at) FROM outbox WHERE dead = 0"
+            " GROUP BY destination"
+        )
+    )
+    for dest, until, reason in conn.execute(
+        "SELECT destination, until, reason FROM destination_backoff WHERE until > ?", (now,)
+    ):
+        entry = out.setdefault(dest, empty_status())
+        entry["backoff_until"] = _iso(until)
+        entry["backoff_reason"] = reason
+        if dest in firsts:
+            firsts[dest] = max(firsts[dest], until)
+    for dest, first in firsts.items():
+        entry = out.setdefault(dest, empty_status())
+        entry["next_attempt_in_s"] = round(max(0.0, first - now), 1)
+        entry["next_attempt_at"] = _iso(max(first, now))
     for dest, dead, n, oldest in conn.execute(
         "SELECT destination, dead, count(*), min(created_at) FROM outbox GROUP BY destination, dead"
     ):
@@ -129,6 +201,10 @@ def status(conn: sqlite3.Connection, now: float) -> dict[str, dict[str, object]]
     for dest, n in conn.execute("SELECT destination, in_flight FROM forwarder_state"):
         out.setdefault(dest, empty_status())["in_flight"] = n
     return out
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def replay(conn: sqlite3.Connection, destination: str, since: float | None, now: float) -> int:
@@ -196,6 +272,10 @@ class SqliteOutboxAdmin:
     def purge_dead(self, destination: str) -> int:
         with _immediate(self._conn):
             return purge_dead(self._conn, destination)
+
+    def retry_now(self, destination: str, now: float) -> int:
+        with _immediate(self._conn):
+            return retry_now(self._conn, destination, now)
 
     def due_count(self, now: float) -> int:
         return due_count(self._conn, now)
