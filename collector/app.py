@@ -32,6 +32,7 @@ from collector.ingest import Prepared, Rejection, decode_message, split_error
 from collector.runtime import Runtime
 from collector.sources.browser import Browser, Visit
 from collector.sources.browser_http import BrowserEndpoints
+from collector.sources.cookies import request_consent
 from collector.sources.webhooks.endpoint import Webhooks
 from collector.sources.wechat import strip_session_keys
 from collector.storage.sqlite.outbox import gauges as outbox_gauges
@@ -156,8 +157,13 @@ class Api:
         source: str,
         items: Sequence[tuple[int, bytes, str | None]],
         batch_context: dict[str, Any] | None,
+        request: Request | None = None,
     ) -> BatchResult:
         received_at = datetime.now(UTC)
+        cookie_consent: dict[str, Any] | None = None
+        cookie_warnings: list[tuple[str, str]] = []
+        if request is not None:
+            cookie_consent, cookie_warnings = request_consent(request.headers.getlist("cookie"))
         prepared: list[Prepared] = []
         rejected: list[Rejection] = []
         for index, raw, kind in items:
@@ -172,9 +178,11 @@ class Api:
                         prefix=prefix,
                         received_at=received_at,
                         batch_context=batch_context,
+                        request_consent=cookie_consent,
                     )
                 )
                 prepared[-1].warnings.extend(text_warnings)
+                prepared[-1].warnings.extend(cookie_warnings)
             except ValueError as exc:
                 reason, path = exc.args
                 if kind is not None:
@@ -242,7 +250,7 @@ class Api:
                 visit, source, [bytes(raw) for raw in envelope.batch], False
             )
             items = [(i, raw, None) for i, raw in enumerate(raws)]
-            result = await self._ingest(source, items, envelope.context)
+            result = await self._ingest(source, items, envelope.context, request)
         except RequestError as exc:
             return self.browser.error(visit, exc, _error(exc))
         return self.browser.finish(visit, self._answer(result, warnings))
@@ -266,7 +274,7 @@ class Api:
                 source = self._authenticate(request, key)
                 visit = self.browser.begin(request, source)
                 (body,), warnings = self._prepare_items(visit, source, [body], True)
-                result = await self._ingest(source, [(0, body, kind)], None)
+                result = await self._ingest(source, [(0, body, kind)], None, request)
             except RequestError as exc:
                 return self.browser.error(visit, exc, _error(exc))
             return self.browser.finish(visit, self._answer(result, warnings))

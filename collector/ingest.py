@@ -23,6 +23,7 @@ import msgspec
 
 from collector.config import DestinationConfig
 from collector.pipeline import scrub as pii_scrub
+from collector.sources.cookies import with_request_consent
 from collector.sources.wechat import WechatKeys, app_id_of, find_key, namespaced_openid
 from consent.decide import EventFacts
 from consent.errors import ConsentSignalError
@@ -239,6 +240,7 @@ class Preparer:
         prefix: str,
         received_at: datetime,
         batch_context: Mapping[str, Any] | None = None,
+        request_consent: Mapping[str, Any] | None = None,
     ) -> Prepared:
         """Raises ValueError(reason, JSON path); neither quotes a key or value
         that may be personal data (issue 14 §1)."""
@@ -249,6 +251,7 @@ class Preparer:
                 prefix=prefix,
                 received_at=received_at,
                 batch_context=batch_context,
+                request_consent=request_consent,
             )
         except ValueError as exc:
             reason, path = exc.args
@@ -262,6 +265,7 @@ class Preparer:
         prefix: str,
         received_at: datetime,
         batch_context: Mapping[str, Any] | None = None,
+        request_consent: Mapping[str, Any] | None = None,
     ) -> Prepared:
         data: dict[str, Any] = msgspec.to_builtins(msg)
         data["messageId"] = msg.messageId or str(uuid.uuid4())
@@ -270,6 +274,8 @@ class Preparer:
         data["receivedAt"] = self._at[1]
         if batch_context:
             data["context"] = {**batch_context, **(data.get("context") or {})}
+        if request_consent:  # the browser's CMP cookies (collector.sources.cookies)
+            data["context"] = with_request_consent(data.get("context"), request_consent)
         context: Mapping[str, Any] = data.get("context") or {}
         msg_type = data["type"]
 

@@ -89,9 +89,15 @@ DEFAULT_CATEGORY_MAP: dict[str, tuple[str, ...]] = {
     "statistics": ("analytics",),
     "measurement": ("analytics",),
     "advertising": ("advertising",),
-    "targeting": ("advertising",),
+    # A CMP's "marketing", "targeting", "advertisement" or "sale of data" category
+    # is about ads and the sale/sharing of data: it covers both purposes (declining
+    # it is a CCPA opt-out; accepting it is what "accept all" means for ads).
+    "targeting": ("advertising", "marketing"),
     "ads": ("advertising",),
-    "marketing": ("marketing",),
+    "marketing": ("advertising", "marketing"),
+    "advertisement": ("advertising", "marketing"),
+    "sale_of_data": ("advertising", "marketing"),
+    "sale_of_personal_data": ("advertising", "marketing"),
     "email": ("marketing",),
     # OneTrust group ids
     "c0001": ("necessary",),

@@ -209,7 +209,7 @@ class Client(Calls, Sender):
                     "spool %s unavailable; falling back to blocking on overflow", self._spool_base
                 )
                 self._family = None
-        self._seq = itertools.count((self._spool.max_seq() if self._spool else 0) + 1)
+        self._seq = itertools.count((self._spool.max_seq() if self._spool is not None else 0) + 1)
         self._thread: threading.Thread | None = None
         self._ensure_sender()
 
@@ -229,7 +229,7 @@ class Client(Calls, Sender):
         message_ids.reset()
         # The parent's queue and spools belong to the parent's sender; sending them
         # here too would deliver those events twice. Start clean, with our own spool.
-        for spool in [*self._adopted, *([self._spool] if self._spool else [])]:
+        for spool in [*self._adopted, *([self._spool] if self._spool is not None else [])]:
             spool.abandon()
         if not self._closed:
             self._start()
@@ -290,7 +290,7 @@ class Client(Calls, Sender):
                     self._spool.put(left)
                 else:
                     self._drop("shutdown", len(left))
-            for spool in [*self._adopted, *([self._spool] if self._spool else [])]:
+            for spool in [*self._adopted, *([self._spool] if self._spool is not None else [])]:
                 spool.release()
             self._adopted, self._spool = [], None
             self._http.close()
