@@ -9,7 +9,7 @@ import asyncio
 import base64
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import quote
 
 import httpx
@@ -169,7 +169,7 @@ def test_an_unreadable_cookie_warns_and_fails_closed() -> None:
 
 
 def test_a_brand_adds_its_own_cmp_with_parse() -> None:
-    def mine(cookies: dict[str, str]) -> Reading | None:
+    def mine(cookies: Mapping[str, str]) -> Reading | None:
         if "brand_cmp" not in cookies:
             return None
         if cookies["brand_cmp"] not in ("in", "out"):
@@ -231,7 +231,7 @@ def test_text_without_any_grant_word_never_grants(value: str) -> None:
     assert not any(found.purposes.values())
 
 
-def _serve(server_factory) -> Server:  # type: ignore[no-untyped-def]
+def _serve(server_factory) -> Server:
     return server_factory(ADS_AND_LAKE).start()
 
 
@@ -241,7 +241,7 @@ def _expected(choice: str) -> tuple[bool, bool]:
     return {"all": (True, True), "none": (False, False), "analytics": (False, True)}[choice]
 
 
-def test_every_cmp_round_trips_through_the_middleware_and_the_collector(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_every_cmp_round_trips_through_the_middleware_and_the_collector(server_factory) -> None:
     server = _serve(server_factory)
     client = Client(WRITE_KEY, host=server.url, flush_interval=0.05, send=True, overflow="block")
 
@@ -259,7 +259,7 @@ def test_every_cmp_round_trips_through_the_middleware_and_the_collector(server_f
 
     async def browse() -> None:
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+            transport=httpx.ASGITransport(app=app),
             base_url="http://shop",
         ) as http:
             for v, c, j in cases:

@@ -44,7 +44,7 @@ def delivered_ids(server: Server, n: int, timeout: float = 30) -> list[str]:
 
 def test_two_processes_sharing_a_spool_path_deliver_everything_once(
     server_factory, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """§1: the same (default-like) spool path in two processes, collector down."""
     server = server_factory()  # down
     spool = tmp_path / "shared.db"
@@ -87,7 +87,7 @@ def test_two_processes_sharing_a_spool_path_deliver_everything_once(
 
 def test_a_forked_child_that_exits_during_an_outage_is_drained_by_the_parent(
     server_factory, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """§2: fork, 100 events from the child to a collector that is down, child exits."""
     server = server_factory()
     script = f"""

@@ -60,7 +60,7 @@ def test_asgi_reads_every_cookie_header_and_keeps_consent_while_streaming() -> N
         await StreamingResponse(chunks())(scope, receive, send)
 
     async def call() -> None:
-        transport = httpx.ASGITransport(app=ConsentMiddleware(app))  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=ConsentMiddleware(app))
         async with httpx.AsyncClient(transport=transport, base_url="http://shop") as shop:
             headers = [
                 ("cookie", "cmplz_statistics=allow"),
@@ -191,7 +191,7 @@ def test_async_middleware_round_trip_without_collector() -> None:
         await JSONResponse(current_consent())(scope, receive, send)
 
     async def call() -> Any:
-        transport = httpx.ASGITransport(app=ConsentMiddleware(app))  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=ConsentMiddleware(app))
         async with httpx.AsyncClient(transport=transport, base_url="http://shop") as shop:
             return (await shop.get("/", headers={"Cookie": "klaro=%7Bnot"})).json()
 
