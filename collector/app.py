@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collector import openapi
+from collector.access.principals import bearer
 from collector.errors import RequestError
 from collector.ingest import Prepared, Rejection, decode_message, split_error
 from collector.runtime import Runtime
@@ -342,7 +343,8 @@ class Api:
                 raise RequestError(
                     403, f"the erasure API is off: set {self.rt.config.server.admin_token_env}"
                 )
-            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            # RFC 6750 §2.1: only the Bearer scheme; a bare token is refused.
+            given = bearer(request.headers.get("authorization")) or ""
             if not hmac.compare_digest(given.encode(), token.encode()):
                 raise RequestError(401, "erasure needs the admin token as a Bearer token")
             body = await read_body(request)

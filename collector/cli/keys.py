@@ -36,7 +36,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
     cfg = load(args)
     if args.keys_cmd == "init":
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         ring, _, created = open_keyring(cfg, create=True)
         print(
             ("Created" if created else "Keyring already exists at")

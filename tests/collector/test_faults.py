@@ -14,6 +14,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from hypothesis import given, settings
@@ -204,3 +205,29 @@ purposes = ["analytics"]
         server.stop()
         with psycopg.connect(PG_DSN or "", autocommit=True) as conn:
             conn.execute(f"DROP TABLE IF EXISTS public.{table}")
+
+
+# -- item 10: admin token scheme, directory modes --------------------------------------
+def test_admin_token_needs_bearer_and_out_dir_is_private(server_factory: ServerFactory) -> None:
+    server = server_factory(env={"CONSENTRY_ADMIN_TOKEN": "adm-secret"}).start()
+    consent = {"consent": {"categoryPreferences": {"analytics": True}}}
+    r = server.post("/v1/track", {"userId": "mode-1", "event": "E", "context": consent})
+    assert r.status_code == 200
+    assert wait_for(lambda: read_jsonl(server.data_dir / "out"))
+    body = {"userId": "mode-1"}
+    for header in ("adm-secret", "Basic adm-secret", "Token adm-secret", "Bearer", "Bearer x"):
+        refused = httpx.post(
+            server.url + "/v1/erase", json=body, headers={"Authorization": header}, timeout=10
+        )
+        assert refused.status_code == 401, header
+    ok = httpx.post(
+        server.url + "/v1/erase",
+        json=body,
+        headers={"Authorization": "Bearer adm-secret"},
+        timeout=10,
+    )
+    assert ok.status_code == 200, ok.text
+    dirs = [server.data_dir, *[p for p in server.data_dir.rglob("*") if p.is_dir()]]
+    assert server.data_dir / "out" in dirs
+    loose = {str(d): oct(d.stat().st_mode & 0o777) for d in dirs if d.stat().st_mode & 0o077}
+    assert not loose, loose

@@ -80,7 +80,11 @@ class JsonlDestination:
         self.name = config.name
         self._dir = Path(config.path) if config.path else data_dir / "out"
         self._max = config.max_bytes
-        self._dir.mkdir(parents=True, exist_ok=True)
+        # 0700 like the rest of the data directory (its files are 0600); the
+        # default directory is tightened if an older version created it 0755.
+        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not config.path and self._dir.stat().st_mode & 0o077:
+            self._dir.chmod(0o700)
         self._file = self._dir / f"{config.name}.jsonl"
 
     @property
