@@ -114,6 +114,7 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
                 "responses": {**ok, **_errors()},
             }
         }
+    paths.update(_touchpoints(ok))
     return {
         "openapi": "3.1.0",
         "info": {"title": "Consentry collector", "version": version},
@@ -130,3 +131,63 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
         "security": [{"writeKey": []}],
         "paths": paths,
     }
+
+
+def _touchpoints(ok: dict[str, Any]) -> dict[str, Any]:
+    """Browser and order-system paths (collector.sources)."""
+    gif = {
+        "200": {
+            "description": "always a 1x1 GIF, Cache-Control: no-store",
+            "content": {"image/gif": {}},
+        }
+    }
+    pixel_params = [
+        {"name": "writeKey", "in": "query", "required": True, "schema": {"type": "string"}},
+        {"name": "anonymousId", "in": "query", "schema": {"type": "string"}},
+        {"name": "userId", "in": "query", "schema": {"type": "string"}},
+    ]
+    paths: dict[str, Any] = {}
+    for kind in ("track", "page"):
+        for path in (f"/v1/pixel/{kind}", f"/pixel/v1/{kind}"):
+            paths[path] = {
+                "get": {
+                    "summary": f"{kind} pixel: parameters in the query (dotted names nest)",
+                    "parameters": pixel_params,
+                    "security": [],
+                    "responses": gif,
+                }
+            }
+    beacon = {
+        "post": {
+            "summary": "Batch from a browser beacon (text/plain accepted, ?writeKey=)",
+            "requestBody": {"content": {"text/plain": {}, "application/json": {}}},
+            "responses": {**ok, **_errors()},
+        }
+    }
+    paths["/v1/b"] = beacon
+    paths["/beacon/v1/batch"] = beacon
+    paths["/v1/consentry.js"] = {
+        "get": {
+            "summary": "The first-party tag",
+            "security": [],
+            "responses": {"200": {"description": "JavaScript", "content": {"text/javascript": {}}}},
+        }
+    }
+    paths["/v1/webhooks/{source}"] = {
+        "post": {
+            "summary": "An order system's signed webhook (Shopify, WooCommerce, Shoplazza,"
+            " SHOPLINE); the platform's signature header authenticates it",
+            "parameters": [
+                {"name": "source", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "security": [],
+            "requestBody": {"content": {"application/json": {}}},
+            "responses": {
+                "200": {"description": "stored, a duplicate delivery, or an unknown topic"},
+                "401": {"description": "missing or wrong signature; nothing stored"},
+                "404": {"description": "no webhook source of that name"},
+                "429": {"description": "rate limited; see Retry-After"},
+            },
+        }
+    }
+    return paths

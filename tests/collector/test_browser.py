@@ -303,3 +303,19 @@ def test_session_key_is_gone_at_any_depth(value: object) -> None:
     raw = json.dumps({"type": "track", "x": value, "session_key": "s"}).encode()
     cleaned, removed = strip_session_keys(raw)
     assert b'"session_key"' not in cleaned and "$.session_key" in removed
+
+
+def test_openapi_lists_the_browser_and_webhook_paths() -> None:
+    from collector.openapi import document
+
+    paths = document()["paths"]
+    for path in (
+        "/v1/pixel/track",
+        "/pixel/v1/page",
+        "/v1/b",
+        "/beacon/v1/batch",
+        "/v1/consentry.js",
+        "/v1/webhooks/{source}",
+    ):
+        assert path in paths, path
+    assert "401" in paths["/v1/webhooks/{source}"]["post"]["responses"]

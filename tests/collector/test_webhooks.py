@@ -214,6 +214,18 @@ def test_shopify_marketing_consent_topics_become_marketing_evidence() -> None:
     )
 
 
+def test_redact_names_everything_that_identifies_the_customer() -> None:
+    payload = {"customer": {"id": 9, "email": EMAIL, "phone": None}, "orders_to_redact": [1]}
+    t = PLATFORMS["shopify"].translate(Delivery("customers/redact", "r"), payload)
+    assert t.erase is not None and not t.messages
+    assert (t.erase.email, t.erase.phone, t.erase.anonymous_id) == (
+        EMAIL,
+        None,
+        "shopify:customer:9",
+    )
+    assert PLATFORMS["shopline"].translate(Delivery("customers/redact", "r"), payload).erase
+
+
 def test_customer_without_email_is_identified_by_phone_or_platform_id() -> None:
     t = PLATFORMS["shopify"].translate(
         Delivery("customers/create", "c1"), {"id": 42, "email": None, "phone": PHONE}
@@ -544,6 +556,18 @@ def test_webhooks_end_to_end(server_factory: ServerFactory, tmp_path: Path) -> N
         timeout=30,
     )
     assert r.status_code == 200 and r.json()["accepted"] == 1
+
+    # Shopify's mandatory customers/redact erases the customer; a second request
+    # finds nobody left.
+    redact = {
+        "shop_id": 954889,
+        "customer": {"id": 115310627314723954, "email": EMAIL, "phone": PHONE},
+        "orders_to_redact": [820982911946154508],
+    }
+    r = post(hook + "shop", "shopify", "customers/redact", redact, delivery="redact-1")
+    assert r.status_code == 200 and r.json()["erased"] is True, r.text
+    r = post(hook + "shop", "shopify", "customers/redact", redact, delivery="redact-2")
+    assert r.status_code == 200 and r.json()["erased"] is False
 
     metrics = httpx.get(server.url + "/metrics", timeout=30).text
     assert (

@@ -17,7 +17,7 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -45,11 +45,21 @@ class MarketingConsent:
 
 
 @dataclass(frozen=True, slots=True)
+class Erasure:
+    """A platform's request to erase a customer (Shopify's and SHOPLINE's
+    mandatory ``customers/redact``): every cluster these identifiers reach."""
+
+    email: str | None
+    phone: str | None
+    anonymous_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Translation:
     messages: Sequence[dict[str, Any]] = ()
     consents: Sequence[MarketingConsent] = ()
     known: bool = True  # False: a topic this platform module does not map
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    erase: Erasure | None = None
 
 
 class Platform(Protocol):

@@ -25,7 +25,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from collector.sources.webhooks.base import MarketingConsent
+from collector.sources.webhooks.base import Erasure, MarketingConsent, Translation
 
 COMPLETED = "Order Completed"
 UPDATED = "Order Updated"
@@ -315,3 +315,26 @@ def state_consent(
             jurisdiction_country=who.country,
         )
     ]
+
+
+def redact(platform: str, payload: Mapping[str, Any]) -> Translation:
+    """``customers/redact`` (Shopify's mandatory privacy webhook, also SHOPLINE's):
+    ``{"customer": {"id", "email", "phone"}, "orders_to_redact": [...]}`` becomes
+    an erasure of everyone those identifiers reach (GDPR Art. 17)."""
+    customer = obj(payload.get("customer"))
+    who = person(
+        platform,
+        customer_id=customer.get("id"),
+        order_id=None,
+        email=customer.get("email"),
+        phone=customer.get("phone"),
+        country_code=None,
+    )
+    known_id = text(customer.get("id")) not in (None, "0")
+    return Translation(
+        erase=Erasure(
+            email=who.email,
+            phone=who.phone,
+            anonymous_id=who.anonymous_id if known_id else None,
+        )
+    )

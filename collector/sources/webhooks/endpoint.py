@@ -9,9 +9,10 @@ Order of work, each step able to end the request:
 5. the topic is one the platform module maps (else 200, counted as
    ``unknown_topic``: an error would make the platform retry for days);
 6. messages prepared (identifiers pseudonymized in memory), then one
-   transaction claims the delivery id, appends the marketing-consent records
-   and writes the outbox; a delivery id seen before stores nothing and is
-   acknowledged (200, ``duplicate``).
+   transaction claims the delivery id, appends the marketing-consent records,
+   erases the customer for ``customers/redact`` and writes the outbox; a
+   delivery id seen before stores nothing and is acknowledged (200,
+   ``duplicate``).
 The raw body is never stored: only the mapped, pseudonymized messages are.
 """
 
@@ -136,11 +137,16 @@ class Webhooks:
         received = datetime.now(UTC)
         raws = [_encoder.encode(m) for m in translation.messages]
         prepared, rejected = feed.prepare(self.rt, raws, received_at=received)
-        evidence = [(c, self._identifiers(c)) for c in translation.consents]
+        evidence = [
+            (c, self._identifiers(c.email, c.phone, c.anonymous_id)) for c in translation.consents
+        ]
+        erase = translation.erase
+        erase_ids = self._identifiers(erase.email, erase.phone, erase.anonymous_id) if erase else []
         records = 0
+        erased: dict[str, object] | None = None
 
         def before(conn: sqlite3.Connection) -> bool:
-            nonlocal records
+            nonlocal records, erased
             stamp = received.timestamp()
             if not deliveries.claim(conn, hook.name, delivery_id, stamp):
                 return False
@@ -151,6 +157,8 @@ class Webhooks:
                 if identifiers:
                     self._record(conn, hook.platform.name, consent, identifiers, received)
                     records += 1
+            if erase_ids:
+                erased = self.rt.router.erase(conn, erase_ids, now=received)
             return True
 
         tally = await feed.write(
@@ -159,7 +167,9 @@ class Webhooks:
         if tally is None:
             self._count(hook.name, "duplicate")
             return json_response({"success": True, "duplicate": True, "accepted": 0})
-        self._count(hook.name, "stored")
+        self._count(hook.name, "stored" if erase is None else "erasure")
+        if erased is not None and erased.get("people") and self.rt.forwarder is not None:
+            await self.rt.forwarder.propagate_erasures()
         if records:
             self.rt.metrics.consent_records.inc(records)
         return json_response(
@@ -167,16 +177,20 @@ class Webhooks:
                 "success": True,
                 "accepted": tally.accepted,
                 "consent_records": records,
+                **({"erased": bool(erased and erased.get("people"))} if erase else {}),
                 "rejected": [
                     {"index": r.index, "reason": r.reason, "path": r.path} for r in rejected
                 ],
             }
         )
 
-    def _identifiers(self, consent: MarketingConsent) -> list[Identifier]:
-        traits = {k: v for k, v in (("email", consent.email), ("phone", consent.phone)) if v}
+    def _identifiers(
+        self, email: str | None, phone: str | None, anonymous_id: str | None
+    ) -> list[Identifier]:
+        """Pseudonymized in memory; raw values go no further."""
+        traits = {k: v for k, v in (("email", email), ("phone", phone)) if v}
         try:
-            return self.rt.preparer.identifiers_for(None, consent.anonymous_id, traits, "$")
+            return self.rt.preparer.identifiers_for(None, anonymous_id, traits, "$")
         except ValueError:
             return []
 

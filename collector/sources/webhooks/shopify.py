@@ -12,7 +12,8 @@ Completed; ``orders/updated``/``edited``/``fulfilled``/``partially_fulfilled``
 to Order Updated; ``orders/cancelled``; ``refunds/create``;
 ``customers/create``/``update`` to identify; the customer marketing-consent
 topics (``customers_email_marketing_consent/update``,
-``customers_marketing_consent/update``) to ledger records for ``marketing``.
+``customers_marketing_consent/update``) to ledger records for ``marketing``;
+``customers/redact`` (mandatory privacy webhook) to an erasure.
 """
 
 from __future__ import annotations
@@ -141,6 +142,8 @@ def translate(delivery: Delivery, payload: Any) -> Translation:
         return Translation(
             consents=ec.state_consent(who, "sms", payload.get("sms_marketing_consent"))
         )
+    if topic == "customers/redact":
+        return ec.redact(NAME, payload)
     return Translation(known=False)
 
 

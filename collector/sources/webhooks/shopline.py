@@ -128,4 +128,6 @@ def translate(delivery: Delivery, payload: Any) -> Translation:
             messages=[ec.identify(who, message_id=f"{NAME}:{ref}", at=at, platform=NAME)],
             consents=consents,
         )
+    if delivery.topic == "customers/redact":
+        return ec.redact(NAME, payload)
     return Translation(known=False)
