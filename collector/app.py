@@ -30,6 +30,7 @@ from collector import openapi
 from collector.access.principals import bearer
 from collector.errors import RequestError
 from collector.ingest import Prepared, Rejection, decode_message, split_error
+from collector.limits import check_batch_size, summarise_rejections, summarise_warnings
 from collector.runtime import Runtime
 from collector.sources.browser import Browser, Visit
 from collector.sources.browser_http import BrowserEndpoints
@@ -189,6 +190,9 @@ class Api:
                 if kind is not None:
                     raise RequestError(400, reason, path) from None
                 rejected.append(Rejection(index, reason, path, raw))
+        limits = self.rt.config.server
+        rejected_total = len(rejected)
+        rejected = summarise_rejections(rejected, limits.max_quarantined_per_request)
         try:
             tally = await self.rt.writer.run(
                 self.rt.router.unit(prepared, rejected, source=source, received_at=received_at)
@@ -197,6 +201,7 @@ class Api:
             # Nothing was acknowledged: say so with a status clients retry on.
             log.error("batch from %s not stored: %s", source, type(exc).__name__)
             raise RequestError(503, "the batch could not be stored durably; retry later") from None
+        tally.quarantined = rejected_total
         self.rt.metrics.ingested(source, len(items), tally)
         warnings = [
             MessageWarning(index=p.index, reason=reason, path=path)
@@ -209,7 +214,7 @@ class Api:
             success=True,
             accepted=tally.accepted,
             rejected=[Rejected(index=r.index, reason=r.reason, path=r.path) for r in rejected],
-            warnings=warnings,
+            warnings=summarise_warnings(warnings, limits.max_warnings_per_request),
         )
 
     def _prepare_items(
@@ -237,7 +242,10 @@ class Api:
     def _answer(self, result: BatchResult, warnings: list[MessageWarning]) -> Response:
         """One ``warnings`` list per response: ``[{index, reason, path}]``."""
         if warnings:
-            result.warnings = sorted([*warnings, *result.warnings], key=lambda w: w.index)
+            result.warnings = summarise_warnings(
+                sorted([*warnings, *result.warnings], key=lambda w: w.index),
+                self.rt.config.server.max_warnings_per_request,
+            )
         return _json(result)
 
     async def batch(self, request: Request, *, beacon: bool = False) -> Response:
@@ -246,6 +254,7 @@ class Api:
             body = await read_body(request)
             envelope = self._decode_batch(body)
             source = self._authenticate(request, envelope.writeKey)
+            check_batch_size(len(envelope.batch), self.rt.config.server.max_batch_messages)
             visit = self.browser.begin(request, source, always=beacon)
             raws, warnings = self._prepare_items(
                 visit, source, [bytes(raw) for raw in envelope.batch], False

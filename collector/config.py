@@ -40,6 +40,11 @@ class ServerConfig(_Section, frozen=True):
     # Proxies (IP addresses or CIDR networks) whose X-Forwarded-For is believed;
     # from anyone else the connection's address is the client's.
     trusted_proxies: list[str] = []
+    # Per-request bounds (collector/limits.py): messages per batch (more: 413),
+    # rejections quarantined one row each and warnings listed (the rest: one summary).
+    max_batch_messages: Annotated[int, Meta(ge=1)] = 2500
+    max_quarantined_per_request: Annotated[int, Meta(ge=1)] = 100
+    max_warnings_per_request: Annotated[int, Meta(ge=1)] = 100
 
 
 class StorageConfig(_Section, frozen=True):

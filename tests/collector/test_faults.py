@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -20,8 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collector.runtime import DB_NAME
 from collector.text_rules import REASON, replace_nul
-from tests.conftest import ServerFactory, read_jsonl, wait_for
+from tests.conftest import WRITE_KEY, Server, ServerFactory, read_jsonl, wait_for
 
 # A child that sends batches to a jsonl destination under a file-size limit, then
 # without it, and prints each SendResult as a JSON line.
@@ -231,3 +233,43 @@ def test_admin_token_needs_bearer_and_out_dir_is_private(server_factory: ServerF
     assert server.data_dir / "out" in dirs
     loose = {str(d): oct(d.stat().st_mode & 0o777) for d in dirs if d.stat().st_mode & 0o077}
     assert not loose, loose
+
+
+# -- item 6: bounded batches, quarantine and responses ----------------------------------
+def _quarantine_rows(server: Server) -> int:
+    conn = sqlite3.connect(f"file:{server.data_dir / DB_NAME}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_greedy_batches_are_bounded(server_factory: ServerFactory) -> None:
+    server = server_factory().start()
+    # 100,000 empty messages in 300 KB: refused whole, in a few bytes, nothing stored.
+    flood = b'{"batch":[' + b",".join([b"{}"] * 100_000) + b"]}"
+    r = httpx.post(
+        server.url + "/v1/batch",
+        content=flood,
+        auth=(WRITE_KEY, ""),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert r.status_code == 413 and r.json()["path"] == "$.batch"
+    assert "limit is 2500" in r.json()["error"] and len(r.content) < 500
+    assert _quarantine_rows(server) == 0
+    # 2,000 invalid messages and one valid one: 100 quarantined rows and one
+    # summary row; the response lists 101 entries and stays small.
+    batch: list[dict[str, object]] = [{"type": "track", "event": "E"}] * 2000
+    batch.append({"type": "track", "event": "E", "userId": "ok-1"})
+    r = server.post("/v1/batch", {"batch": batch})
+    assert r.status_code == 200, r.text[:300]
+    body = r.json()
+    assert body["accepted"] == 1 and len(body["rejected"]) == 101
+    summary = body["rejected"][-1]
+    assert summary["index"] == 100 and summary["path"] == "$.batch"
+    assert summary["reason"].startswith("1900 more messages rejected (indexes 100 to 1999")
+    assert len(r.content) < 40_000
+    assert _quarantine_rows(server) == 101
+    metrics = httpx.get(server.url + "/metrics", timeout=10).text
+    assert 'consentry_messages_quarantined_total{source="default"} 2000.0' in metrics
