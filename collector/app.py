@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from collector import openapi
 from collector.access.principals import bearer
+from collector.consent_calls import call_keys, call_recipients
 from collector.errors import RequestError
 from collector.ingest import Prepared, Rejection, decode_message, split_error
 from collector.limits import check_batch_size, summarise_rejections, summarise_warnings
@@ -39,6 +40,7 @@ from collector.sources.webhooks.endpoint import Webhooks
 from collector.sources.wechat import strip_session_keys
 from collector.storage.sqlite.outbox import gauges as outbox_gauges
 from collector.text_rules import replace_nul
+from consent.errors import ConsentScopeError
 from consent.purposes import is_state_key
 from sdk_python.messages import (
     MAX_REQUEST_BYTES,
@@ -311,8 +313,12 @@ class Api:
                         " cross_border:<recipient>",
                         f"$.purposes.{key}",
                     )
-            if not call.purposes:
+            if not call.purposes and call.separateConsents is None:
                 raise RequestError(400, "purposes must state at least one purpose", "$.purposes")
+            try:
+                purposes, scopes = call_keys(call)
+            except ConsentScopeError as exc:
+                raise RequestError(400, exc.reason, exc.path) from None
             try:
                 identifiers = self.rt.preparer.identifiers_for(
                     call.userId, call.anonymousId, call.traits, "$"
@@ -320,7 +326,6 @@ class Api:
             except ValueError as exc:
                 raise RequestError(400, exc.args[0], exc.args[1]) from None
             received = datetime.now(UTC)
-            purposes = {k: v == "granted" for k, v in call.purposes.items()}
             seq, _one_id, action = await self.rt.writer.run(
                 lambda c: self.rt.router.record_consent(
                     c,
@@ -332,8 +337,9 @@ class Api:
                     legal_basis=call.legalBasis,
                     method=call.method,
                     pi_categories=call.piCategories,
-                    recipients=[(r.name, r.region) for r in call.recipients],
-                    separate=call.separate,
+                    recipients=call_recipients(call),
+                    separate=call.separate or call.separateConsents is not None,
+                    scopes=scopes,
                     consenter=call.consenter,
                     notice_id=call.noticeId,
                     notice_version=call.noticeVersion,

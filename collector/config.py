@@ -59,7 +59,12 @@ class PrivacyConfig(_Section, frozen=True):
     unknown_jurisdiction: str = "strictest"
     event_consent: Literal["record", "restrict_only", "ignore"] = "record"
     policy_dir: str | None = None
+    # Added on top of the built-in map (EEA -> GDPR, GB -> GDPR, CN -> PIPL,
+    # US -> the US packs); see consent.jurisdiction.
     country_jurisdictions: dict[Country, str] = {}
+    # Minimum notice version per purpose, for every destination: consent given
+    # under an older notice counts as absent (PIPL Art. 14 para. 2).
+    min_notice_versions: dict[str, str] = {}
     categories: dict[str, list[str]] = {}
     pi_rules: dict[str, str] = {}
     # Personal trait fields (traits, context.traits; not a group's traits) that
@@ -146,6 +151,21 @@ class BrowserConfig(_Section, frozen=True):
 
 
 FieldRule = Literal["drop", "pseudonymize", "hash_sha256_normalized", "truncate_ip", "keep"]
+LegalBasisName = Literal[
+    "consent", "contract", "legal_obligation", "legitimate_interests", "soft_opt_in"
+]
+TransferMechanism = Literal[
+    "adequacy",
+    "dpf",
+    "scc",
+    "bcr",
+    "art49_consent",
+    "security_assessment",
+    "standard_contract",
+    "certification",
+    "contract_necessity",
+    "volume_exemption",
+]
 
 
 class DestinationConfig(_Section, frozen=True, kw_only=True, tag_field="type"):
@@ -159,6 +179,13 @@ class DestinationConfig(_Section, frozen=True, kw_only=True, tag_field="type"):
     recipient: str | None = None
     third_party: bool = False
     pi_categories: list[str] = []
+    # Legal facts decide() reads (issue 20): the basis per purpose, how data may
+    # leave each law's zone (keyed by pack name: GDPR, PIPL, ...), the CCPA role,
+    # and the oldest notice version consent must have been given under.
+    legal_bases: dict[str, LegalBasisName] = {}
+    transfer: dict[str, TransferMechanism] = {}
+    ccpa_role: Literal["service_provider", "contractor", "third_party"] | None = None
+    min_notice_version: str | None = None
     full_ip: bool = False
     pseudonym_domain: str | None = None
     batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 100
@@ -343,6 +370,7 @@ def _check(config: Config, where: str) -> None:
                     f"{where}: at destinations[{i}].purposes: unknown purpose {purpose!r};"
                     f" use one of {', '.join(PURPOSES)}"
                 )
+        _check_legal_bases(dest.legal_bases, f"{where}: at destinations[{i}].legal_bases")
         url = getattr(dest, "url", None)
         if isinstance(url, str) and not url.startswith(("http://", "https://")):
             raise ConfigError(
@@ -419,6 +447,29 @@ def _check_sources(config: Config, where: str) -> None:
                 raise ConfigError(
                     f"{where}: at browser.{key}: {value!r} is not a rate such as '600/minute'"
                 ) from None
+
+
+def _check_legal_bases(bases: dict[str, str], where: str) -> None:
+    """Which basis fits which purpose: contract and legal obligation only carry
+    ``necessary`` (GDPR Art. 6(1)(b)-(c)); legitimate interests and the soft
+    opt-in never do; the soft opt-in is for direct marketing only (ePrivacy
+    Art. 13(2))."""
+    from consent.purposes import PURPOSES
+
+    for purpose, basis in bases.items():
+        if purpose not in PURPOSES:
+            raise ConfigError(
+                f"{where}.{purpose}: unknown purpose; use one of {', '.join(PURPOSES)}"
+            )
+        if purpose == "necessary" and basis not in ("contract", "legal_obligation", "consent"):
+            raise ConfigError(f"{where}.necessary: {basis} does not apply to necessary processing")
+        if purpose != "necessary" and basis in ("contract", "legal_obligation"):
+            raise ConfigError(
+                f"{where}.{purpose}: {basis} only carries necessary processing; use consent,"
+                " legitimate_interests (analytics) or soft_opt_in (marketing)"
+            )
+        if basis == "soft_opt_in" and purpose != "marketing":
+            raise ConfigError(f"{where}.{purpose}: soft_opt_in is for marketing (email) only")
 
 
 def env_secret(value: str | None, env: str | None) -> str | None:

@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from collector.config import DestinationConfig
+from collector.event_facts import locate, signal_time
 from collector.pipeline import scrub as pii_scrub
 from collector.sources.cookies import with_request_consent
 from collector.sources.wechat import WechatKeys, app_id_of, find_key, namespaced_openid
@@ -90,6 +91,7 @@ class Prepared:
     alias_user_payloads: dict[str, bytes] | None = None
     alias_ids: tuple[Identifier, Identifier] | None = None
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (reason, JSON path)
+    signal_at: float | None = None  # the event's own time (epoch s), for its consent signals
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -384,18 +386,28 @@ class Preparer:
                 ),
             )
 
-        country = signals.region or _country(context)
+        country, subdivision = locate(signals.region, context)
         jurisdiction = signals.jurisdiction or (
             self._opt.country_jurisdictions.get(country) if country else None
         )
         pi = self._pi_categories(data)
         age = _age(data)
-        facts_key = (jurisdiction, country, signals.gpc, pi, age, signals.opt_outs)
+        facts_key = (
+            signals.jurisdiction,
+            country,
+            subdivision,
+            signals.gpc,
+            pi,
+            age,
+            signals.opt_outs,
+        )
         facts = self._facts_memo.get(facts_key)
         if facts is None:
+            # The label as given: the router resolves label + country to packs.
             facts = EventFacts(
-                jurisdiction=jurisdiction,
+                jurisdiction=signals.jurisdiction,
                 country=country,
+                subdivision=subdivision,
                 gpc=signals.gpc,
                 pi_categories=pi,
                 age=age,
@@ -491,6 +503,7 @@ class Preparer:
             alias_user_payloads=alias_user,
             alias_ids=alias_ids,
             warnings=[(w.reason, prefix + w.path[1:]) for w in signals.warnings],
+            signal_at=signal_time(msg, received_at) if not signals.empty else None,
         )
 
     def _fill_scrubbed(
@@ -795,15 +808,6 @@ def _set(data: dict[str, Any], path: Sequence[str], value: Any, *, delete: bool 
         cur.pop(path[-1], None)
     else:
         cur[path[-1]] = value
-
-
-def _country(context: Mapping[str, Any]) -> str | None:
-    location = context.get("location")
-    if isinstance(location, dict):
-        country = location.get("country")
-        if isinstance(country, str) and len(country) == 2 and country.isalpha():
-            return country.upper()
-    return None
 
 
 def _age(data: Mapping[str, Any]) -> int | None:

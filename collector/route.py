@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -19,8 +19,10 @@ from collector.config import DestinationConfig
 from collector.ingest import Prepared, Rejection
 from collector.vault import Vault
 from consent.decide import ConsentState, Decision, DestinationFacts, EventFacts, decide
+from consent.jurisdiction import Regime, recheck_label
 from consent.ledger import Ledger, RecipientRef
-from consent.policy import Policies, Policy
+from consent.policy import Policies
+from consent.scope import fresh
 from consent.signals import Signals
 from identity.graph import Graph, Identifier, OneId
 
@@ -34,8 +36,15 @@ class Tally:
     consent_records: int = 0
 
 
-def destination_facts(d: DestinationConfig) -> DestinationFacts:
-    """What the decision function needs to know about a destination."""
+def destination_facts(
+    d: DestinationConfig, notice_versions: Mapping[str, str] | None = None
+) -> DestinationFacts:
+    """What the decision function needs to know about a destination: its purposes,
+    region, recipient and legal facts; ``notice_versions`` ([privacy]
+    min_notice_versions) per purpose, the destination's own minimum as ``*``."""
+    min_notice = dict(notice_versions or {})
+    if d.min_notice_version is not None:
+        min_notice["*"] = d.min_notice_version
     return DestinationFacts(
         name=d.name,
         purposes=tuple(d.purposes),
@@ -43,6 +52,10 @@ def destination_facts(d: DestinationConfig) -> DestinationFacts:
         recipient=d.recipient,
         third_party=d.third_party,
         pi_categories=frozenset(d.pi_categories),
+        legal_bases=dict(d.legal_bases),
+        transfer=dict(d.transfer),
+        ccpa_role=d.ccpa_role,
+        min_notice=min_notice,
     )
 
 
@@ -58,12 +71,13 @@ class Router:
         event_consent: str,
         decisions: str,
         quarantine_ttl_s: float,
+        notice_versions: Mapping[str, str] | None = None,
     ) -> None:
         self.graph = graph
         self.ledger = ledger
         self.policies = policies
         self.destinations = list(destinations)
-        self.facts = {d.name: destination_facts(d) for d in destinations}
+        self.facts = {d.name: destination_facts(d, notice_versions) for d in destinations}
         self._names = tuple(d.name for d in destinations)
         self.vault = vault
         self.event_consent = event_consent
@@ -110,11 +124,11 @@ class Router:
             seen = self._unchanged.get(one_id)
             if seen is None or seen[0] is not p.signals or seen[1] is not state:
                 return None
-        policy = self.policies.get(p.facts.jurisdiction)
-        body, allowed = self._decisions(state, policy, p)
+        regime = self._regime(p)
+        body, allowed = self._decisions(state, regime, p)
         rows: list[tuple[object, ...]] = []
         decision_rows: list[tuple[str, float, bytes]] = []
-        self._emit(p, one_id, policy, allowed, body, p.payloads, at, rows, decision_rows)
+        self._emit(p, one_id, regime, allowed, body, p.payloads, at, rows, decision_rows)
         return Plan(self.graph.epoch, one_id, state, rows, decision_rows, allowed)
 
     def route(
@@ -139,18 +153,24 @@ class Router:
                 self._count(tally, plan.routed)
                 continue
             one_id, payloads = self._resolve(p, received_at)
-            policy = self.policies.get(p.facts.jurisdiction)
+            regime = self._regime(p)
             if p.signals.purposes or p.signals.gpc:
                 tally.consent_records += self._record_event_consent(
-                    p, one_id, policy.name, received_at
+                    p, one_id, regime.name, received_at
                 )
             state = self.ledger.state(one_id)
-            body, allowed = self._decisions(state, policy, p)
+            body, allowed = self._decisions(state, regime, p)
             self._emit(
-                p, one_id, policy, allowed, body, payloads, now, self._rows, self._decision_rows
+                p, one_id, regime, allowed, body, payloads, now, self._rows, self._decision_rows
             )
             self._count(tally, allowed)
         return tally
+
+    def _regime(self, p: Prepared) -> Regime:
+        """The packs that apply: the event's label and the person's country
+        (consent.jurisdiction.resolve, memoized by Policies)."""
+        f = p.facts
+        return self.policies.resolve(f.jurisdiction, f.country, f.subdivision)
 
     def _count(self, tally: Tally, allowed: tuple[bool, ...]) -> None:
         for name, ok in zip(self._names, allowed, strict=True):
@@ -169,7 +189,7 @@ class Router:
         self,
         p: Prepared,
         one_id: int,
-        policy: Policy,
+        regime: Regime,
         allowed: tuple[bool, ...],
         body: bytes | None,
         payloads: Mapping[str, bytes],
@@ -180,6 +200,9 @@ class Router:
         """Outbox rows for the allowed destinations, and the decisions' row."""
         pi_text = ",".join(sorted(p.facts.pi_categories)) if p.facts.pi_categories else ""
         gpc = int(p.facts.gpc)
+        # What the send-time re-check needs besides gpc and pi: the packs, the
+        # person's country and age (consent.jurisdiction.recheck_label).
+        label = recheck_label(regime.name, p.facts.country, p.facts.age)
         for dest, ok in zip(self.destinations, allowed, strict=True):
             if ok:
                 rows.append(
@@ -187,7 +210,7 @@ class Router:
                         dest.name,
                         p.message_id,
                         one_id,
-                        policy.name,
+                        label,
                         gpc,
                         pi_text,
                         now,
@@ -225,7 +248,7 @@ class Router:
         self._body_ids.clear()
 
     def _decisions(
-        self, state: ConsentState, policy: Policy, p: Prepared
+        self, state: ConsentState, regime: Regime, p: Prepared
     ) -> tuple[bytes | None, tuple[bool, ...]]:
         """The decisions' record (as kept for `audit why`) and, per destination,
         whether it is allowed; memoized:
@@ -233,7 +256,8 @@ class Router:
         out one state object per version, so identity is a sound cache key."""
         key = (
             id(state),
-            policy.name,
+            regime.name,
+            p.facts.jurisdiction,
             p.facts.country,
             p.facts.gpc,
             p.facts.pi_categories,
@@ -246,14 +270,15 @@ class Router:
         decisions = []
         for dest in self.destinations:
             facts = EventFacts(
-                jurisdiction=policy.name,
+                jurisdiction=p.facts.jurisdiction,
                 country=p.facts.country,
+                subdivision=p.facts.subdivision,
                 gpc=p.facts.gpc,
                 pi_categories=p.pi_by_destination.get(dest.name, frozenset()),
                 age=p.facts.age,
                 opt_outs=p.facts.opt_outs,
             )
-            decisions.append(decide(state, facts, self.facts[dest.name], policy))
+            decisions.append(decide(state, facts, self.facts[dest.name], regime))
         kept = [
             _decision_record(d)
             for d in decisions
@@ -315,11 +340,17 @@ class Router:
                 purposes[purpose] = False
         if self.event_consent == "restrict_only":
             purposes = {k: v for k, v in purposes.items() if not v}
-        changed = self.ledger.differs(one_id, purposes)
+        # Ordered by the signal's own time: nothing older than the record it would
+        # replace changes it (GDPR Art. 7(3), PIPL Art. 15).
+        given = p.signal_at if p.signal_at is not None else at.timestamp()
+        changed = fresh(state.purposes, purposes, given)
         if not changed:
-            if len(self._unchanged) >= 100_000:
-                self._unchanged.clear()
-            self._unchanged[one_id] = (p.signals, state)
+            # Remembered only when the signal agrees with the state: a stale one
+            # may come back later with a newer timestamp, and then it counts.
+            if not self.ledger.differs(one_id, purposes):
+                if len(self._unchanged) >= 100_000:
+                    self._unchanged.clear()
+                self._unchanged[one_id] = (p.signals, state)
             return 0
         self.ledger.append(
             one_id=one_id,
@@ -327,7 +358,7 @@ class Router:
             purposes=changed,
             jurisdiction=jurisdiction,
             method="gpc" if p.signals.gpc and not p.signals.sources else "event",
-            given_at=at,
+            given_at=datetime.fromtimestamp(given, UTC),
             received_at=at,
             signal=p.signals.raw,
             source=",".join(p.signals.sources) or None,
@@ -349,6 +380,7 @@ class Router:
         pi_categories: Sequence[str],
         recipients: Sequence[tuple[str, str | None]],
         separate: bool,
+        scopes: Mapping[str, tuple[str, ...]] | None = None,
         consenter: str,
         notice_id: str | None,
         notice_version: str | None,
@@ -368,6 +400,7 @@ class Router:
             pi_categories=tuple(pi_categories),
             recipients=tuple(RecipientRef(n, r) for n, r in recipients),
             separate=separate,
+            scopes=dict(scopes or {}),
             consenter=consenter,
             notice_id=notice_id,
             notice_version=notice_version,

@@ -34,6 +34,7 @@ from collector.sources.wechat import WechatKeys
 from collector.storage.sqlite import deliveries
 from collector.vault import Vault
 from collector.writer import Checkpointer, Writer, connect
+from consent.errors import PolicyError
 from consent.ledger import HEAD_SEQ_SQL, Ledger
 from consent.policy import Policies
 from consent.purposes import DEFAULT_CATEGORY_MAP
@@ -158,12 +159,18 @@ def scrub_policy(config: Config) -> scrub.ScrubPolicy | None:
 
 
 def build_policies(config: Config) -> Policies:
+    """The packs, with the configured default, unknown-name rule and country map;
+    a pack or map that does not load is a ConfigError naming it."""
     p = config.privacy
-    return Policies.builtin(
-        default=p.default_jurisdiction,
-        unknown=p.unknown_jurisdiction,
-        override_dir=Path(p.policy_dir) if p.policy_dir else None,
-    )
+    try:
+        return Policies.builtin(
+            default=p.default_jurisdiction,
+            unknown=p.unknown_jurisdiction,
+            override_dir=Path(p.policy_dir) if p.policy_dir else None,
+            countries=p.country_jurisdictions,
+        )
+    except PolicyError as exc:
+        raise ConfigError(f"privacy: {exc}") from exc
 
 
 def normalize_options(config: Config) -> NormalizeOptions:
@@ -238,6 +245,7 @@ class Runtime:
             event_consent=config.privacy.event_consent,
             decisions=config.storage.decisions,
             quarantine_ttl_s=config.privacy.quarantine_ttl_days * 86400.0,
+            notice_versions=config.privacy.min_notice_versions,
         )
         self.forwarder: Forwarder | None = None
         self._last_expiry = 0.0
@@ -289,7 +297,9 @@ class Runtime:
         lanes = {}
         for dest in self.destinations:
             lanes[dest.name] = Lane(
-                dest, build_destination(dest, self.data_dir), destination_facts(dest)
+                dest,
+                build_destination(dest, self.data_dir),
+                destination_facts(dest, self.config.privacy.min_notice_versions),
             )
         self.forwarder = Forwarder(
             db_path=self.db_path,

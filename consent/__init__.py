@@ -9,9 +9,11 @@ from consent.decide import (
     decide,
 )
 from consent.errors import ConsentError, ConsentSignalError, LedgerError, PolicyError
+from consent.jurisdiction import Regime
 from consent.ledger import ConsentRecord, Ledger, VerifyResult, verify
 from consent.policy import Policies, Policy, load_pack
 from consent.purposes import PURPOSES, TAXONOMY
+from consent.scope import merge_states, notice_at_least, recipient_key
 from consent.signals import Signals, read_context
 
 __all__ = [
@@ -30,10 +32,14 @@ __all__ = [
     "Policy",
     "PolicyError",
     "PurposeState",
+    "Regime",
     "Signals",
     "VerifyResult",
     "decide",
     "load_pack",
+    "merge_states",
+    "notice_at_least",
     "read_context",
+    "recipient_key",
     "verify",
 ]

@@ -1,199 +1,105 @@
 """The decision function: may this event go to this destination? (pure)
 
 ``decide(state, facts, destination, policy) -> Decision`` reads nothing but its
-arguments. Like fides' policy evaluator it returns its audit trail (reasons
-and the ledger record ids that justified each grant) and keeps "no decision"
-(a gap in configuration) apart from "deny"; both block.
+arguments. ``policy`` is one pack or a :class:`~consent.jurisdiction.Regime`
+(several packs that apply together: each is applied and the stricter outcome
+wins). Like fides' policy evaluator it returns its audit trail (reasons and the
+ledger record ids that justified each grant) and keeps "no decision" (a gap in
+configuration) apart from "deny"; both block.
+
+What is checked, per pack:
+
+- purposes: ``none`` (necessary), ``opt_in`` (needs a granted record), ``opt_out``
+  (allowed until a denial record, GPC or a US opt-out signal); a destination's
+  declared ``legal_bases`` may rest a purpose on legitimate interests (GDPR
+  Art. 6(1)(f)) or the ePrivacy soft opt-in (Art. 13(2)) where the pack allows it;
+- children: the highest age across the packs; a guardian must give every consent
+  a minor needs, sensitive and separate ones included (GDPR Art. 8; PIPL Art. 31;
+  CCPA §1798.120(c)); under PIPL all of a child's information is sensitive (Art. 28);
+- sensitive categories, bound to the purposes the consent named (GDPR Art. 9(2)(a));
+- separate consents per recipient and region (PIPL Art. 23, 39);
+- transfers out of the pack's zone: a declared mechanism (GDPR Art. 44-46; PIPL
+  Art. 38) or explicit consent (GDPR Art. 49(1)(a)); contract necessity and the
+  volume exemption (CAC Provisions on Cross-Border Data Flows 2024, Art. 5);
+- CCPA: disclosure to a ``third_party`` is a sale (§1798.140(ad)); a
+  ``service_provider`` receives data after an opt-out of sale;
+- notice versions: consent given under an older notice than required is absent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING
 
-from consent.policy import Policy
+from consent.jurisdiction import ChildRule, Regime
+from consent.rules import Judge
+from consent.state import (
+    LAWFUL_BASES,
+    ConsentState,
+    Decision,
+    DestinationFacts,
+    EventFacts,
+    Outcome,
+    PurposeState,
+)
 
-Outcome = Literal["allow", "deny", "no_decision"]
-
-
-@dataclass(frozen=True, slots=True)
-class PurposeState:
-    granted: bool
-    record_id: int
-    guardian: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ConsentState:
-    """Effective consent of one person: the latest record per state key."""
-
-    purposes: Mapping[str, PurposeState] = field(default_factory=dict)
-
-    def get(self, key: str) -> PurposeState | None:
-        return self.purposes.get(key)
-
-
-@dataclass(frozen=True, slots=True)
-class EventFacts:
-    """What the event itself says. ``opt_outs`` names each US opt-out of sale,
-    sharing or targeted advertising by signal, section and field
-    (``gpp.usca.SaleOptOut``; an unreadable section counts as one)."""
-
-    jurisdiction: str | None = None
-    country: str | None = None
-    gpc: bool = False
-    pi_categories: frozenset[str] = frozenset()
-    age: int | None = None
-    opt_outs: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class DestinationFacts:
-    name: str
-    purposes: tuple[str, ...]
-    region: str | None = None
-    recipient: str | None = None
-    third_party: bool = False
-    pi_categories: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    outcome: Outcome
-    destination: str
-    jurisdiction: str
-    purposes: tuple[str, ...]
-    legal_basis: str
-    reasons: tuple[str, ...]
-    record_ids: tuple[int, ...]
-
-    @property
-    def allowed(self) -> bool:
-        return self.outcome == "allow"
-
-
-def _need(key: str, state: ConsentState, what: str, reasons: list[str], records: list[int]) -> bool:
-    entry = state.get(key)
-    if entry is None:
-        reasons.append(f"{what}: no consent on record")
-        return False
-    records.append(entry.record_id)
-    if not entry.granted:
-        reasons.append(f"{what}: denied by record {entry.record_id}")
-        return False
-    reasons.append(f"{what}: granted by record {entry.record_id}")
-    return True
+if TYPE_CHECKING:
+    from consent.policy import Policy
 
 
 def decide(
-    state: ConsentState, facts: EventFacts, destination: DestinationFacts, policy: Policy
+    state: ConsentState,
+    facts: EventFacts,
+    destination: DestinationFacts,
+    policy: Policy | Regime,
 ) -> Decision:
-    reasons: list[str] = []
-    records: list[int] = []
-    ok = True
-    gap = False
-    bases: set[str] = set()
+    """Decide one event for one destination under every pack of the regime."""
+    regime = policy if isinstance(policy, Regime) else Regime((policy,))
     if not destination.purposes:
         return Decision(
             "no_decision",
             destination.name,
-            policy.name,
+            regime.name,
             (),
             "none",
             ("destination declares no purposes, so it receives nothing",),
             (),
         )
-    minor = facts.age is not None and facts.age < policy.children.age(facts.country)
-    for purpose in destination.purposes:
-        rule = policy.purposes.get(purpose)
-        if rule is None:
-            gap = True
-            reasons.append(f"{purpose}: {policy.name} pack has no rule for this purpose")
-            continue
-        if rule == "none":
-            bases.add(policy.legal_basis.necessary)
-            reasons.append(f"{purpose}: necessary, no consent needed")
-            continue
-        bases.add(policy.legal_basis.default)
-        opt_in = rule == "opt_in" or (minor and purpose in policy.children.opt_in_purposes)
-        if opt_in:
-            if not _need(purpose, state, purpose, reasons, records):
-                ok = False
-            elif minor and policy.children.consenter == "guardian":
-                entry = state.get(purpose)
-                if entry is None or not entry.guardian:
-                    ok = False
-                    reasons.append(
-                        f"{purpose}: subject is under {policy.children.age(facts.country)}; "
-                        "consent must come from a guardian"
-                    )
-            continue
-        # opt_out: allowed until the person opts out, by record or by GPC.
-        entry = state.get(purpose)
-        if entry is not None:
-            records.append(entry.record_id)
-        opted_out = False
-        if entry is not None and not entry.granted:
-            opted_out = True
-            reasons.append(f"{purpose}: opted out by record {entry.record_id}")
-        if purpose in policy.gpc.opts_out:
-            if facts.gpc:
-                opted_out = True
-                reasons.append(f"{purpose}: Global Privacy Control is an opt-out of sale/share")
-            if facts.opt_outs:
-                # Any US section's opt-out of sale, sharing or targeted advertising.
-                opted_out = True
-                reasons.append(f"{purpose}: opted out by {', '.join(facts.opt_outs)}")
-        if opted_out:
-            ok = False
-        else:
-            reasons.append(f"{purpose}: allowed until opt-out ({policy.name})")
-    for category in sorted(facts.pi_categories):
-        if category not in destination.pi_categories:
-            ok = False
-            reasons.append(f"PI category {category}: destination is not declared to receive it")
-            continue
-        if category in policy.sensitive.categories:
-            if policy.sensitive.rule == "limit_use":
-                entry = state.get(f"sensitive:{category}") or state.get("sensitive")
-                if entry is not None and not entry.granted:
-                    ok = False
-                    reasons.append(f"sensitive {category}: limited by record {entry.record_id}")
-            else:
-                specific = f"sensitive:{category}"
-                key = specific if state.get(specific) is not None else "sensitive"
-                if not _need(
-                    key, state, f"sensitive {category} ({policy.sensitive.rule})", reasons, records
-                ):
-                    ok = False
-    if policy.separate.third_party and destination.third_party:
-        who = destination.recipient or destination.name
-        if not _need(
-            f"third_party:{who}", state, f"provision to {who} (separate consent)", reasons, records
-        ):
-            ok = False
-    home = policy.separate.home_region
-    if policy.separate.cross_border and home and destination.region not in (None, home):
-        who = destination.recipient or destination.name
-        if not _need(
-            f"cross_border:{who}",
-            state,
-            f"transfer to {who} in {destination.region} (separate consent)",
-            reasons,
-            records,
-        ):
-            ok = False
-    if policy.separate.cross_border and home and destination.region is None:
-        gap = True
-        reasons.append("destination declares no region; cross-border rules cannot be checked")
-    outcome: Outcome = "no_decision" if gap else ("allow" if ok else "deny")
+    child = regime.children(facts.country)
+    several = len(regime.packs) > 1
+    reasons = [f"jurisdiction: {note}" for note in regime.notes if several or regime.unknown]
+    if regime.unknown:
+        reasons.append(f"unknown jurisdiction names: {', '.join(regime.unknown)}")
+    records: list[int] = []
+    bases: set[str] = set()
+    outcomes: list[Outcome] = []
+    for pack in regime.packs:
+        judge = Judge(state, facts, destination, pack, child, f"[{pack.name}] " if several else "")
+        judge.run()
+        reasons += judge.reasons
+        records += judge.records
+        bases |= judge.bases
+        outcomes.append("no_decision" if judge.gap else ("allow" if judge.ok else "deny"))
+    outcome: Outcome = (
+        "deny" if "deny" in outcomes else "no_decision" if "no_decision" in outcomes else "allow"
+    )
     return Decision(
         outcome,
         destination.name,
-        policy.name,
+        regime.name,
         destination.purposes,
         "+".join(sorted(bases)) or "none",
         tuple(reasons),
         tuple(dict.fromkeys(records)),
     )
+
+
+__all__ = [
+    "LAWFUL_BASES",
+    "ChildRule",
+    "ConsentState",
+    "Decision",
+    "DestinationFacts",
+    "EventFacts",
+    "PurposeState",
+    "decide",
+]

@@ -22,17 +22,18 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from consent.decide import ConsentState, PurposeState
 from consent.errors import LedgerError
+from consent.scope import merge_states
+from consent.state import ConsentState, PurposeState
 
 GENESIS = bytes(32)
 CHECKPOINT_DOMAIN = b"consentry-ledger/1"
@@ -42,6 +43,15 @@ Action = Literal["grant", "deny", "withdraw", "update", "merge", "erase"]
 class RecipientRef(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str
     region: str | None = None
+
+
+class MergeSide(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What one side of a merge held for a key: its OneID and the record that set
+    the key there (``record``/``granted`` None: no record on that side)."""
+
+    one_id: int
+    record: int | None = None
+    granted: bool | None = None
 
 
 class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -66,6 +76,10 @@ class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     signal: str | None = None
     merged_from: tuple[int, ...] = ()
     source: str | None = None
+    # Per sensitive key, the purposes the consent was given for (GDPR Art. 9(2)(a)).
+    scopes: dict[str, tuple[str, ...]] = {}
+    # Merge records: per key, what each side contributed.
+    contributions: dict[str, tuple[MergeSide, ...]] = {}
 
 
 _encoder = msgspec.json.Encoder(order="deterministic")
@@ -91,9 +105,15 @@ CREATE TABLE IF NOT EXISTS consent_state (
     record_id INTEGER NOT NULL,
     guardian INTEGER NOT NULL,
     at TEXT NOT NULL,
+    scope TEXT NOT NULL DEFAULT '',
+    notice TEXT,
     PRIMARY KEY (one_id, key)
 ) WITHOUT ROWID;
 """
+
+# consent_state columns added after the first release (state is derived, so old
+# rows simply have no scope or notice version).
+_STATE_COLUMNS = (("scope", "TEXT NOT NULL DEFAULT ''"), ("notice", "TEXT"))
 
 
 # The head's seq, for a caller that reads several heads in one statement.
@@ -155,6 +175,10 @@ class Ledger:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
+        have = {r[1] for r in conn.execute("PRAGMA table_info(consent_state)")}
+        for column, decl in _STATE_COLUMNS:
+            if column not in have:
+                conn.execute(f"ALTER TABLE consent_state ADD COLUMN {column} {decl}")
         row = conn.execute(
             "SELECT seq, hash FROM consent_ledger ORDER BY seq DESC LIMIT 1"
         ).fetchone()
@@ -248,7 +272,7 @@ class Ledger:
         received_at: datetime,
         legal_basis: str = "consent",
         action: Action | None = None,
-        **extra: object,
+        **extra: Any,
     ) -> ConsentRecord:
         if not purposes and action != "erase":
             raise LedgerError("a consent record needs at least one purpose state")
@@ -272,16 +296,45 @@ class Ledger:
             "INSERT INTO consent_ledger (seq, body, hash) VALUES (?, ?, ?)",
             (record.seq, body, digest),
         )
-        guardian = int(record.consenter == "guardian")
-        at = received_at.isoformat()
-        self._conn.executemany(
-            "INSERT OR REPLACE INTO consent_state (one_id, key, granted, record_id, guardian, at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [(one_id, k, int(v), record.seq, guardian, at) for k, v in purposes.items()],
+        guardian = record.consenter == "guardian"
+        at = given_at.timestamp()
+        self._put(
+            one_id,
+            {
+                k: PurposeState(
+                    v,
+                    record.seq,
+                    guardian,
+                    frozenset(record.scopes[k]) if k in record.scopes else None,
+                    record.notice_version,
+                    at,
+                )
+                for k, v in purposes.items()
+            },
         )
         self._seq, self._hash = record.seq, digest
         self._states.pop(one_id, None)
         return record
+
+    def _put(self, one_id: int, entries: Mapping[str, PurposeState]) -> None:
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO consent_state"
+            " (one_id, key, granted, record_id, guardian, at, scope, notice)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    one_id,
+                    k,
+                    int(e.granted),
+                    e.record_id,
+                    int(e.guardian),
+                    datetime.fromtimestamp(e.at or 0.0, UTC).isoformat(),
+                    ",".join(sorted(e.scope)) if e.scope is not None else "",
+                    e.notice,
+                )
+                for k, e in entries.items()
+            ],
+        )
 
     def differs(self, one_id: int, purposes: dict[str, bool]) -> dict[str, bool]:
         """The part of ``purposes`` that would change the OneID's state."""
@@ -291,21 +344,23 @@ class Ledger:
     def merge(
         self, into: int, absorbed: Sequence[int], *, subject: str, jurisdiction: str, now: datetime
     ) -> ConsentRecord | None:
-        """Merges never widen consent: after the merge a key is granted only if every
-        side has a record granting it; a key any side denied, or one side never
-        granted, is recorded as denied (absent consent is no consent)."""
-        sides = [self.state(into), *(self.state(a) for a in absorbed)]
-        keys = sorted({k for s in sides for k in s.purposes})
-        if not keys:
+        """Merges never widen consent, and never invent a denial: per key an
+        explicit denial or withdrawal on any side wins; a grant with no record on
+        the other side stays granted; *no record* is not a denial (see
+        consent.scope.merge_states). The record shows, per key, what each side
+        contributed; the merged state keeps each winning side's own entry."""
+        sides = [(into, self.state(into).purposes)]
+        sides += [(a, self.state(a).purposes) for a in absorbed]
+        merged, contributions = merge_states(sides)
+        if not merged:
             return None
-        merged = {k: all((e := s.get(k)) is not None and e.granted for s in sides) for k in keys}
         for a in absorbed:
             self._conn.execute("DELETE FROM consent_state WHERE one_id = ?", (a,))
             self._states.pop(a, None)
-        return self.append(
+        record = self.append(
             one_id=into,
             subject=subject,
-            purposes=merged,
+            purposes={k: e.granted for k, e in merged.items()},
             jurisdiction=jurisdiction,
             method="merge",
             given_at=now,
@@ -313,7 +368,14 @@ class Ledger:
             legal_basis="merge",
             action="merge",
             merged_from=tuple(absorbed),
+            contributions={
+                k: tuple(MergeSide(c.one_id, c.record_id, c.granted) for c in sides_)
+                for k, sides_ in contributions.items()
+            },
         )
+        self._put(into, merged)
+        self._states.pop(into, None)
+        return record
 
     def erase(
         self, one_id: int, *, subject: str, jurisdiction: str, now: datetime
@@ -494,6 +556,30 @@ def verify(
 def read_state(conn: sqlite3.Connection, one_id: int) -> ConsentState:
     """The effective state from any connection (the forwarder's read-only one)."""
     rows = conn.execute(
-        "SELECT key, granted, record_id, guardian FROM consent_state WHERE one_id = ?", (one_id,)
+        "SELECT key, granted, record_id, guardian, scope, notice, at FROM consent_state"
+        " WHERE one_id = ?",
+        (one_id,),
     )
-    return ConsentState({r[0]: PurposeState(bool(r[1]), r[2], bool(r[3])) for r in rows})
+    return ConsentState(
+        {
+            r[0]: PurposeState(
+                bool(r[1]),
+                r[2],
+                bool(r[3]),
+                frozenset(r[4].split(",")) if r[4] else None,
+                r[5],
+                _epoch(r[6]),
+            )
+            for r in rows
+        }
+    )
+
+
+def _epoch(at: str) -> float | None:
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()

@@ -24,7 +24,10 @@ from sdk_python.messages import (
     Identify,
     Message,
     Page,
+    RecipientConsent,
     Screen,
+    SensitiveConsent,
+    SeparateConsents,
     Track,
 )
 
@@ -40,7 +43,10 @@ __all__ = [
     "Identify",
     "Message",
     "Page",
+    "RecipientConsent",
     "Screen",
+    "SensitiveConsent",
+    "SeparateConsents",
     "Track",
     "WSGIConsentMiddleware",
     "alias",

@@ -38,7 +38,7 @@ from sdk_python.encoding import (
     batch_body,
     pseudonymizer,
 )
-from sdk_python.messages import MAX_REQUEST_BYTES
+from sdk_python.messages import MAX_REQUEST_BYTES, SeparateConsents
 
 log = logging.getLogger("consentry.sdk")
 DEFAULT_HOST = "http://127.0.0.1:8787"
@@ -150,8 +150,12 @@ class AsyncClient(Calls):
         self,
         user_id: str | int | None = None,
         purposes: Mapping[str, bool | str] | None = None,
+        *,
+        separate_consents: SeparateConsents | None = None,
         **kw: Any,
     ) -> dict[str, Any] | None:
+        """As :meth:`Client.consent`."""
+        kw["separate_consents"] = separate_consents
         try:
             self._bind()
             response = await self._post("/v1/consent", self._consent_body(user_id, purposes, kw))

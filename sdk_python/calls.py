@@ -259,6 +259,7 @@ class Calls:
             noticeVersion=kw.get("notice_version"),
             method=kw.get("method", "api"),
             signal=kw.get("signal"),
+            separateConsents=kw.get("separate_consents"),
             timestamp=kw.get("timestamp") or now(),
             messageId=str(uuid.uuid4()),
         )

@@ -50,7 +50,7 @@ from sdk_python.encoding import (
     message_ids,
     pseudonymizer,
 )
-from sdk_python.messages import MAX_REQUEST_BYTES
+from sdk_python.messages import MAX_REQUEST_BYTES, SeparateConsents
 from sdk_python.options import check_segment_options, proxy_mounts
 from sdk_python.sender import Sender
 from sdk_python.spool import Item, OwnedSpool, SpoolFamily
@@ -303,10 +303,17 @@ class Client(Calls, Sender):
         self,
         user_id: str | int | None = None,
         purposes: Mapping[str, bool | str] | None = None,
+        *,
+        separate_consents: SeparateConsents | None = None,
         **kw: Any,
     ) -> dict[str, Any] | None:
         """Record a grant, denial or withdrawal now (synchronously: the answer is
-        the ledger record). Returns None, and logs, if it could not be recorded."""
+        the ledger record). Returns None, and logs, if it could not be recorded.
+
+        ``separate_consents``: PIPL separate consents (sensitive categories for
+        named purposes; third party per recipient and region; cross-border per
+        recipient and region), see :class:`sdk_python.SeparateConsents`."""
+        kw["separate_consents"] = separate_consents
         try:
             response = self._post("/v1/consent", self._consent_body(user_id, purposes, kw))
             if response.status_code >= 300:

@@ -109,13 +109,47 @@ class Recipient(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     region: Annotated[str, Meta(pattern="^[A-Z]{2}$")] | None = None
 
 
+Region = Annotated[str, Meta(pattern="^[A-Z]{2}$")]
+Label = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class SensitiveConsent(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """Separate consent for sensitive PI (PIPL Art. 29; GDPR Art. 9(2)(a)): bound to
+    its ``categories`` (``health``, ``biometric``, ``minor``, ...) and to the
+    ``purposes`` it was given for; naming none covers ``necessary`` only."""
+
+    categories: Annotated[list[Label], Meta(min_length=1)]
+    purposes: list[Label] = []
+    state: ConsentState = "granted"
+
+
+class RecipientConsent(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """Separate consent bound to one recipient (a legal entity, as a destination's
+    ``recipient``) in one region (ISO 3166-1 alpha-2, as its ``region``)."""
+
+    recipient: Name
+    region: Region
+    state: ConsentState = "granted"
+
+
+class SeparateConsents(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """PIPL separate consents: ``sensitive`` (Art. 29), ``thirdParty`` provision per
+    recipient (Art. 23) and ``crossBorder`` transfer per recipient and region (Art. 39;
+    also GDPR Art. 49(1)(a) explicit consent to a transfer)."""
+
+    sensitive: list[SensitiveConsent] = []
+    thirdParty: list[RecipientConsent] = []
+    crossBorder: list[RecipientConsent] = []
+
+
 class ConsentCall(
     msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type", tag="consent"
 ):
     """Grant, deny and withdraw share one shape (GDPR Art. 7(3)): withdrawing is a
     ``denied`` state for a purpose that was granted before."""
 
-    purposes: dict[Annotated[str, Meta(min_length=1, max_length=64)], ConsentState]
+    purposes: dict[Annotated[str, Meta(min_length=1, max_length=64)], ConsentState] = {}
+    separateConsents: SeparateConsents | None = None
     messageId: Id | None = None
     anonymousId: Id | None = None
     userId: Id | None = None

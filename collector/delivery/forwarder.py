@@ -29,7 +29,9 @@ from collector.delivery.retry import retry_delay
 from collector.metrics import Metrics
 from collector.storage.sqlite import outbox
 from collector.writer import Writer, connect
-from consent.decide import DestinationFacts, EventFacts, decide
+from consent.decide import ConsentState, DestinationFacts, EventFacts, decide
+from consent.errors import PolicyError
+from consent.jurisdiction import parse_recheck_label
 from consent.ledger import read_state
 from consent.policy import Policies
 from identity.graph import current_one_id
@@ -225,14 +227,26 @@ class Forwarder:
             if allowed is None:
                 if one_id not in states:
                     states[one_id] = read_state(conn, one_id)
-                facts = EventFacts(jurisdiction=row.jurisdiction, gpc=row.gpc, pi_categories=row.pi)
-                policy = self._policies.get(row.jurisdiction)
-                allowed = verdicts[key] = decide(states[one_id], facts, lane.facts, policy).allowed
+                allowed = verdicts[key] = self._allowed(states[one_id], row, lane)
             if allowed:
                 send.append((row, one_id))
             else:
                 drop.append(row)
         return send, drop
+
+    def _allowed(self, state: ConsentState, row: outbox.OutboxRow, lane: Lane) -> bool:
+        """The decision again, under the packs, country and age the row was routed
+        with (a pack no longer loaded blocks: fail closed)."""
+        name, country, age = parse_recheck_label(row.jurisdiction)
+        try:
+            regime = self._policies.regime(name)
+        except PolicyError:
+            log.warning(
+                "destination %s: jurisdiction %s has no pack now; not sent", lane.facts.name, name
+            )
+            return False
+        facts = EventFacts(country=country, age=age, gpc=row.gpc, pi_categories=row.pi)
+        return decide(state, facts, lane.facts, regime).allowed
 
     def _finalize(self, row: outbox.OutboxRow, one_id: int, domain: str) -> bytes:
         """Add the OneID as this destination sees it (its own domain, current

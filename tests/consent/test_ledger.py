@@ -106,8 +106,17 @@ def test_merges_never_widen_consent() -> None:
     )
     record = ledger.merge(1, [2], subject="a", jurisdiction="GDPR", now=T0)
     assert record is not None and record.action == "merge" and record.merged_from == (2,)
-    assert record.purposes == {"advertising": False, "analytics": False, "marketing": False}
+    # a denial on either side wins; a grant with no record on the other side stays
+    # granted: no record is not a denial (issue 14 §2)
+    assert record.purposes == {"advertising": True, "analytics": True, "marketing": False}
     assert ledger.state(2).purposes == {}
+    sides = record.contributions["marketing"]
+    assert [(s.one_id, s.record, s.granted) for s in sides] == [(1, 1, True), (2, 2, False)]
+    assert [(s.one_id, s.record) for s in record.contributions["analytics"]] == [(1, 1), (2, None)]
+    # the merged state cites the records that gave each answer
+    state = ledger.state(1)
+    assert state.get("advertising") is not None and state.get("advertising").record_id == 2  # type: ignore[union-attr]
+    assert not state.purposes["marketing"].granted
 
 
 def test_deleted_reordered_and_resigned_records_are_detected() -> None:
