@@ -106,12 +106,17 @@ class Judge:
         if self.facts.gpc:
             return "Global Privacy Control (11 CCR §7025)"
         if self.facts.opt_outs:
-            return f"US opt-out signal ({', '.join(self.facts.opt_outs)})"
+            return ", ".join(self.facts.opt_outs)
         for purpose in sorted(gpc.opts_out):
             entry = self.state.get(purpose)
             if entry is not None and not entry.granted:
                 return f"opt-out record {entry.record_id}"
         return None
+
+    def _signalled(self) -> str:
+        """The event's own opt-outs: GPC and each US section's field, all named."""
+        said = ["Global Privacy Control, an opt-out of sale/share (11 CCR §7025)"]
+        return ", ".join([*said[: int(self.facts.gpc)], *self.facts.opt_outs])
 
     # -- purposes ---------------------------------------------------------------
     def purposes(self) -> None:
@@ -146,11 +151,14 @@ class Judge:
             entry = self.state.get(purpose)
             if entry is not None:
                 self.records.append(entry.record_id)
+            opted_out = entry is not None and not entry.granted
             if entry is not None and not entry.granted:
                 self.deny(f"{purpose}: opted out by record {entry.record_id}")
-            elif sale and purpose in pack.gpc.opts_out:
-                self.deny(f"{purpose}: opted out of sale/sharing by {sale}")
-            else:
+            if purpose in pack.gpc.opts_out and (self.facts.gpc or self.facts.opt_outs):
+                # The event's own opt-out is cited beside a recorded one.
+                opted_out = True
+                self.deny(f"{purpose}: opted out by {self._signalled()}")
+            if not opted_out:
                 self.say(f"{purpose}: allowed until opt-out ({pack.name})")
 
     def _alternative(self, purpose: str, basis: str) -> bool:
