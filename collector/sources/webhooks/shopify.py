@@ -75,7 +75,7 @@ def order_event(topic: str, order: Mapping[str, Any]) -> str | None:
     if topic == "orders/paid":
         return ec.COMPLETED
     if topic == "orders/create":
-        return ec.COMPLETED if order.get("financial_status") in PAID else None
+        return ec.COMPLETED if ec.text(order.get("financial_status")) in PAID else None
     if topic in _UPDATED:
         return ec.UPDATED
     return None
