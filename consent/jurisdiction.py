@@ -26,7 +26,7 @@ Rules, in order:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -112,6 +112,7 @@ class Regime:
     packs: tuple[Policy, ...]
     unknown: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    _children: dict[str | None, ChildRule] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -120,13 +121,17 @@ class Regime:
     def children(self, country: str | None) -> ChildRule:
         """Strictest per question across the packs: the highest age, the highest
         age below which a guardian consents, every purpose minors must opt in to."""
+        cached = self._children.get(country)
+        if cached is not None:
+            return cached
         rules: list[Children] = [p.children for p in self.packs]
-        return ChildRule(
+        rule = self._children[country] = ChildRule(
             age=max(r.age(country) for r in rules),
             guardian_below=max(r.guardian_age(country) for r in rules),
             opt_in_purposes=frozenset().union(*(r.opt_in_purposes for r in rules)),
             sensitive_below=max(r.sensitive_below or 0 for r in rules),
         )
+        return rule
 
 
 @dataclass(frozen=True, slots=True)

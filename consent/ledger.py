@@ -116,6 +116,12 @@ CREATE TABLE IF NOT EXISTS consent_state (
 _STATE_COLUMNS = (("scope", "TEXT NOT NULL DEFAULT ''"), ("notice", "TEXT"))
 
 
+_PUT_STATE = (
+    "INSERT OR REPLACE INTO consent_state"
+    " (one_id, key, granted, record_id, guardian, at, scope, notice)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
 # The head's seq, for a caller that reads several heads in one statement.
 HEAD_SEQ_SQL = "SELECT coalesce(max(seq), 0) FROM consent_ledger"
 
@@ -296,21 +302,24 @@ class Ledger:
             "INSERT INTO consent_ledger (seq, body, hash) VALUES (?, ?, ?)",
             (record.seq, body, digest),
         )
-        guardian = record.consenter == "guardian"
-        at = given_at.timestamp()
-        self._put(
-            one_id,
-            {
-                k: PurposeState(
-                    v,
+        guardian = int(record.consenter == "guardian")
+        at = given_at.isoformat()
+        scopes = record.scopes
+        self._conn.executemany(
+            _PUT_STATE,
+            [
+                (
+                    one_id,
+                    k,
+                    int(v),
                     record.seq,
                     guardian,
-                    frozenset(record.scopes[k]) if k in record.scopes else None,
-                    record.notice_version,
                     at,
+                    ",".join(sorted(scopes[k])) if k in scopes else "",
+                    record.notice_version,
                 )
                 for k, v in purposes.items()
-            },
+            ],
         )
         self._seq, self._hash = record.seq, digest
         self._states.pop(one_id, None)
@@ -318,9 +327,7 @@ class Ledger:
 
     def _put(self, one_id: int, entries: Mapping[str, PurposeState]) -> None:
         self._conn.executemany(
-            "INSERT OR REPLACE INTO consent_state"
-            " (one_id, key, granted, record_id, guardian, at, scope, notice)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            _PUT_STATE,
             [
                 (
                     one_id,

@@ -253,3 +253,55 @@ def test_the_law_end_to_end(server_factory: ServerFactory, tmp_path: Path) -> No
     assert "eu-lake" not in where("xx-shopper")
     assert "eu-lake" in where("no-teen")
     server.stop()
+
+
+RECHECK = """
+[server]
+forward = {forward}
+
+[[destinations]]
+name = "us-ads"
+type = "jsonl"
+purposes = ["advertising"]
+region = "US"
+recipient = "Ads Inc"
+path = "{out}/us-ads"
+"""
+
+
+def test_age_and_country_stay_in_the_send_time_recheck(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """A Californian of 12 with a parent's advertising consent is routed; before
+    the row is sent, the child records the consent again themselves. At send time
+    the row is decided again as a 12-year-old in California (a parent must opt in,
+    §1798.120(c)), so it is dropped; an adult's row in the same state is sent."""
+    out = tmp_path / "out"
+    first = server_factory(RECHECK.format(forward="false", out=out)).start()
+    for user, consenter in (("kid", "guardian"), ("adult", "self")):
+        body = {
+            "userId": user,
+            "purposes": {"advertising": "granted"},
+            "consenter": consenter,
+            "jurisdiction": "US-CA",
+        }
+        assert first.post("/v1/consent", body).status_code == 200
+    batch = [
+        track(
+            "kid", "kid-ad", consent={"jurisdiction": "US-CA"}, location={"country": "US"}, age=12
+        ),
+        track("adult", "adult-ad", consent={"jurisdiction": "US-CA"}, location={"country": "US"}),
+    ]
+    assert first.post("/v1/batch", {"batch": batch}).status_code == 200
+    # Both were allowed at ingest; now the child's own record replaces the parent's.
+    body = {"userId": "kid", "purposes": {"advertising": "granted"}, "jurisdiction": "US-CA"}
+    assert first.post("/v1/consent", body).status_code == 200
+    assert not read_jsonl(out / "us-ads")  # nothing was sent while forwarding was off
+    first.stop()
+    second = server_factory(
+        RECHECK.format(forward="true", out=out),
+        env={"CONSENTRY_MASTER_KEY": first.env["CONSENTRY_MASTER_KEY"]},
+    ).start()
+    sent = wait_for(lambda: [m["messageId"] for m in read_jsonl(out / "us-ads")], timeout=60)
+    assert sent == ["adult-ad"]
+    second.stop()
