@@ -14,7 +14,6 @@ import hmac
 import logging
 import os
 import time
-import zlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -30,8 +29,11 @@ from collector import openapi
 from collector.access.principals import bearer
 from collector.consent_calls import call_keys, call_recipients
 from collector.errors import RequestError
+from collector.http.body import BodyError, inflate
+from collector.http.envelope import read_batch, read_single
 from collector.ingest import Prepared, Rejection, decode_message, split_error
 from collector.limits import check_batch_size, summarise_rejections, summarise_warnings
+from collector.pipeline.warnings import InputWarning
 from collector.runtime import Runtime
 from collector.sources.browser import Browser, Visit
 from collector.sources.browser_http import BrowserEndpoints
@@ -44,7 +46,6 @@ from consent.errors import ConsentScopeError
 from consent.purposes import is_state_key
 from sdk_python.messages import (
     MAX_REQUEST_BYTES,
-    Batch,
     BatchResult,
     ConsentCall,
     ErrorBody,
@@ -53,7 +54,6 @@ from sdk_python.messages import (
 )
 
 log = logging.getLogger("consentry.collector")
-_batch_decoder = msgspec.json.Decoder(Batch)
 _consent_decoder = msgspec.json.Decoder(ConsentCall)
 _encoder = msgspec.json.Encoder()
 
@@ -94,17 +94,14 @@ async def read_body(request: Request) -> bytes:
             raise RequestError(413, f"request body is over the {MAX_REQUEST_BYTES}-byte limit")
         chunks.append(chunk)
     body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "").lower()
-    if encoding in ("gzip", "deflate"):
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
-        try:
-            body = inflater.decompress(body, MAX_REQUEST_BYTES + 1)
-        except zlib.error as exc:
-            raise RequestError(400, f"body is not valid {encoding}: {exc}") from None
-        if len(body) > MAX_REQUEST_BYTES or inflater.unconsumed_tail:
-            raise RequestError(413, f"decompressed body is over the {MAX_REQUEST_BYTES}-byte limit")
-    elif encoding not in ("", "identity"):
-        raise RequestError(400, f"unsupported Content-Encoding {encoding!r}; use gzip or none")
+    try:
+        body = inflate(body, request.headers.get("content-encoding", ""), limit=MAX_REQUEST_BYTES)
+    except BodyError as exc:
+        if exc.status == 413:
+            raise RequestError(
+                413, f"decompressed body is over the {MAX_REQUEST_BYTES}-byte limit"
+            ) from None
+        raise RequestError(exc.status, exc.message) from None
     if not body:
         raise RequestError(400, "request body is empty; send a JSON object")
     return body
@@ -147,21 +144,15 @@ class Api:
             )
         return source
 
-    def _decode_batch(self, body: bytes) -> Batch:
-        try:
-            return _batch_decoder.decode(body)
-        except msgspec.ValidationError as exc:
-            reason, path = split_error(str(exc), "$")
-            raise RequestError(400, f"not a batch: {reason}", path) from None
-        except msgspec.DecodeError as exc:
-            raise RequestError(400, f"body is not valid JSON: {exc}", "$") from None
-
     async def _ingest(
         self,
         source: str,
         items: Sequence[tuple[int, bytes, str | None]],
         batch_context: dict[str, Any] | None,
         request: Request | None = None,
+        *,
+        sent_at: datetime | None = None,
+        warnings: Sequence[InputWarning] = (),
     ) -> BatchResult:
         received_at = datetime.now(UTC)
         cookie_consent: dict[str, Any] | None = None
@@ -170,28 +161,40 @@ class Api:
             cookie_consent, cookie_warnings = request_consent(request.headers.getlist("cookie"))
         prepared: list[Prepared] = []
         rejected: list[Rejection] = []
+        found = list(warnings)
+        max_depth = self.rt.config.ingest.max_depth
         for index, raw, kind in items:
             prefix = f"$.batch[{index}]" if kind is None else "$"
-            storable, text_warnings = replace_nul(raw, prefix)
+            storable, nul_paths = replace_nul(raw, prefix)
+            decoded = [InputWarning(index, "nul_replaced", why, at) for why, at in nul_paths]
             try:
-                message = decode_message(storable, index=index, prefix=prefix, kind=kind)
-                prepared.append(
-                    self.rt.preparer.prepare(
-                        message,
-                        index=index,
-                        prefix=prefix,
-                        received_at=received_at,
-                        batch_context=batch_context,
-                        request_consent=cookie_consent,
-                    )
+                message = decode_message(
+                    storable,
+                    index=index,
+                    prefix=prefix,
+                    kind=kind,
+                    max_depth=max_depth,
+                    warnings=decoded,
                 )
-                prepared[-1].warnings.extend(text_warnings)
-                prepared[-1].warnings.extend(cookie_warnings)
-            except ValueError as exc:
-                reason, path = exc.args
+                p = self.rt.preparer.prepare(
+                    message,
+                    index=index,
+                    prefix=prefix,
+                    received_at=received_at,
+                    batch_context=batch_context,
+                    sent_at=sent_at,
+                    request_consent=cookie_consent,
+                )
+            except Exception as exc:  # one bad message never fails its batch
+                reason, path = _rejection(exc, prefix)
                 if kind is not None:
                     raise RequestError(400, reason, path) from None
                 rejected.append(Rejection(index, reason, path, raw))
+                continue
+            prepared.append(p)
+            found += decoded
+            found += p.warnings
+            found += [InputWarning(index, "consent_unreadable", r, at) for r, at in cookie_warnings]
         limits = self.rt.config.server
         rejected_total = len(rejected)
         rejected = summarise_rejections(rejected, limits.max_quarantined_per_request)
@@ -205,67 +208,62 @@ class Api:
             raise RequestError(503, "the batch could not be stored durably; retry later") from None
         tally.quarantined = rejected_total
         self.rt.metrics.ingested(source, len(items), tally)
-        warnings = [
-            MessageWarning(index=p.index, reason=reason, path=path)
-            for p in prepared
-            for reason, path in p.warnings
-        ]
-        if warnings:
-            self.rt.metrics.warned(source, "message", len(warnings))
+        if found:
+            self.rt.metrics.warned(source, (w.code for w in found))
+            found.sort(key=lambda w: -1 if w.index is None else w.index)  # stable
         return BatchResult(
             success=True,
             accepted=tally.accepted,
             rejected=[Rejected(index=r.index, reason=r.reason, path=r.path) for r in rejected],
-            warnings=summarise_warnings(warnings, limits.max_warnings_per_request),
+            warnings=summarise_warnings(
+                [MessageWarning(index=w.index, reason=w.reason, path=w.path) for w in found],
+                limits.max_warnings_per_request,
+            ),
         )
 
     def _prepare_items(
         self, visit: Visit | None, source: str, raws: list[bytes], single: bool
-    ) -> tuple[list[bytes], list[MessageWarning]]:
+    ) -> tuple[list[bytes], list[InputWarning]]:
         """Request facts into browser messages; ``session_key`` out of every message."""
         if visit is not None:
             raws = self.browser.rewrite(visit, raws)
-        warnings: list[MessageWarning] = []
+        warnings: list[InputWarning] = []
         for i, raw in enumerate(raws):
             raws[i], removed = strip_session_keys(raw, "$" if single else f"$.batch[{i}]")
             warnings += [
-                MessageWarning(
-                    index=i,
-                    reason="a WeChat session_key was removed; it never leaves your backend",
-                    path=path,
+                InputWarning(
+                    i,
+                    "session_key_removed",
+                    "a WeChat session_key was removed; it never leaves your backend",
+                    path,
                 )
                 for path in removed
             ]
         if warnings:
-            self.rt.metrics.warned(source, "session_key_removed", len(warnings))
             log.warning("source %s: %d session_key field(s) removed", source, len(warnings))
         return raws, warnings
-
-    def _answer(self, result: BatchResult, warnings: list[MessageWarning]) -> Response:
-        """One ``warnings`` list per response: ``[{index, reason, path}]``."""
-        if warnings:
-            result.warnings = summarise_warnings(
-                sorted([*warnings, *result.warnings], key=lambda w: w.index),
-                self.rt.config.server.max_warnings_per_request,
-            )
-        return _json(result)
 
     async def batch(self, request: Request, *, beacon: bool = False) -> Response:
         visit: Visit | None = None
         try:
             body = await read_body(request)
-            envelope = self._decode_batch(body)
-            source = self._authenticate(request, envelope.writeKey)
-            check_batch_size(len(envelope.batch), self.rt.config.server.max_batch_messages)
+            parsed = read_batch(body, max_depth=self.rt.config.ingest.max_depth)
+            source = self._authenticate(request, parsed.write_key)
+            check_batch_size(len(parsed.messages), self.rt.config.server.max_batch_messages)
             visit = self.browser.begin(request, source, always=beacon)
-            raws, warnings = self._prepare_items(
-                visit, source, [bytes(raw) for raw in envelope.batch], False
-            )
+            raws, stripped = self._prepare_items(visit, source, parsed.messages, False)
             items = [(i, raw, None) for i, raw in enumerate(raws)]
-            result = await self._ingest(source, items, envelope.context, request)
+            result = await self._ingest(
+                source,
+                items,
+                parsed.context,
+                request,
+                sent_at=parsed.sent_at,
+                warnings=parsed.warnings + stripped,
+            )
         except RequestError as exc:
             return self.browser.error(visit, exc, _error(exc))
-        return self.browser.finish(visit, self._answer(result, warnings))
+        return self.browser.finish(visit, _json(result))
 
     async def beacon(self, request: Request) -> Response:
         return await self.batch(request, beacon=True)
@@ -274,22 +272,24 @@ class Api:
         async def endpoint(request: Request) -> Response:
             visit: Visit | None = None
             try:
-                body = await read_body(request)
+                body, warnings = read_single(await read_body(request))
                 key = None
                 if basic_user(request) is None:
                     try:
                         key = _key_decoder.decode(body).writeKey
-                    except msgspec.ValidationError:
+                    except (msgspec.ValidationError, RecursionError):
                         pass
                     except msgspec.DecodeError as exc:
                         raise RequestError(400, f"body is not valid JSON: {exc}", "$") from None
                 source = self._authenticate(request, key)
                 visit = self.browser.begin(request, source)
-                (body,), warnings = self._prepare_items(visit, source, [body], True)
-                result = await self._ingest(source, [(0, body, kind)], None, request)
+                (body,), stripped = self._prepare_items(visit, source, [body], True)
+                result = await self._ingest(
+                    source, [(0, body, kind)], None, request, warnings=warnings + stripped
+                )
             except RequestError as exc:
                 return self.browser.error(visit, exc, _error(exc))
-            return self.browser.finish(visit, self._answer(result, warnings))
+            return self.browser.finish(visit, _json(result))
 
         return endpoint
 
@@ -413,6 +413,20 @@ class Api:
             n = await self.rt.writer.run(functools.partial(_unmigrated, self.rt, kid))
             self.rt.metrics.key_unmigrated.labels(kid).set(n)
         return Response(self.rt.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _rejection(exc: Exception, prefix: str) -> tuple[str, str]:
+    """(reason, JSON path) for a message that could not be accepted. Steps
+    raise ValueError(reason, path); anything else is a fault of ours, logged
+    by type and place only (a message could quote personal data)."""
+    if type(exc) is ValueError and len(exc.args) == 2:
+        return str(exc.args[0]), str(exc.args[1])
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
+    log.error("message not readable: %s at %s", type(exc).__name__, where)
+    return f"the message could not be read ({type(exc).__name__})", prefix
 
 
 def _erasure_status(one_ids: list[int], conn: Any) -> list[dict[str, object]]:

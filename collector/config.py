@@ -111,6 +111,15 @@ class IdentityConfig(_Section, frozen=True):
     wechat_unionid_keys: tuple[str, ...] = ("wechat_unionid", "unionid", "unionId")
 
 
+class IngestConfig(_Section, frozen=True):
+    # Objects and arrays a message may nest (the top object is level 1); past
+    # it a single message is a 400 and a batch's message is quarantined.
+    max_depth: Annotated[int, Meta(ge=2, le=512)] = 64
+    # A repeated messageId from the same source within this window is
+    # acknowledged and stored once (0 turns the check off).
+    dedupe_window_hours: Annotated[float, Meta(ge=0, le=24 * 30)] = 24.0
+
+
 class KeysConfig(_Section, frozen=True):
     keyring_file: str | None = None
     master_key_file: str | None = None
@@ -259,6 +268,7 @@ class Config(_Section, frozen=True):
     storage: StorageConfig = StorageConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     identity: IdentityConfig = IdentityConfig()
+    ingest: IngestConfig = IngestConfig()
     keys: KeysConfig = KeysConfig()
     browser: BrowserConfig = BrowserConfig()
     sources: list[SourceConfig] = []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import ipaddress
 import re
 import unicodedata
 import uuid
@@ -23,7 +22,12 @@ import msgspec
 
 from collector.config import DestinationConfig
 from collector.event_facts import locate, signal_time
+from collector.pipeline import ip as client_ips
 from collector.pipeline import scrub as pii_scrub
+from collector.pipeline.limits import DEFAULT_MAX_DEPTH, deep_path, too_deep
+from collector.pipeline.relax import relax
+from collector.pipeline.timestamps import iso_z, segment_times
+from collector.pipeline.warnings import InputWarning
 from collector.sources.cookies import with_request_consent
 from collector.sources.wechat import WechatKeys, app_id_of, find_key, namespaced_openid
 from consent.decide import EventFacts
@@ -90,7 +94,7 @@ class Prepared:
     scrubbed: tuple[str, ...] = ()
     alias_user_payloads: dict[str, bytes] | None = None
     alias_ids: tuple[Identifier, Identifier] | None = None
-    warnings: list[tuple[str, str]] = field(default_factory=list)  # (reason, JSON path)
+    warnings: list[InputWarning] = field(default_factory=list)
     signal_at: float | None = None  # the event's own time (epoch s), for its consent signals
 
 
@@ -129,7 +133,8 @@ def split_error(text: str, prefix: str) -> tuple[str, str]:
 
 
 def truncate_ip(value: str) -> str | None:
-    """/24 for IPv4, /48 for IPv6; None when the value is not an IP address."""
+    """/24 for IPv4, /48 for IPv6; None when the value holds no IP address
+    (the forms ``collector.pipeline.ip`` reads: port, brackets, list, mapped)."""
     head, dot, last = value.rpartition(".")
     if dot and ":" not in value and last.isdigit() and len(last) <= 3:
         octets = head.split(".")
@@ -137,24 +142,55 @@ def truncate_ip(value: str) -> str | None:
             if int(last) < 256:
                 return f"{head}.0"
             return None
-    try:
-        ip = ipaddress.ip_address(value.strip())
-    except ValueError:
-        return None
-    prefix = 24 if ip.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+    ip = client_ips.client_ip(value)
+    return None if ip is None else client_ips.truncate(ip)
 
 
-def decode_message(raw: bytes, *, index: int, prefix: str, kind: str | None = None) -> Message:
-    """Decode one message; raises ValueError(reason, path)."""
+def decode_message(
+    raw: bytes,
+    *,
+    index: int,
+    prefix: str,
+    kind: str | None = None,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    warnings: list[InputWarning] | None = None,
+) -> Message:
+    """Decode one message; raises ValueError(reason, path). A message the
+    strict Structs refuse is repaired as Segment would accept it
+    (``collector.pipeline.relax``: numeric ids, time forms) and validated
+    again; what that repair dropped is appended to ``warnings``."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise ValueError(
             f"message is {len(raw)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit", prefix
+        )
+    if too_deep(raw, max_depth):
+        raise ValueError(
+            f"message nests objects and arrays deeper than {max_depth} levels",
+            prefix + deep_path(raw, max_depth),
         )
     try:
         if kind is not None:
             return _single_decoders[kind].decode(raw)
         return _message_decoder.decode(raw)
+    except msgspec.ValidationError:
+        pass
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc}", prefix) from None
+    message, found = _relaxed(raw, index=index, prefix=prefix, kind=kind)
+    if warnings is not None:
+        warnings += found
+    return message
+
+
+def _relaxed(
+    raw: bytes, *, index: int, prefix: str, kind: str | None
+) -> tuple[Message, list[InputWarning]]:
+    """The message after Segment's leniencies and what they dropped; raises
+    ValueError(reason, path) when it is still invalid."""
+    data = msgspec.json.decode(raw)
+    found = relax(data, index=index, prefix=prefix) if isinstance(data, dict) else []
+    try:
+        message = msgspec.convert(data, MESSAGE_TYPES[kind] if kind is not None else Message)
     except msgspec.ValidationError as exc:
         reason, path = split_error(str(exc), prefix)
         if "missing required field `type`" in reason or (
@@ -162,8 +198,7 @@ def decode_message(raw: bytes, *, index: int, prefix: str, kind: str | None = No
         ):
             reason = f"{reason}; type must be one of {', '.join(MESSAGE_TYPES)}"
         raise ValueError(reason, path) from None
-    except msgspec.DecodeError as exc:
-        raise ValueError(f"not valid JSON: {exc}", prefix) from None
+    return message, found
 
 
 class Preparer:
@@ -243,9 +278,11 @@ class Preparer:
         received_at: datetime,
         batch_context: Mapping[str, Any] | None = None,
         request_consent: Mapping[str, Any] | None = None,
+        sent_at: datetime | None = None,
     ) -> Prepared:
         """Raises ValueError(reason, JSON path); neither quotes a key or value
-        that may be personal data (issue 14 §1)."""
+        that may be personal data (issue 14 §1). ``sent_at``: the batch's
+        ``sentAt`` (a message's own wins)."""
         try:
             return self._prepare(
                 msg,
@@ -254,6 +291,7 @@ class Preparer:
                 received_at=received_at,
                 batch_context=batch_context,
                 request_consent=request_consent,
+                sent_at=sent_at,
             )
         except ValueError as exc:
             reason, path = exc.args
@@ -268,12 +306,12 @@ class Preparer:
         received_at: datetime,
         batch_context: Mapping[str, Any] | None = None,
         request_consent: Mapping[str, Any] | None = None,
+        sent_at: datetime | None = None,
     ) -> Prepared:
         data: dict[str, Any] = msgspec.to_builtins(msg)
         data["messageId"] = msg.messageId or str(uuid.uuid4())
-        if self._at is None or self._at[0] is not received_at:
-            self._at = (received_at, received_at.isoformat())  # one per batch
-        data["receivedAt"] = self._at[1]
+        self._times(msg, data, received_at, sent_at)
+        warnings: list[InputWarning] = []
         if batch_context:
             data["context"] = {**batch_context, **(data.get("context") or {})}
         if request_consent:  # the browser's CMP cookies (collector.sources.cookies)
@@ -309,7 +347,13 @@ class Preparer:
                 if key not in traits:
                     continue
                 where = f"{prefix}.{'.'.join(base)}.{key}"
-                value = self._normalized(kind, traits[key], where)
+                try:
+                    value = self._normalized(kind, traits[key], where)
+                except ValueError as exc:
+                    # Kept, never linked, never raw: pseudonymized as personal data.
+                    found.append((f"~pii:{key}", _pii_text(traits[key]), (*base, key)))
+                    warnings.append(_unusable_trait(index, exc.args[0], where))
+                    continue
                 if value is None:
                     _set(data, (*base, key), None, delete=True)
                     continue
@@ -330,9 +374,7 @@ class Preparer:
                 value = section[name]
                 if value is None or value == "":
                     continue
-                text = value if isinstance(value, str) else _encoder.encode(value).decode()
-                norm = unicodedata.normalize("NFC", text).strip().lower()
-                found.append((f"~pii:{name}", norm, (*base, name)))
+                found.append((f"~pii:{name}", _pii_text(value), (*base, name)))
         # Identifiers anywhere else (issue 14 §1): placed in the message as
         # placeholders, filled per destination like the ones above.
         raw = data
@@ -367,8 +409,7 @@ class Preparer:
             signals = self._signals(data.get("context"))
         except ConsentSignalError as exc:
             text = str(exc)
-            path = prefix + text.split(" ", 1)[0][1:] if text.startswith("$") else prefix
-            raise ValueError(text, path) from None
+            raise ValueError(text, at_path(prefix, text.split(" ", 1)[0])) from None
 
         identifiers = [self._identifier(kind, value) for kind, value, _ in found if kind[0] != "~"]
         alias_ids = None
@@ -422,6 +463,17 @@ class Preparer:
         pi_by_dest: dict[str, frozenset[str]] = {}
         ip = context.get("ip") if isinstance(context.get("ip"), str) else None
         ips = self._ip(ip) if ip else None
+        if ip is not None and ips is None:
+            data["context"] = context = {k: v for k, v in context.items() if k != "ip"}
+            ip = None
+            warnings.append(
+                InputWarning(
+                    index,
+                    "ip_unreadable",
+                    "context.ip holds no IP address and was removed",
+                    f"{prefix}.context.ip",
+                )
+            )
         short_ip = ips[2] if ips else None
         ip_ok = ip is None or short_ip is not None
         simple = [lane for lane in self._lanes if not lane.rules and pi <= lane.pi and ip_ok]
@@ -502,9 +554,36 @@ class Preparer:
             scrubbed=tuple(r.note() for r in scrubbed.replaced) if scrubbed else (),
             alias_user_payloads=alias_user,
             alias_ids=alias_ids,
-            warnings=[(w.reason, prefix + w.path[1:]) for w in signals.warnings],
+            warnings=warnings + _signal_warnings(index, prefix, signals),
             signal_at=signal_time(msg, received_at) if not signals.empty else None,
         )
+
+    def _times(
+        self, msg: Message, data: dict[str, Any], received_at: datetime, sent_at: datetime | None
+    ) -> None:
+        """Segment's four times (collector.pipeline.timestamps), as UTC ``Z`` text."""
+        if self._at is None or self._at[0] is not received_at:
+            self._at = (received_at, iso_z(received_at))  # one per batch
+        received = self._at[1]
+        data["receivedAt"] = received
+        if msg.timestamp is None and msg.originalTimestamp is None:
+            data["timestamp"] = received
+            if msg.sentAt is not None:
+                data["sentAt"] = iso_z(msg.sentAt)
+            elif sent_at is not None:
+                data["sentAt"] = iso_z(sent_at)
+            return
+        times = segment_times(
+            timestamp=msg.timestamp,
+            original_timestamp=msg.originalTimestamp,
+            sent_at=msg.sentAt or sent_at,
+            received_at=received_at,
+        )
+        data["timestamp"] = iso_z(times.timestamp)
+        if times.original_timestamp is not None:
+            data["originalTimestamp"] = iso_z(times.original_timestamp)
+        if times.sent_at is not None:
+            data["sentAt"] = iso_z(times.sent_at)
 
     def _fill_scrubbed(
         self, payload: bytes, found: list[tuple[str, str, tuple[str, ...]]], domain: str
@@ -558,8 +637,11 @@ class Preparer:
         /48); None if it is not an IP address."""
         if ip in self._ip_memo:
             return self._ip_memo[ip]
-        short = truncate_ip(ip)
-        result = None if short is None else (_json_str(ip), _json_str(short), short)
+        address = client_ips.client_ip(ip)
+        result = None
+        if address is not None:
+            short = client_ips.truncate(address)
+            result = (_json_str(str(address)), _json_str(short), short)
         if len(self._ip_memo) >= _MEMO_MAX // 4:
             self._ip_memo.clear()
         self._ip_memo[ip] = result
@@ -773,6 +855,38 @@ class Preparer:
             )
             for kind, value in found
         ]
+
+
+def at_path(prefix: str, path: str) -> str:
+    """A path relative to the message (``$.context.x``) under the message's
+    own prefix (``$.batch[3]``): ``$.batch[3].context.x``. Anything that is
+    not such a path gives the prefix alone."""
+    if path == "$" or path.startswith(("$.", "$[")):
+        return prefix + path[1:]
+    return prefix
+
+
+def _pii_text(value: object) -> str:
+    """Personal data that is not an identifier, as pseudonymized: its text
+    (JSON for other values), NFC, trimmed, lower case."""
+    text = value if isinstance(value, str) else _encoder.encode(value).decode()
+    return unicodedata.normalize("NFC", text).strip().lower()
+
+
+def _signal_warnings(index: int, prefix: str, signals: Signals) -> list[InputWarning]:
+    return [
+        InputWarning(index, "consent_unreadable", w.reason, at_path(prefix, w.path))
+        for w in signals.warnings
+    ]
+
+
+def _unusable_trait(index: int, why: str, path: str) -> InputWarning:
+    return InputWarning(
+        index,
+        "trait_unusable",
+        f"{why}; kept pseudonymized as personal data and not used to link people",
+        path,
+    )
 
 
 def _fill(parts: list[bytes], names: list[bytes], values: Mapping[bytes, bytes]) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -70,7 +71,7 @@ class Metrics:
         self.warnings = Counter(
             "consentry_ingest_warnings",
             "Warnings listed in 200 responses: a part of an accepted message changed or"
-            " not used (warning: session_key_removed, message)",
+            " not used, per code (collector.pipeline.warnings.CODES)",
             ["source", "warning"],
             registry=r,
         )
@@ -117,9 +118,10 @@ class Metrics:
         if tally.consent_records:
             self.consent_records.inc(tally.consent_records)
 
-    def warned(self, source: str, kind: str, n: int) -> None:
-        """Warnings returned for one request."""
-        self.warnings.labels(source, kind).inc(n)
+    def warned(self, source: str, codes: Iterable[str]) -> None:
+        """One request's warnings, by code (collector.pipeline.warnings.CODES)."""
+        for code in codes:
+            self.warnings.labels(source, code).inc()
 
     def _child(self, counter: Counter, label: str) -> Any:
         # labels() takes a lock and builds a key on every call; the set of

@@ -176,10 +176,11 @@ class Rejected(msgspec.Struct, kw_only=True):
 
 
 class MessageWarning(msgspec.Struct, kw_only=True):
-    """A message that was accepted, with part of it not used: which message
-    (its index in the batch, 0 for a single call), why, and the JSON path."""
+    """A message that was accepted with part of it repaired or not used:
+    which message (its index in the batch, 0 for a single call, null for the
+    batch envelope), why (never quoting the value), and the JSON path."""
 
-    index: int
+    index: int | None
     reason: str
     path: str
 

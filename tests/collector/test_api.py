@@ -110,7 +110,7 @@ def test_invalid_messages_are_quarantined_encrypted_and_listed(server: Server) -
             "messageId": "good-1",
             "context": CONSENTED,
         },
-        {"type": "track", "userId": 42, "event": "Bad id", "traits": {"email": secret_email}},
+        {"type": "track", "userId": True, "event": "Bad id", "traits": {"email": secret_email}},
         {"type": "track", "anonymousId": "a1"},
         {"type": "teleport", "userId": "x"},
         {
@@ -126,20 +126,21 @@ def test_invalid_messages_are_quarantined_encrypted_and_listed(server: Server) -
     r = server.post("/v1/batch", {"batch": batch})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["accepted"] == 1
+    # An unusable email trait keeps its event, with a warning (issue 13 case 5).
+    assert body["accepted"] == 2
     rejected = {x["index"]: x for x in body["rejected"]}
-    assert set(rejected) == {1, 2, 3, 4, 5, 6, 7}
+    assert set(rejected) == {1, 2, 3, 4, 6, 7}
+    assert [(w["index"], w["path"]) for w in body["warnings"]] == [(5, "$.batch[5].traits.email")]
     assert rejected[1]["path"] == "$.batch[1].userId"
     assert rejected[2]["path"] == "$.batch[2]" and "event" in rejected[2]["reason"]
     assert rejected[3]["path"] == "$.batch[3].type"
     assert "userId or an anonymousId" in rejected[4]["reason"]
-    assert rejected[5]["path"] == "$.batch[5].traits.email"
     assert "32768" in rejected[6]["reason"]
     assert rejected[7]["path"] == "$.batch[7]" and "previousId" in rejected[7]["reason"]
     server.stop()
     conn = sqlite3.connect(server.data_dir / "consentry.db")
     rows = conn.execute("SELECT reason, path, sealed FROM quarantine ORDER BY id").fetchall()
-    assert len(rows) == 7
+    assert len(rows) == 6
     assert all(len(sealed) > 28 for _, _, sealed in rows)
     disk = b"".join(p.read_bytes() for p in server.data_dir.rglob("*") if p.is_file())
     assert secret_email.encode() not in disk
