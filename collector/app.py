@@ -6,6 +6,7 @@ plus ``/v1/consent``, ``/v1/erase``, health, metrics and the OpenAPI document.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -384,6 +385,15 @@ class Api:
                 summary["destinations"] = await self.rt.writer.run(
                     functools.partial(_erasure_status, [p["one_id"] for p in people])
                 )
+                # Never stored: what an operator deletes by hand downstream.
+                manual = self.rt.forwarder.manual_deletions(
+                    [o for p in people for o in p["one_ids"]]
+                )
+                if manual:
+                    summary["manual_deletion"] = manual
+            if isinstance(people, list):
+                # Nothing of the person may survive in the WAL's old frames.
+                summary["wal_truncated"] = await asyncio.to_thread(self.rt.truncate_wal)
         except RequestError as exc:
             return _error(exc)
         return _json(summary)

@@ -427,7 +427,9 @@ class Router:
         self, conn: sqlite3.Connection, identifiers: list[Identifier], *, now: datetime
     ) -> dict[str, object]:
         """Erase every cluster these identifiers belong to: graph links, consent
-        state, pending outbox rows; queue a deletion request per destination."""
+        state, pending outbox rows, the decisions that cite the person's ledger
+        records, their subject keys (crypto-shredding their ledger records);
+        queue a deletion request per destination."""
         self.flush(conn)  # rows routed earlier in this group must be erased too
         found = {self.graph.lookup(i.pseudonym) for i in identifiers}
         currents = sorted({self.graph.current(o) for o in found if o is not None})
@@ -439,12 +441,11 @@ class Router:
             # Rows forwarded before a merge carry the absorbed OneID: delete those too.
             lineage = self.graph.lineage(current)
             removed = self.graph.erase(current, now=now)
+            # The erase record names nobody; the person's subject keys go with it.
             self.ledger.erase(
-                current,
-                subject=identifiers[0].pseudonym,
-                jurisdiction=self.policies.default,
-                now=now,
+                current, subject="", jurisdiction=self.policies.default, now=now, lineage=lineage
             )
+            forgotten = store.forget_decisions(conn, lineage)
             marks = ",".join("?" * len(lineage))
             for dest in self.destinations:
                 n = conn.execute(
@@ -457,7 +458,14 @@ class Router:
                     " VALUES (?, ?, ?, ?, 'pending', ?)",
                     (current, ",".join(map(str, lineage)), dest.name, n, now.timestamp()),
                 )
-            people.append({"one_id": current, "identifiers_removed": removed, "one_ids": lineage})
+            people.append(
+                {
+                    "one_id": current,
+                    "identifiers_removed": removed,
+                    "one_ids": lineage,
+                    "decisions_removed": forgotten,
+                }
+            )
         return {"erased": True, "people": people, "outbox_rows_deleted": purged}
 
 

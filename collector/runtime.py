@@ -33,9 +33,9 @@ from collector.route import Router, destination_facts
 from collector.sources.wechat import WechatKeys
 from collector.storage.sqlite import deliveries
 from collector.vault import Vault
-from collector.writer import Checkpointer, Writer, connect
+from collector.writer import Checkpointer, Writer, connect, truncate_wal
 from consent.errors import PolicyError
-from consent.ledger import HEAD_SEQ_SQL, Ledger
+from consent.ledger import HEAD_SEQ_SQL, Ledger, SqliteSubjectKeys
 from consent.policy import Policies
 from consent.purposes import DEFAULT_CATEGORY_MAP
 from identity.graph import DEFAULT_LIMITS, DEFAULT_PRIORITY, EPOCH_SQL, Graph
@@ -213,7 +213,9 @@ class Runtime:
             limits={**DEFAULT_LIMITS, **config.identity.limits},
             priority=config.identity.priority or DEFAULT_PRIORITY,
         )
-        self.ledger = Ledger(conn, signer=self.keyring.signing_key)
+        self.ledger = Ledger(
+            conn, signer=self.keyring.signing_key, subject_keys=SqliteSubjectKeys(conn)
+        )
         store.create(conn)
         deliveries.create(conn)
         categories = {
@@ -310,6 +312,11 @@ class Runtime:
             metrics=self.metrics,
         )
         return self.forwarder
+
+    def truncate_wal(self) -> bool:
+        """After an erasure: no WAL frame may keep the person's deleted rows
+        (issue 14 §4). Blocking; returns whether the WAL was emptied."""
+        return truncate_wal(self.db_path, lock_path=self.data_dir / WRITER_LOCK)
 
     def close(self) -> None:
         self.writer.close()

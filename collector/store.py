@@ -197,5 +197,34 @@ def decisions_for(conn: sqlite3.Connection, message_id: str) -> list[tuple[float
     return out
 
 
+def forget_decisions(conn: sqlite3.Connection, one_ids: Sequence[int]) -> int:
+    """Delete the decisions that cite any ledger record of these OneIDs (they
+    link messages to the person; GDPR Art. 17), with their bodies. A body that
+    cites no record (default deny) is shared by everyone and names nobody: kept.
+    Scans the ledger and the bodies: erasure is rare. Returns rows deleted."""
+    if not one_ids:
+        return 0
+    marks = ",".join("?" * len(one_ids))
+    seqs = {
+        r[0]
+        for r in conn.execute(
+            f"SELECT seq FROM consent_ledger WHERE json_extract(body, '$.one_id') IN ({marks})",
+            tuple(one_ids),
+        )
+    }
+    if not seqs:
+        return 0
+    bodies = [
+        body_id
+        for body_id, body in conn.execute("SELECT id, body FROM decision_bodies")
+        if any(seqs.intersection(d.record_ids) for d in decisions_decoder.decode(body))
+    ]
+    n = 0
+    for body_id in bodies:
+        n += conn.execute("DELETE FROM decisions WHERE body_id = ?", (body_id,)).rowcount
+        conn.execute("DELETE FROM decision_bodies WHERE id = ?", (body_id,))
+    return n
+
+
 def expire_quarantine(conn: sqlite3.Connection, now: float) -> int:
     return conn.execute("DELETE FROM quarantine WHERE expires_at < ?", (now,)).rowcount

@@ -19,6 +19,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -39,6 +40,10 @@ def connect(path: Path, *, synchronous: str = "full", readonly: bool = False) ->
     conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA foreign_keys=ON")
+    # Deleted rows are overwritten with zeros, not left in free pages until
+    # reused: erasure must leave nothing linkable on disk (issue 14 §4). Some
+    # SQLite builds default to it; others do not.
+    conn.execute("PRAGMA secure_delete=ON")
     conn.execute("PRAGMA cache_size=-262144")
     conn.execute("PRAGMA mmap_size=4294967296")
     if readonly:
@@ -48,6 +53,37 @@ def connect(path: Path, *, synchronous: str = "full", readonly: bool = False) ->
         # writer only checkpoints itself if that thread falls far behind.
         conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
     return conn
+
+
+def truncate_wal(path: Path, *, lock_path: Path | None = None, tries: int = 20) -> bool:
+    """Copy the whole WAL into the database and truncate it to zero bytes
+    (``wal_checkpoint(TRUNCATE)``), holding the writers' lock so no commit
+    lands meanwhile: after an erasure, no frame holding the person's deleted
+    rows survives in the ``-wal`` file (issue 14 §4). Retries while readers
+    hold old snapshots; returns whether it completed. Blocking: call it from
+    a thread."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600) if lock_path else None
+    try:
+        conn.execute("PRAGMA busy_timeout=2000")
+        for _ in range(tries):
+            if lock_fd is not None:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            try:
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.OperationalError:
+                busy = 1
+            finally:
+                if lock_fd is not None:
+                    fcntl.flock(lock_fd, fcntl.LOCK_UN)
+            if not busy:
+                return True
+            time.sleep(0.05)
+        return False
+    finally:
+        conn.close()
+        if lock_fd is not None:
+            os.close(lock_fd)
 
 
 class Checkpointer:

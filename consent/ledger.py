@@ -31,6 +31,7 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from consent import shred
 from consent.errors import LedgerError
 from consent.scope import merge_states
 from consent.state import ConsentState, PurposeState
@@ -98,6 +99,10 @@ CREATE TABLE IF NOT EXISTS consent_checkpoints (
     public_key BLOB NOT NULL,
     signed_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS consent_subject_keys (
+    one_id INTEGER PRIMARY KEY,
+    key BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS consent_state (
     one_id INTEGER NOT NULL,
     key TEXT NOT NULL,
@@ -153,6 +158,8 @@ class VerifyResult:
     unsealed: int
     problem: str | None = None
     first_bad_seq: int | None = None
+    # Records whose subject was crypto-shredded (the person was erased).
+    erased: int = 0
 
 
 def _action(purposes: dict[str, bool], before: ConsentState) -> Action:
@@ -173,8 +180,13 @@ class Ledger:
         checkpoint_every: int = 1000,
         checkpoint_seconds: float = 10.0,
         state_cache_size: int = 100_000,
+        subject_keys: shred.SubjectKeys | None = None,
     ) -> None:
+        """``subject_keys``: seal each record's subject and signal under a
+        per-person key (see :mod:`consent.shred`); None stores them plain."""
         self._conn = conn
+        self._keys = subject_keys
+        self._key_cache: OrderedDict[int, bytes] = OrderedDict()
         self._signer = signer
         self._every = checkpoint_every
         self._seconds = checkpoint_seconds
@@ -203,8 +215,10 @@ class Ledger:
         return self._seq, self._hash
 
     def reload_head(self) -> None:
-        """Re-read the head after a rolled-back transaction (and forget cached state)."""
+        """Re-read the head after a rolled-back transaction (and forget cached
+        state and subject keys: a key created in it was rolled back too)."""
         self._states.clear()
+        self._key_cache.clear()
         row = self._conn.execute(
             "SELECT seq, hash FROM consent_ledger ORDER BY seq DESC LIMIT 1"
         ).fetchone()
@@ -283,6 +297,8 @@ class Ledger:
         if not purposes and action != "erase":
             raise LedgerError("a consent record needs at least one purpose state")
         before = self.state(one_id)
+        if self._keys is not None:
+            subject, extra = self._seal(one_id, self._seq + 1, subject, extra)
         record = ConsentRecord(
             seq=self._seq + 1,
             action=action or _action(purposes, before),
@@ -343,6 +359,34 @@ class Ledger:
             ],
         )
 
+    def _seal(
+        self, one_id: int, seq: int, subject: str, extra: dict[str, object]
+    ) -> tuple[str, dict[str, object]]:
+        """The subject and the free-text signal sealed under the person's key."""
+        assert self._keys is not None
+        key = self._key_cache.get(one_id)
+        if key is None:
+            key = self._keys.get(one_id)
+            if key is None:
+                key = shred.new_key()
+                self._keys.create(one_id, key)
+            self._key_cache[one_id] = key
+            if len(self._key_cache) > 100_000:
+                self._key_cache.popitem(last=False)
+        if subject:
+            subject = shred.seal(key, subject, seq=seq, one_id=one_id, name="subject")
+        signal = extra.get("signal")
+        if isinstance(signal, str) and signal:
+            extra = {
+                **extra,
+                "signal": shred.seal(key, signal, seq=seq, one_id=one_id, name="signal"),
+            }
+        return subject, extra
+
+    def subject_key(self, one_id: int) -> bytes | None:
+        """The person's subject key (None: never sealed, or erased)."""
+        return None if self._keys is None else self._keys.get(one_id)
+
     def differs(self, one_id: int, purposes: dict[str, bool]) -> dict[str, bool]:
         """The part of ``purposes`` that would change the OneID's state."""
         state = self.state(one_id)
@@ -385,12 +429,32 @@ class Ledger:
         return record
 
     def erase(
-        self, one_id: int, *, subject: str, jurisdiction: str, now: datetime
+        self,
+        one_id: int,
+        *,
+        subject: str,
+        jurisdiction: str,
+        now: datetime,
+        lineage: Sequence[int] = (),
     ) -> ConsentRecord:
         """Forget the OneID's state; the ledger keeps proof that consent existed
-        (GDPR Art. 7(1)) under pseudonyms that no longer resolve."""
+        (GDPR Art. 7(1)). With subject keys, the keys of ``one_id`` and of every
+        OneID in ``lineage`` (those it absorbed) are destroyed after this
+        record is written: their records' subjects and signals can no longer
+        be opened (crypto-shredding), and the chain still verifies."""
         self._conn.execute("DELETE FROM consent_state WHERE one_id = ?", (one_id,))
         self._states.pop(one_id, None)
+        record = self._append_erase(one_id, subject=subject, jurisdiction=jurisdiction, now=now)
+        if self._keys is not None:
+            people = sorted({one_id, *lineage})
+            self._keys.destroy(people)
+            for person in people:
+                self._key_cache.pop(person, None)
+        return record
+
+    def _append_erase(
+        self, one_id: int, *, subject: str, jurisdiction: str, now: datetime
+    ) -> ConsentRecord:
         return self.append(
             one_id=one_id,
             subject=subject,
@@ -487,6 +551,7 @@ def verify(
     expected = 1
     last: Checkpoint | None = None
     count = 0
+    sealed: dict[int, int] = {}  # one_id -> records with a sealed subject
     for seq, body, stored in conn.execute(
         "SELECT seq, body, hash FROM consent_ledger ORDER BY seq"
     ):
@@ -515,6 +580,8 @@ def verify(
             return VerifyResult(
                 False, count, last, 0, f"record {seq} is not in canonical form", seq
             )
+        if shred.is_sealed(record.subject):
+            sealed[record.one_id] = sealed.get(record.one_id, 0) + 1
         cp = checkpoints.get(seq)
         if cp is not None:
             cp_hash, signature, stored_key = (_blob(x) for x in cp[:3])
@@ -557,7 +624,67 @@ def verify(
             f"checkpoint at {min(orphan)} seals records that are gone",
             min(orphan),
         )
-    return VerifyResult(True, count, last, count - (last.seq if last else 0))
+    return VerifyResult(
+        True, count, last, count - (last.seq if last else 0), erased=_erased(conn, sealed)
+    )
+
+
+def _erased(conn: sqlite3.Connection, sealed: dict[int, int]) -> int:
+    """Records whose subject is sealed under a key that no longer exists."""
+    if not sealed:
+        return 0
+    held = {r[0] for r in conn.execute("SELECT one_id FROM consent_subject_keys")}
+    return sum(n for one_id, n in sealed.items() if one_id not in held)
+
+
+class SqliteSubjectKeys:
+    """Subject keys in the ledger's database (``consent_subject_keys``), written
+    inside the caller's transaction. Erasure deletes the row; with
+    ``PRAGMA secure_delete`` and a truncated WAL no copy of the key remains."""
+
+    def __init__(self, conn: sqlite3.Connection, *, readonly: bool = False) -> None:
+        self._conn = conn
+        if not readonly:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS consent_subject_keys"
+                " (one_id INTEGER PRIMARY KEY, key BLOB NOT NULL)"
+            )
+
+    def get(self, one_id: int) -> bytes | None:
+        try:
+            row = self._conn.execute(
+                "SELECT key FROM consent_subject_keys WHERE one_id = ?", (one_id,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # an older database: nothing was sealed
+            return None
+        return None if row is None else bytes(row[0])
+
+    def create(self, one_id: int, key: bytes) -> None:
+        self._conn.execute(
+            "INSERT INTO consent_subject_keys (one_id, key) VALUES (?, ?)", (one_id, key)
+        )
+
+    def destroy(self, one_ids: list[int]) -> int:
+        return sum(
+            self._conn.execute(
+                "DELETE FROM consent_subject_keys WHERE one_id = ?", (one_id,)
+            ).rowcount
+            for one_id in one_ids
+        )
+
+
+def opened(record: ConsentRecord, keys: shred.SubjectKeys | None) -> ConsentRecord:
+    """The record with its subject and signal unsealed for display
+    (:data:`consent.shred.ERASED` where the person was erased)."""
+    if not shred.is_sealed(record.subject) and not shred.is_sealed(record.signal):
+        return record
+    key = keys.get(record.one_id) if keys is not None else None
+    fields: dict[str, object] = {}
+    for name in ("subject", "signal"):
+        value = getattr(record, name)
+        if shred.is_sealed(value):
+            fields[name] = shred.unseal(key, value, seq=record.seq, one_id=record.one_id, name=name)
+    return msgspec.structs.replace(record, **fields)
 
 
 def read_state(conn: sqlite3.Connection, one_id: int) -> ConsentState:

@@ -447,21 +447,19 @@ class Graph:
         at = _iso(now)
         with self._tx():
             one_id = self.current(one_id)
-            absorbed = [
-                r[0]
-                for r in self._conn.execute(
-                    "SELECT absorbed FROM id_merges WHERE one_id = ?", (one_id,)
-                )
-            ]
-            n = self._conn.execute("DELETE FROM id_links WHERE one_id = ?", (one_id,)).rowcount
-            for oid in [one_id, *absorbed]:
+            # Every OneID merged into this one, however deep: their merge causes
+            # and conflicts name the person's pseudonyms too.
+            lineage = self.lineage(one_id)
+            n = 0
+            for oid in lineage:
+                n += self._conn.execute("DELETE FROM id_links WHERE one_id = ?", (oid,)).rowcount
                 self._conn.execute("UPDATE id_people SET erased_at = ? WHERE one_id = ?", (at, oid))
-            self._conn.execute(
-                "DELETE FROM id_merges WHERE one_id = ? OR absorbed = ?", (one_id, one_id)
-            )
-            self._conn.execute(
-                "DELETE FROM id_conflicts WHERE one_id = ? OR other_one_id = ?", (one_id, one_id)
-            )
+                self._conn.execute(
+                    "DELETE FROM id_merges WHERE one_id = ? OR absorbed = ?", (oid, oid)
+                )
+                self._conn.execute(
+                    "DELETE FROM id_conflicts WHERE one_id = ? OR other_one_id = ?", (oid, oid)
+                )
             self._conn.execute(
                 "INSERT OR REPLACE INTO id_tombstones (one_id, erased_at, identifiers) VALUES (?, ?, ?)",
                 (one_id, at, n),

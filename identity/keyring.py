@@ -49,11 +49,18 @@ class _KeyEntry(msgspec.Struct, kw_only=True):
     sealed: _Sealed | None = None
 
 
+class _DomainEntry(msgspec.Struct, kw_only=True):
+    kid: str
+    created: datetime
+    sealed: _Sealed
+
+
 class _KeyringFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     format: str
     keys: list[_KeyEntry]
     signing: _Sealed
     vault: _Sealed
+    domains: dict[str, list[_DomainEntry]] = {}
 
 
 @dataclass(slots=True)
@@ -63,6 +70,17 @@ class KeyVersion:
     created: datetime
     retired: datetime | None = None
     secret: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DomainKey:
+    """A destination domain's own pseudonym key (already derived for the
+    domain): pinned when the internal key rotates, so the destination keeps
+    seeing the same pseudonyms; replaced only by rotating that destination."""
+
+    kid: str
+    created: datetime
+    key: bytes = field(repr=False)
 
 
 def _b64(data: bytes) -> str:
@@ -112,10 +130,18 @@ def load_master_key(file: Path | None, *, create: bool = False) -> bytes:
 class Keyring:
     """Pseudonym key versions plus the signing and vault keys."""
 
-    def __init__(self, versions: list[KeyVersion], *, signing_key: bytes, vault_key: bytes) -> None:
+    def __init__(
+        self,
+        versions: list[KeyVersion],
+        *,
+        signing_key: bytes,
+        vault_key: bytes,
+        domains: dict[str, list[DomainKey]] | None = None,
+    ) -> None:
         if sum(v.state == "active" for v in versions) != 1:
             raise KeyringError("a keyring needs exactly one active key")
         self._versions = versions
+        self._domains: dict[str, list[DomainKey]] = domains or {}
         self._signing_key = signing_key
         self._vault_key = vault_key
         self._refresh()
@@ -156,6 +182,53 @@ class Keyring:
                 return version.secret
         raise KeyringError(f"no key {kid} in the keyring")
 
+    # -- destination domains (issue 14 §3) -------------------------------------
+    def domain_kid(self, domain: str) -> str:
+        """The key version a destination domain's pseudonyms are made with: its
+        newest pinned key, else the active key."""
+        pinned = self._domains.get(domain)
+        return pinned[-1].kid if pinned else self._active
+
+    def domain_secret(self, kid: str, domain: str) -> bytes | None:
+        """A pinned domain key by kid (None: derive from the internal key ``kid``)."""
+        for entry in self._domains.get(domain, ()):
+            if entry.kid == kid:
+                return entry.key
+        return None
+
+    def domain_kids(self, domain: str) -> tuple[str, ...]:
+        """Every key version the domain may have been sent pseudonyms under,
+        newest first: its pinned keys, and the internal keys still held
+        (before the first pin, the domain followed the active key)."""
+        pinned = [e.kid for e in reversed(self._domains.get(domain, ()))]
+        held = [v.kid for v in reversed(self._versions) if v.secret is not None]
+        return tuple(dict.fromkeys([*pinned, *held]))
+
+    def pin(self, domains: list[str], *, now: datetime | None = None) -> list[str]:
+        """Pin each domain that has no key of its own to the key it is served
+        with now (the active key, derived for the domain); returns those pinned.
+        Called before the internal key rotates, so no destination's pseudonyms
+        change with it."""
+        from identity.pseudonym import derive_domain_key
+
+        created = now or datetime.now(UTC)
+        done = []
+        for domain in domains:
+            if domain not in self._domains:
+                key = derive_domain_key(self.secret(self._active), domain)
+                self._domains[domain] = [DomainKey(self._active, created, key)]
+                done.append(domain)
+        return done
+
+    def rotate_domain(self, domain: str, *, now: datetime | None = None) -> str:
+        """Give one destination domain a new random key (its pseudonyms change
+        from now on; the old key stays so erasure can still find old rows)."""
+        self.pin([domain], now=now)
+        entries = self._domains[domain]
+        kid = f"d{len(entries) + 1}"
+        entries.append(DomainKey(kid, now or datetime.now(UTC), secrets.token_bytes(32)))
+        return kid
+
     @property
     def signing_key(self) -> Ed25519PrivateKey:
         return Ed25519PrivateKey.from_private_bytes(self._signing_key)
@@ -170,8 +243,10 @@ class Keyring:
         return self._vault_key
 
     # -- changes -----------------------------------------------------------
-    def rotate(self, *, now: datetime | None = None) -> str:
-        """Make a new active key; the old one stays for lookups as ``previous``."""
+    def rotate(self, *, now: datetime | None = None, pin: list[str] | None = None) -> str:
+        """Make a new active key; the old one stays for lookups as ``previous``.
+        ``pin``: destination domains that keep their pseudonyms (see :meth:`pin`)."""
+        self.pin(pin or [], now=now)
         for version in self._versions:
             if version.state == "active":
                 version.state = "previous"
@@ -227,6 +302,17 @@ class Keyring:
             ],
             signing=self._seal(aead, "signing", self._signing_key),
             vault=self._seal(aead, "vault", self._vault_key),
+            domains={
+                domain: [
+                    _DomainEntry(
+                        kid=e.kid,
+                        created=e.created,
+                        sealed=self._seal(aead, f"domain/{domain}/{e.kid}", e.key),
+                    )
+                    for e in entries
+                ]
+                for domain, entries in self._domains.items()
+            },
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
@@ -263,10 +349,18 @@ class Keyring:
             )
             for e in doc.keys
         ]
+        domains = {
+            domain: [
+                DomainKey(e.kid, e.created, cls._open(aead, f"domain/{domain}/{e.kid}", e.sealed))
+                for e in entries
+            ]
+            for domain, entries in doc.domains.items()
+        }
         return cls(
             versions,
             signing_key=cls._open(aead, "signing", doc.signing),
             vault_key=cls._open(aead, "vault", doc.vault),
+            domains=domains,
         )
 
     @classmethod

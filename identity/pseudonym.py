@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import hmac
 from collections import OrderedDict
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -40,6 +40,17 @@ class KeySource(Protocol):
     def secret(self, kid: str) -> bytes: ...
 
     def lookup_kids(self) -> tuple[str, ...]: ...
+
+
+@runtime_checkable
+class DomainKeys(Protocol):
+    """A keyring that pins destination domains to keys of their own (issue 14 §3)."""
+
+    def domain_kid(self, domain: str) -> str: ...
+
+    def domain_secret(self, kid: str, domain: str) -> bytes | None: ...
+
+    def domain_kids(self, domain: str) -> tuple[str, ...]: ...
 
 
 def derive_domain_key(secret: bytes, domain: str) -> bytes:
@@ -98,6 +109,7 @@ class Pseudonymizer:
         cache_size: int = 100_000,
     ) -> None:
         self._keyring = keyring
+        self._pins = keyring if isinstance(keyring, DomainKeys) else None
         self._options = options
         self._domain_keys: dict[tuple[str, str], bytes] = {}
         self._cache: OrderedDict[tuple[str, str, str, str], str] = OrderedDict()
@@ -118,9 +130,22 @@ class Pseudonymizer:
     def domain_key(self, kid: str, domain: str) -> bytes:
         key = self._domain_keys.get((kid, domain))
         if key is None:
-            key = derive_domain_key(self._keyring.secret(kid), domain)
+            pinned = self._pins.domain_secret(kid, domain) if self._pins is not None else None
+            key = pinned or derive_domain_key(self._keyring.secret(kid), domain)
             self._domain_keys[(kid, domain)] = key
         return key
+
+    def domain_kid(self, domain: str) -> str:
+        """The key version this domain's pseudonyms are made with."""
+        if domain == INTERNAL or self._pins is None:
+            return self._keyring.active_kid
+        return self._pins.domain_kid(domain)
+
+    def domain_kids(self, domain: str) -> tuple[str, ...]:
+        """Every key version this domain may have received pseudonyms under."""
+        if self._pins is None:
+            return self._keyring.lookup_kids()
+        return self._pins.domain_kids(domain)
 
     def pseudonym(
         self, kind: str, value: object, domain: str = INTERNAL, *, kid: str | None = None
@@ -133,7 +158,12 @@ class Pseudonymizer:
     def pseudonym_normalized(
         self, kind: str, normalized: str, domain: str = INTERNAL, *, kid: str | None = None
     ) -> str:
-        kid = kid or self._keyring.active_kid
+        if kid is None:
+            kid = (
+                self._keyring.active_kid
+                if domain == INTERNAL or self._pins is None
+                else self._pins.domain_kid(domain)
+            )
         cache_key = (kind, normalized, domain, kid)
         hit = self._cache.get(cache_key)
         if hit is not None:
@@ -151,6 +181,6 @@ class Pseudonymizer:
             for kid in self._keyring.lookup_kids()
         ]
 
-    def derive_opaque(self, label: str, value: str, domain: str) -> str:
+    def derive_opaque(self, label: str, value: str, domain: str, *, kid: str | None = None) -> str:
         """Pseudonymize an internal value (e.g. a OneID) for a recipient's domain."""
-        return self.pseudonym_normalized(label, value, domain)
+        return self.pseudonym_normalized(label, value, domain, kid=kid)

@@ -40,7 +40,15 @@ def verify_text(result: VerifyResult) -> str:
         if cp
         else "none yet"
     )
-    return f"OK: {result.records} records; last checkpoint {sealed}; {result.unsealed} records after it"
+    erased = (
+        f"; {result.erased} records of erased people (subjects crypto-shredded)"
+        if result.erased
+        else ""
+    )
+    return (
+        f"OK: {result.records} records; last checkpoint {sealed};"
+        f" {result.unsealed} records after it{erased}"
+    )
 
 
 def record_line(record: ConsentRecord) -> str:

@@ -17,9 +17,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for name, text in (
         ("init", "create the master key and keyring"),
         ("status", "list key versions"),
-        ("rotate", "make a new active key; the old one stays for lookups"),
     ):
         add_common(ks.add_parser(name, help=text))
+    rot = ks.add_parser(
+        "rotate",
+        help="make a new active internal key (destinations keep their pseudonyms);"
+        " with --destination, give that destination a new key instead",
+    )
+    add_common(rot)
+    rot.add_argument(
+        "--destination",
+        metavar="NAME",
+        help="rotate only this destination's pseudonym key: from now on it receives new,"
+        " unlinkable pseudonyms for everyone (its history splits in two downstream)",
+    )
     m = ks.add_parser("migrate", help="show relinking progress of previous keys (resumable)")
     add_common(m)
     m.add_argument("--watch", type=float, help="refresh every N seconds until done")
@@ -57,10 +68,28 @@ def cmd_keys(args: argparse.Namespace) -> int:
         if args.keys_cmd == "migrate":
             return _migrate_progress(ring.lookup_kids()[1:], links.relinked, watch=args.watch)
         if args.keys_cmd == "rotate":
-            kid = ring.rotate()
+            destinations = {d.name: d.domain() for d in cfg.effective_destinations()}
+            if args.destination:
+                domain = destinations.get(args.destination)
+                if domain is None:
+                    return fail(
+                        f"no destination {args.destination!r} in the configuration;"
+                        f" configured: {', '.join(destinations) or 'none'}",
+                        2,
+                    )
+                kid = ring.rotate_domain(domain)
+                ring.save(cfg.keyring_path(), master)
+                print(
+                    f"Destination {args.destination} now receives pseudonyms under {kid}: every"
+                    " person's ids there change (its history splits in two downstream); erasure"
+                    " still deletes under the old key too. Restart `consentry serve` to use it."
+                )
+                return 0
+            kid = ring.rotate(pin=sorted(set(destinations.values())))
             ring.save(cfg.keyring_path(), master)
             print(
-                f"Active key is now {kid}; previous keys are still looked up. Restart `consentry serve` to use it."
+                f"Active key is now {kid}; previous keys are still looked up; destinations keep"
+                " their pseudonyms. Restart `consentry serve` to use it."
             )
             return 0
         if args.keys_cmd == "retire":

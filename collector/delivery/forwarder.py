@@ -133,29 +133,70 @@ class Forwarder:
             if lane is None:
                 status, deleted, detail = "failed", None, "destination no longer configured"
             else:
-                domain = lane.config.domain()
-                theirs = [self._ps.derive_opaque("one_id", str(o), domain) for o in one_ids]
-                if not isinstance(lane.destination, SupportsDeletion):
-                    status, deleted = "not_supported", None
-                    detail = "delete downstream rows whose context.consentry.oneId is " + ",".join(
-                        theirs
-                    )
-                else:
-                    result = await lane.destination.delete(theirs)
-                    status = (
-                        "deleted"
-                        if result.ok
-                        else (
-                            "not_supported"
-                            if (result.detail or "").startswith("not supported")
-                            else "failed"
-                        )
-                    )
-                    deleted, detail = result.deleted, result.detail
+                status, deleted, detail = await self._delete_everywhere(lane, one_ids)
             await self._writer.run(
                 functools.partial(_finish, erasure_id, status, deleted, detail, now)
             )
         return len(pending)
+
+    async def _delete_everywhere(
+        self, lane: Lane, one_ids: list[int]
+    ) -> tuple[str, int | None, str | None]:
+        """Ask the destination to delete the person under every key version it
+        may have received their OneID with (issue 14 §3), one request per
+        version; the detail reports each. Never names a pseudonym: it is stored."""
+        if not isinstance(lane.destination, SupportsDeletion):
+            return (
+                "not_supported",
+                None,
+                "this destination cannot delete: the erasure response listed the"
+                " context.consentry.oneId values to delete by hand",
+            )
+        domain = lane.config.domain()
+        statuses: list[str] = []
+        total: int | None = 0
+        parts = []
+        for kid in self._ps.domain_kids(domain):
+            theirs = [self._ps.derive_opaque("one_id", str(o), domain, kid=kid) for o in one_ids]
+            result = await lane.destination.delete(theirs)
+            if result.ok:
+                statuses.append("deleted")
+            elif (result.detail or "").startswith("not supported"):
+                statuses.append("not_supported")
+            else:
+                statuses.append("failed")
+            if total is not None and result.deleted is not None:
+                total += result.deleted
+            else:
+                total = None
+            count = "?" if result.deleted is None else str(result.deleted)
+            parts.append(
+                f"{kid}: {statuses[-1]} {count}"
+                + (f" ({result.detail})" if not result.ok and result.detail else "")
+            )
+        status = (
+            "deleted"
+            if all(x == "deleted" for x in statuses)
+            else "failed"
+            if "failed" in statuses
+            else "not_supported"
+        )
+        return status, total, "; ".join(parts)
+
+    def manual_deletions(self, one_ids: list[int]) -> dict[str, list[str]]:
+        """Per destination that cannot delete, the person's OneIDs as it received
+        them (every key version): for the operator, in the erasure response only."""
+        out: dict[str, list[str]] = {}
+        for name, lane in self._lanes.items():
+            if isinstance(lane.destination, SupportsDeletion):
+                continue
+            domain = lane.config.domain()
+            out[name] = [
+                self._ps.derive_opaque("one_id", str(o), domain, kid=kid)
+                for kid in self._ps.domain_kids(domain)
+                for o in one_ids
+            ]
+        return out
 
     def wake(self) -> None:
         """Thread-safe: called by the writer after a commit."""

@@ -12,6 +12,13 @@ and the send reports a *retryable* failure, so the outbox keeps the rows. A
 file left ending in a partial line (a crash between a short write and the
 truncation) is cut back to its last whole line before the next append. Writers
 of one file are serialized with ``flock``.
+
+Erasure (GDPR Art. 17/19, issue 14 §4): ``delete`` rewrites every file of the
+destination that holds a line whose ``context.consentry.oneId`` is one of the
+person's, without those lines: a temporary file beside it, fsync, atomic
+``os.replace``, fsync of the directory. Appends, rotation and rewrites take one
+lock file per destination (``.<name>.lock``), so no append lands in a file
+being replaced.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from collector.config import JsonlDestinationConfig
-from collector.delivery.destinations.base import SendResult
+from collector.delivery.destinations.base import DeleteResult, SendResult
 
 log = logging.getLogger("consentry.delivery")
 _TAIL = 65_536
@@ -86,12 +93,26 @@ class JsonlDestination:
         if not config.path and self._dir.stat().st_mode & 0o077:
             self._dir.chmod(0o700)
         self._file = self._dir / f"{config.name}.jsonl"
+        self._lock = self._dir / f".{config.name}.lock"
 
     @property
     def current_file(self) -> Path:
         return self._file
 
+    def _locked(self) -> int:
+        """Take the destination's lock (appends, rotation and rewrites); the fd to close."""
+        lock = os.open(self._lock, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return lock
+
     def _write(self, messages: list[bytes]) -> None:
+        lock = self._locked()
+        try:
+            self._append(messages)
+        finally:
+            os.close(lock)
+
+    def _append(self, messages: list[bytes]) -> None:
         data = b"".join(m + b"\n" for m in messages)
         fd = os.open(self._file, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -124,5 +145,63 @@ class JsonlDestination:
             return SendResult(False, True, None, f"cannot write {self._file}: {exc.strerror}")
         return SendResult(True)
 
+    def files(self) -> list[Path]:
+        """This destination's files: the current one and the rotated ones."""
+        rotated = sorted(self._dir.glob(f"{self.name}-*.jsonl"))
+        return [*rotated, self._file] if self._file.exists() else rotated
+
+    def _delete(self, one_ids: list[str]) -> int:
+        needles = [b'"oneId":"' + o.encode() + b'"' for o in one_ids]
+        lock = self._locked()
+        try:
+            return sum(rewrite_without(path, needles) for path in self.files())
+        finally:
+            os.close(lock)
+
+    async def delete(self, one_ids: list[str]) -> DeleteResult:
+        """Remove every line of these OneIDs (as this destination saw them)."""
+        if not one_ids:
+            return DeleteResult(True, 0)
+        try:
+            n = await asyncio.to_thread(self._delete, one_ids)
+        except OSError as exc:
+            return DeleteResult(False, None, f"cannot rewrite jsonl files: {exc.strerror}")
+        return DeleteResult(True, n)
+
     async def close(self) -> None:
         return None
+
+
+def rewrite_without(path: Path, needles: list[bytes]) -> int:
+    """Rewrite ``path`` without the lines containing any of ``needles``
+    (temporary file, fsync, atomic replace, directory fsync); returns lines
+    removed. A file without such lines is left untouched."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    if not any(n in data for n in needles):
+        return 0
+    kept: list[bytes] = []
+    removed = 0
+    for line in data.splitlines(keepends=True):
+        if any(n in line for n in needles):
+            removed += 1
+        else:
+            kept.append(line)
+    tmp = path.with_name(f".{path.name}.erasing")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(b"".join(kept))
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return removed

@@ -18,6 +18,7 @@ The raw body is never stored: only the mapped, pseudonymized messages are.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import sqlite3
@@ -170,6 +171,8 @@ class Webhooks:
         self._count(hook.name, "stored" if erase is None else "erasure")
         if erased is not None and erased.get("people") and self.rt.forwarder is not None:
             await self.rt.forwarder.propagate_erasures()
+        if erased is not None and erased.get("people"):
+            await asyncio.to_thread(self.rt.truncate_wal)  # issue 14 §4
         if records:
             self.rt.metrics.consent_records.inc(records)
         return json_response(

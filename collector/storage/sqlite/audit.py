@@ -44,7 +44,12 @@ class SqliteAuditStore:
         one_id: int | None = None,
         seqs: Sequence[int] | None = None,
     ) -> Iterator[ConsentRecord]:
-        return ledger.read_records(self._conn, since=since, until=until, one_id=one_id, seqs=seqs)
+        # Subjects and signals unsealed for the auditor; "<erased>" once erased.
+        keys = ledger.SqliteSubjectKeys(self._conn, readonly=True)
+        records = ledger.read_records(
+            self._conn, since=since, until=until, one_id=one_id, seqs=seqs
+        )
+        return (ledger.opened(r, keys) for r in records)
 
     def one_id_of(self, pseudonym: str) -> int | None:
         return graph.one_id_of(self._conn, pseudonym)
