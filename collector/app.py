@@ -153,6 +153,7 @@ class Api:
         request: Request | None = None,
         *,
         sent_at: datetime | None = None,
+        integrations: dict[str, Any] | None = None,
         warnings: Sequence[InputWarning] = (),
     ) -> BatchResult:
         received_at = datetime.now(UTC)
@@ -184,6 +185,7 @@ class Api:
                     received_at=received_at,
                     batch_context=batch_context,
                     sent_at=sent_at,
+                    batch_integrations=integrations,
                     request_consent=cookie_consent,
                 )
             except Exception as exc:  # one bad message never fails its batch
@@ -260,6 +262,7 @@ class Api:
                 parsed.context,
                 request,
                 sent_at=parsed.sent_at,
+                integrations=parsed.integrations,
                 warnings=parsed.warnings + stripped,
             )
         except RequestError as exc:

@@ -22,6 +22,7 @@ import msgspec
 
 from collector.config import DestinationConfig
 from collector.event_facts import locate, signal_time
+from collector.pipeline import integrations as flags
 from collector.pipeline import ip as client_ips
 from collector.pipeline import scrub as pii_scrub
 from collector.pipeline.limits import DEFAULT_MAX_DEPTH, deep_path, too_deep
@@ -95,6 +96,7 @@ class Prepared:
     alias_user_payloads: dict[str, bytes] | None = None
     alias_ids: tuple[Identifier, Identifier] | None = None
     warnings: list[InputWarning] = field(default_factory=list)
+    blocked: frozenset[str] = frozenset()  # destinations the integrations flags keep out
     signal_at: float | None = None  # the event's own time (epoch s), for its consent signals
 
 
@@ -210,6 +212,7 @@ class Preparer:
         self._ps = pseudonymizer
         self._opt = options
         self._pii = frozenset(options.pii_fields)
+        self._names = tuple(d.name for d in options.destinations)
         # Per destination, what does not change between messages.
         self._lanes = [
             _Lane(
@@ -279,6 +282,7 @@ class Preparer:
         batch_context: Mapping[str, Any] | None = None,
         request_consent: Mapping[str, Any] | None = None,
         sent_at: datetime | None = None,
+        batch_integrations: Mapping[str, Any] | None = None,
     ) -> Prepared:
         """Raises ValueError(reason, JSON path); neither quotes a key or value
         that may be personal data (issue 14 §1). ``sent_at``: the batch's
@@ -292,6 +296,7 @@ class Preparer:
                 batch_context=batch_context,
                 request_consent=request_consent,
                 sent_at=sent_at,
+                batch_integrations=batch_integrations,
             )
         except ValueError as exc:
             reason, path = exc.args
@@ -307,6 +312,7 @@ class Preparer:
         batch_context: Mapping[str, Any] | None = None,
         request_consent: Mapping[str, Any] | None = None,
         sent_at: datetime | None = None,
+        batch_integrations: Mapping[str, Any] | None = None,
     ) -> Prepared:
         data: dict[str, Any] = msgspec.to_builtins(msg)
         data["messageId"] = msg.messageId or str(uuid.uuid4())
@@ -555,6 +561,9 @@ class Preparer:
             alias_user_payloads=alias_user,
             alias_ids=alias_ids,
             warnings=warnings + _signal_warnings(index, prefix, signals),
+            blocked=flags.blocked(
+                flags.merged(data.get("integrations"), batch_integrations), self._names
+            ),
             signal_at=signal_time(msg, received_at) if not signals.empty else None,
         )
 

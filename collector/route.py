@@ -17,6 +17,7 @@ import msgspec
 from collector import store
 from collector.config import DestinationConfig
 from collector.ingest import Prepared, Rejection
+from collector.pipeline import integrations as integration_flags
 from collector.vault import Vault
 from consent.decide import ConsentState, Decision, DestinationFacts, EventFacts, decide
 from consent.jurisdiction import Regime, recheck_label
@@ -126,6 +127,8 @@ class Router:
                 return None
         regime = self._regime(p)
         body, allowed = self._decisions(state, regime, p)
+        if p.blocked:
+            body, allowed = self._restrict(body, allowed, p.blocked)
         rows: list[tuple[object, ...]] = []
         decision_rows: list[tuple[str, float, bytes]] = []
         self._emit(p, one_id, regime, allowed, body, p.payloads, at, rows, decision_rows)
@@ -160,6 +163,8 @@ class Router:
                 )
             state = self.ledger.state(one_id)
             body, allowed = self._decisions(state, regime, p)
+            if p.blocked:
+                body, allowed = self._restrict(body, allowed, p.blocked)
             self._emit(
                 p, one_id, regime, allowed, body, payloads, now, self._rows, self._decision_rows
             )
@@ -290,6 +295,29 @@ class Router:
         allowed = tuple(d.allowed for d in decisions)
         self._memo[key] = (state, body, allowed)
         return body, allowed
+
+    def _restrict(
+        self, body: bytes | None, allowed: tuple[bool, ...], blocked: frozenset[str]
+    ) -> tuple[bytes | None, tuple[bool, ...]]:
+        """The event's ``integrations`` flags applied to its decisions: they can
+        only keep it from a destination (collector.pipeline.integrations), and
+        each kept-out destination's record says so."""
+        allowed = tuple(
+            ok and name not in blocked for name, ok in zip(self._names, allowed, strict=True)
+        )
+        if body is None:
+            return None, allowed
+        records = [
+            msgspec.structs.replace(
+                r,
+                outcome="deny" if r.outcome == "allow" else r.outcome,
+                reasons=(*r.reasons, integration_flags.reason(r.destination)),
+            )
+            if r.destination in blocked
+            else r
+            for r in store.decisions_decoder.decode(body)
+        ]
+        return store.decisions_encoder.encode(records), allowed
 
     def _resolve(self, p: Prepared, at: datetime) -> tuple[OneId, dict[str, bytes]]:
         identifiers = list(p.identifiers)
