@@ -590,3 +590,33 @@ def test_webhooks_end_to_end(server_factory: ServerFactory, tmp_path: Path) -> N
     disk = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
     for raw in (EMAIL, EMAIL.lower(), PHONE, "w@example.com", "z@example.com"):
         assert raw.encode() not in disk, raw
+
+
+def test_concurrent_retries_of_one_delivery_are_stored_once(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """Platforms retry while a first attempt is still in flight; with several
+    worker processes the copies land on different workers at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    woo_secret = tmp_path / "woo.secret"
+    woo_secret.write_text(SECRETS["woocommerce"])
+    woo_secret.chmod(0o600)
+    data = tmp_path / "data"
+    server = server_factory(
+        CONFIG.format(woo_secret=woo_secret, data=data) + "\n[server]\nworkers = 2\n",
+        env={"SHOPIFY_SECRET": SECRETS["shopify"], "LAZZA_SECRET": "x", "SHOPLINE_SECRET": "y"},
+    ).start()
+    url = server.url + "/v1/webhooks/shop"
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(
+                lambda _: post(url, "shopify", "orders/paid", shopify_order(), delivery="same"),
+                range(16),
+            )
+        )
+    assert all(a.status_code == 200 for a in answers)
+    stored = [a.json() for a in answers if not a.json().get("duplicate")]
+    assert len(stored) == 1 and stored[0]["accepted"] == 1
+    out = wait_for(lambda: read_jsonl(data / "crm"))
+    assert out is not None and len(out) == 1
