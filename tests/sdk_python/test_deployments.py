@@ -271,3 +271,39 @@ def test_numeric_ids_are_sent_as_decimal_strings(server: Server) -> None:
     _, b = local.track("12345", "E")
     assert a is not None and b is not None and a["userId"] == b["userId"] != "12345"
     local.shutdown()
+
+
+def test_a_sender_crash_is_caught_and_restarted_never_raised(server: Server) -> None:
+    """§1: the sender thread died (``__len__() should return >= 0``) and reading
+    ``client.spooled`` raised into Flask: both must stay inside the SDK."""
+    client = Client(WRITE_KEY, host=server.url, flush_interval=0.05)
+    real = client._take_batch
+    calls = {"n": 0}
+
+    def crash_once() -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("sender bug")
+        return real()
+
+    client._take_batch = crash_once  # type: ignore[method-assign]
+    client.track("u", "E", message_id="after-crash-1", context=CONSENTED)
+    assert client.flush(15)
+    # a sender thread that is gone is replaced at the next call
+    dead = threading.Thread(target=lambda: None)
+    dead.start()
+    dead.join()
+    client._thread = dead
+    client.track("u", "E", message_id="after-crash-2", context=CONSENTED)
+    assert client._thread is not dead and client._thread.is_alive()
+    assert client.flush(15)
+
+    def broken() -> int:
+        raise ValueError("__len__() should return >= 0")
+
+    client._backlog = broken  # type: ignore[method-assign]
+    assert client.spooled == 0  # the last known figure, not an exception
+    del client._backlog
+    client.shutdown()
+    assert calls["n"] > 1
+    assert sorted(delivered_ids(server, 2)) == ["after-crash-1", "after-crash-2"]
