@@ -82,6 +82,9 @@ class Calls:
         integrations: Mapping[str, Any] | None = None,
         message_id: str | None = None,
     ) -> Any:
+        """Segment ``track``: ``event`` (name) with ``properties``; returns
+        ``(queued, message)`` (``message`` as sent, or None when it could not be
+        built). Ids may be strings or numbers."""
         b = self._b
         return self._enqueue(
             lambda c, t, m: Track(
@@ -109,6 +112,8 @@ class Calls:
         integrations: Mapping[str, Any] | None = None,
         message_id: str | None = None,
     ) -> Any:
+        """Segment ``identify``: ``traits`` of the person (``email``/``phone``
+        pseudonymized locally with ``pseudonym_key``); returns ``(queued, message)``."""
         b = self._b
         return self._enqueue(
             lambda c, t, m: Identify(
@@ -136,6 +141,8 @@ class Calls:
         integrations: Mapping[str, Any] | None = None,
         message_id: str | None = None,
     ) -> Any:
+        """Segment ``group``: ``group_id`` (string or number) and its ``traits``;
+        returns ``(queued, message)``."""
         b = self._b
         return self._enqueue(
             lambda c, t, m: Group(
@@ -162,6 +169,8 @@ class Calls:
         integrations: Mapping[str, Any] | None = None,
         message_id: str | None = None,
     ) -> Any:
+        """Segment ``alias``: ``previous_id`` becomes ``user_id`` (both strings or
+        numbers); returns ``(queued, message)``."""
         b = self._b
         return self._enqueue(
             lambda c, t, m: Alias(
@@ -189,6 +198,8 @@ class Calls:
         integrations: Mapping[str, Any] | None = None,
         message_id: str | None = None,
     ) -> Any:
+        """Segment ``page``: ``category``, ``name`` and ``properties`` of a page
+        view; returns ``(queued, message)``."""
         b = self._b
         return self._enqueue(
             lambda c, t, m: Page(
@@ -219,6 +230,8 @@ class Calls:
         integrations: Mapping[str, Any] | None = None,
         message_id: str | None = None,
     ) -> Any:
+        """Segment ``screen``: the same for an app screen; returns
+        ``(queued, message)``."""
         b = self._b
         return self._enqueue(
             lambda c, t, m: Screen(

@@ -85,18 +85,3 @@ def proxy_mounts(proxies: Mapping[str, str] | str | None) -> dict[str, httpx.HTT
             raise ValueError(f"proxies: unknown scheme {scheme!r} (use 'http' and 'https')")
         mounts[key] = httpx.HTTPTransport(proxy=url)
     return mounts
-
-
-def async_proxy_mounts(
-    proxies: Mapping[str, str] | str | None,
-) -> dict[str, httpx.AsyncHTTPTransport] | None:
-    """The same for ``AsyncClient``."""
-    sync = proxy_mounts(proxies)
-    if sync is None:
-        return None
-    assert proxies is not None
-    items = {"http": proxies, "https": proxies} if isinstance(proxies, str) else proxies
-    return {
-        (k if k.endswith("://") else f"{k}://"): httpx.AsyncHTTPTransport(proxy=v)
-        for k, v in items.items()
-    }

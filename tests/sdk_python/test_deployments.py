@@ -307,3 +307,34 @@ def test_a_sender_crash_is_caught_and_restarted_never_raised(server: Server) -> 
     client.shutdown()
     assert calls["n"] > 1
     assert sorted(delivered_ids(server, 2)) == ["after-crash-1", "after-crash-2"]
+
+
+def test_collector_down_then_back_while_the_client_keeps_sending(
+    server_factory, tmp_path: Path
+) -> None:
+    """A running client: the collector is killed mid-stream and restarted on the
+    same port and data; everything arrives once, in a live process."""
+    server = server_factory().start()
+    client = Client(
+        WRITE_KEY,
+        host=server.url,
+        spool_path=tmp_path / "s.db",
+        flush_interval=0.05,
+        max_retries=1,
+    )
+    for i in range(50):
+        client.track("u", "E", message_id=f"up-{i:02d}", context=CONSENTED)
+    assert client.flush(20)
+    server.kill()
+    for i in range(100):
+        client.track("u", "E", message_id=f"down-{i:03d}", context=CONSENTED)
+        assert client.spooled >= 0
+    assert not client.flush(1.5)  # kept, not lost: the collector is down
+    server.start()
+    assert client.flush(60)
+    client.shutdown()
+    ids = delivered_ids(server, 150)
+    assert sorted(ids) == sorted(
+        [f"up-{i:02d}" for i in range(50)] + [f"down-{i:03d}" for i in range(100)]
+    )
+    assert client.dropped == 0
