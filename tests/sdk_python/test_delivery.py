@@ -92,3 +92,20 @@ def test_spool_deletes_any_subset_and_keeps_the_rest_in_order(
             spool.delete([s for s, _ in head])
         assert out == left
         spool.close()
+
+
+def test_spool_never_spins_on_a_count_the_file_disagrees_with(tmp_path: Path) -> None:
+    """Issue 21 §1: rows removed behind the spool's back (another process, before
+    spools were owned) left a count > 0 with nothing to read: a busy loop."""
+    import sqlite3
+
+    spool = Spool(tmp_path / "s.db")
+    spool.put([(i, b"m") for i in range(3)])
+    other = sqlite3.connect(tmp_path / "s.db")
+    other.execute("DELETE FROM spool_chunks")
+    other.commit()
+    other.close()
+    assert len(spool) == 3  # the stale count
+    assert spool.head(100, 10_000) == []
+    assert len(spool) == 0  # recounted from the file
+    spool.close()
