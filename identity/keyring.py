@@ -9,19 +9,27 @@ unless the operator lets it default to one.
 States: ``active`` (derives new pseudonyms), ``previous`` (still looked up
 during a rotation window), ``retired`` (material destroyed: the entry keeps
 only its id and dates, so old pseudonyms stay recognisable but not derivable).
-The file is rewritten atomically (temp file, fsync, rename), so a retired
-secret does not survive in the keyring file.
+The file is rewritten atomically (a temp file of its own, fsync, rename), so a
+retired secret does not survive in the keyring file. Changes go through
+``Keyring.update`` (or ``open_or_create``), which hold an exclusive ``flock`` on
+``<keyring>.lock`` from reading the file to re-reading what was saved, so two
+operators rotating at once both land (one after the other) and nothing is
+reported done that is not on disk (issue 19 item 8).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import os
 import secrets
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import msgspec
 from cryptography.exceptions import InvalidTag
@@ -33,6 +41,7 @@ from identity.errors import KeyringError
 
 FORMAT = "consentry-keyring/1"
 MASTER_KEY_ENV = "CONSENTRY_MASTER_KEY"
+T = TypeVar("T")
 KeyState = Literal["active", "previous", "retired"]
 
 
@@ -117,10 +126,19 @@ def load_master_key(file: Path | None, *, create: bool = False) -> bytes:
     if not file.exists():
         if not create:
             raise KeyringError(f"master key file {file} does not exist; run `consentry keys init`")
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(new_master_key() + "\n")
+        file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Written whole under a unique name, then linked into place: a process
+        # racing us sees no file or a complete one, and the first link wins.
+        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(new_master_key() + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, file)
+        finally:
+            os.unlink(tmp)
     mode = file.stat().st_mode & 0o777
     if mode & 0o077:
         raise KeyringError(f"master key file {file} has mode {mode:o}; run chmod 600 on it")
@@ -314,14 +332,18 @@ class Keyring:
                 for domain, entries in self._domains.items()
             },
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(msgspec.json.format(msgspec.json.encode(doc)))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:  # mkstemp: mode 0600, a name of its own
+                fh.write(msgspec.json.format(msgspec.json.encode(doc)))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
@@ -367,6 +389,42 @@ class Keyring:
     def open_or_create(cls, path: Path, master_key: bytes) -> tuple[Keyring, bool]:
         if path.exists():
             return cls.load(path, master_key), False
-        ring = cls.generate()
-        ring.save(path, master_key)
-        return ring, True
+        with keyring_lock(path):
+            if path.exists():  # another process created it while we waited
+                return cls.load(path, master_key), False
+            ring = cls.generate()
+            ring.save(path, master_key)
+            return ring, True
+
+    @classmethod
+    def update(cls, path: Path, master_key: bytes, change: Callable[[Keyring], T]) -> T:
+        """Apply ``change`` to the keyring on disk under the exclusive lock: load,
+        change, save, then load again and check the saved versions are the
+        changed ones; raises KeyringError when they are not (the change did not
+        stick) and whatever ``change`` raises. Returns what ``change`` returned."""
+        with keyring_lock(path):
+            ring = cls.load(path, master_key)
+            result = change(ring)
+            ring.save(path, master_key)
+            if cls.load(path, master_key)._fingerprint() != ring._fingerprint():
+                raise KeyringError(f"keyring {path} did not keep the change; try again")
+            return result
+
+    def _fingerprint(self) -> tuple[object, ...]:
+        """Key ids and states, pseudonym and per-destination: what a change alters."""
+        return (
+            tuple((v.kid, v.state) for v in self._versions),
+            tuple(sorted((d, tuple(e.kid for e in es)) for d, es in self._domains.items())),
+        )
+
+
+@contextlib.contextmanager
+def keyring_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``<path>.lock`` (created 0600), held for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

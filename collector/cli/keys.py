@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_keys(args: argparse.Namespace) -> int:
     from collector.runtime import DB_NAME, open_keyring
     from collector.storage.sqlite.keys import SqliteKeyLinks
+    from identity.keyring import Keyring
 
     cfg = load(args)
     if args.keys_cmd == "init":
@@ -69,6 +70,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
             return _migrate_progress(ring.lookup_kids()[1:], links.relinked, watch=args.watch)
         if args.keys_cmd == "rotate":
             destinations = {d.name: d.domain() for d in cfg.effective_destinations()}
+            path = cfg.keyring_path()
             if args.destination:
                 domain = destinations.get(args.destination)
                 if domain is None:
@@ -77,16 +79,16 @@ def cmd_keys(args: argparse.Namespace) -> int:
                         f" configured: {', '.join(destinations) or 'none'}",
                         2,
                     )
-                kid = ring.rotate_domain(domain)
-                ring.save(cfg.keyring_path(), master)
+                # Under the keyring lock, re-read and verified after saving.
+                kid = Keyring.update(path, master, lambda r: r.rotate_domain(domain))
                 print(
                     f"Destination {args.destination} now receives pseudonyms under {kid}: every"
                     " person's ids there change (its history splits in two downstream); erasure"
                     " still deletes under the old key too. Restart `consentry serve` to use it."
                 )
                 return 0
-            kid = ring.rotate(pin=sorted(set(destinations.values())))
-            ring.save(cfg.keyring_path(), master)
+            pins = sorted(set(destinations.values()))
+            kid = Keyring.update(path, master, lambda r: r.rotate(pin=pins))
             print(
                 f"Active key is now {kid}; previous keys are still looked up; destinations keep"
                 " their pseudonyms. Restart `consentry serve` to use it."
@@ -101,8 +103,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
                     " OneIDs when seen again. Wait for them to return, or pass --force.",
                     1,
                 )
-            ring.retire(args.kid)
-            ring.save(cfg.keyring_path(), master)
+            Keyring.update(cfg.keyring_path(), master, lambda r: r.retire(args.kid))
             links.forget(args.kid)
             print(
                 f"Key {args.kid} retired; its material was destroyed ({left} identifiers left unmigrated)"

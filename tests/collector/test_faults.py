@@ -7,6 +7,7 @@ writes what fits and fails the rest, exactly as a full disk does.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 
 from collector.runtime import DB_NAME
 from collector.text_rules import REASON, replace_nul
+from identity.keyring import Keyring, new_master_key, parse_master_key
 from tests.conftest import WRITE_KEY, Server, ServerFactory, read_jsonl, wait_for
 
 # A child that sends batches to a jsonl destination under a file-size limit, then
@@ -273,3 +275,47 @@ def test_greedy_batches_are_bounded(server_factory: ServerFactory) -> None:
     assert _quarantine_rows(server) == 101
     metrics = httpx.get(server.url + "/metrics", timeout=10).text
     assert 'consentry_messages_quarantined_total{source="default"} 2000.0' in metrics
+
+
+# -- item 8: concurrent key operations ----------------------------------------------------
+def _keys(data: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "collector.cli", "keys", *args, "--data-dir", str(data)]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_key_rotation_waits_for_the_keyring_lock(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {**os.environ, "CONSENTRY_MASTER_KEY": new_master_key()}
+    assert _keys(data, env, "init").wait(60) == 0
+    master = parse_master_key(env["CONSENTRY_MASTER_KEY"])
+    fd = os.open(data / "keyring.json.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another operator's key operation in progress
+        rotate = _keys(data, env, "rotate")
+        with pytest.raises(subprocess.TimeoutExpired):
+            rotate.wait(timeout=4)
+        assert len(Keyring.load(data / "keyring.json", master).versions) == 1
+    finally:
+        os.close(fd)
+    assert rotate.wait(60) == 0
+    assert [v.kid for v in Keyring.load(data / "keyring.json", master).versions] == ["k1", "k2"]
+
+
+def test_concurrent_key_rotations_all_stick(tmp_path: Path) -> None:
+    """Six `consentry keys rotate` at once: each exits 0 with its own new key
+    and every one of them is in the keyring afterwards (before: rotations that
+    printed success were lost, and some crashed on a shared temporary file)."""
+    data = tmp_path / "data"
+    env = {**os.environ, "CONSENTRY_MASTER_KEY": new_master_key()}
+
+    assert _keys(data, env, "init").wait(60) == 0
+    procs = [_keys(data, env, "rotate") for _ in range(6)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, [err for _, err in outs]
+    announced = {out.split("Active key is now ", 1)[1].split(";", 1)[0] for out, _ in outs}
+    assert len(announced) == 6
+    ring = Keyring.load(data / "keyring.json", parse_master_key(env["CONSENTRY_MASTER_KEY"]))
+    kids = [v.kid for v in ring.versions]
+    assert announced <= set(kids) and len(kids) == 7
+    assert [v.state for v in ring.versions].count("active") == 1
+    assert not list(data.glob("*.tmp")) and not list(data.glob(".*.tmp"))
