@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from consent.jurisdiction import ChildRule, Regime
+from consent.jurisdiction import ChildRule, Regime, child_rule
 from consent.rules import Judge
 from consent.state import (
     LAWFUL_BASES,
@@ -53,26 +53,32 @@ def decide(
     policy: Policy | Regime,
 ) -> Decision:
     """Decide one event for one destination under every pack of the regime."""
-    regime = policy if isinstance(policy, Regime) else Regime((policy,))
+    if isinstance(policy, Regime):
+        packs, name = policy.packs, policy.name
+        child = policy.children(facts.country)
+    else:  # one pack: its own child rule, no regime to build
+        packs, name = (policy,), policy.name
+        child = child_rule((policy.children,), facts.country)
     if not destination.purposes:
         return Decision(
             "no_decision",
             destination.name,
-            regime.name,
+            name,
             (),
             "none",
             ("destination declares no purposes, so it receives nothing",),
             (),
         )
-    child = regime.children(facts.country)
-    several = len(regime.packs) > 1
-    reasons = [f"jurisdiction: {note}" for note in regime.notes if several or regime.unknown]
-    if regime.unknown:
-        reasons.append(f"unknown jurisdiction names: {', '.join(regime.unknown)}")
+    several = len(packs) > 1
+    reasons: list[str] = []
+    if isinstance(policy, Regime) and (several or policy.unknown):
+        reasons += [f"jurisdiction: {note}" for note in policy.notes]
+        if policy.unknown:
+            reasons.append(f"unknown jurisdiction names: {', '.join(policy.unknown)}")
     records: list[int] = []
     bases: set[str] = set()
     outcomes: list[Outcome] = []
-    for pack in regime.packs:
+    for pack in packs:
         judge = Judge(state, facts, destination, pack, child, f"[{pack.name}] " if several else "")
         judge.run()
         reasons += judge.reasons
@@ -85,7 +91,7 @@ def decide(
     return Decision(
         outcome,
         destination.name,
-        regime.name,
+        name,
         destination.purposes,
         "+".join(sorted(bases)) or "none",
         tuple(reasons),

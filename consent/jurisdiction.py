@@ -114,9 +114,10 @@ class Regime:
     notes: tuple[str, ...] = ()
     _children: dict[str | None, ChildRule] = field(default_factory=dict, compare=False, repr=False)
 
-    @property
-    def name(self) -> str:
-        return "+".join(p.name for p in self.packs)
+    name: str = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", "+".join(p.name for p in self.packs))
 
     def children(self, country: str | None) -> ChildRule:
         """Strictest per question across the packs: the highest age, the highest
@@ -124,13 +125,7 @@ class Regime:
         cached = self._children.get(country)
         if cached is not None:
             return cached
-        rules: list[Children] = [p.children for p in self.packs]
-        rule = self._children[country] = ChildRule(
-            age=max(r.age(country) for r in rules),
-            guardian_below=max(r.guardian_age(country) for r in rules),
-            opt_in_purposes=frozenset().union(*(r.opt_in_purposes for r in rules)),
-            sensitive_below=max(r.sensitive_below or 0 for r in rules),
-        )
+        rule = self._children[country] = child_rule(tuple(p.children for p in self.packs), country)
         return rule
 
 
@@ -140,6 +135,21 @@ class ChildRule:
     guardian_below: int
     opt_in_purposes: frozenset[str]
     sensitive_below: int
+
+
+def child_rule(rules: tuple[Children, ...], country: str | None) -> ChildRule:
+    """Strictest per question across packs' children rules (see Regime.children)."""
+    if len(rules) == 1:
+        r = rules[0]
+        return ChildRule(
+            r.age(country), r.guardian_age(country), r.opt_in_purposes, r.sensitive_below or 0
+        )
+    return ChildRule(
+        age=max(r.age(country) for r in rules),
+        guardian_below=max(r.guardian_age(country) for r in rules),
+        opt_in_purposes=frozenset().union(*(r.opt_in_purposes for r in rules)),
+        sensitive_below=max(r.sensitive_below or 0 for r in rules),
+    )
 
 
 def us_packs(packs: Mapping[str, Policy]) -> tuple[str, ...]:

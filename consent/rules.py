@@ -54,6 +54,8 @@ class Judge:
         self.say(text)
 
     def min_notice(self, purposes: Iterable[str]) -> str | None:
+        if not self.dest.min_notice:
+            return None
         wanted = [self.dest.min_notice.get(p) for p in purposes] + [self.dest.min_notice.get("*")]
         found = [w for w in wanted if w is not None]
         return max(found, key=notice_key) if found else None
