@@ -41,8 +41,16 @@ if pause > 0 then
   -- firing in lock-step bursts
   delay = function() return math.random(0, 2 * pause) end
 end
+local unique = os.getenv("BENCH_UNIQUE_IDS") == "1"
+local sent = 0
 request = function()
   i = i % #bodies + 1
+  if unique then
+    -- every request's messageIds new (a dedupe window must not see repeats)
+    sent = sent + 1
+    local body = bodies[i]:gsub('"messageId":"', '"messageId":"' .. (tid or 0) .. "-" .. sent .. "-")
+    return wrk.format(nil, os.getenv("BENCH_PATH"), nil, body)
+  end
   return wrk.format(nil, os.getenv("BENCH_PATH"), nil, bodies[i])
 end
 done = function(summary, latency, requests)

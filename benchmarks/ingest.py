@@ -1,6 +1,7 @@
 """Ingest throughput: `consentry serve` against a decode-only baseline, same run.
 
     .venv/bin/python benchmarks/ingest.py [--seconds 10] [--connections 32]
+        [--unique-ids] [--dedupe-hours H]
 
 (a) baseline: Starlette + msgspec decode of the same batches, answers 200;
 (b) `consentry serve` with its durable defaults (synchronous=FULL, group commit),
@@ -63,10 +64,10 @@ def local_runtime(prefix: str) -> tuple[Any, Path]:
     return Runtime(config_mod.load(work / "c.toml", data_dir=str(work / "data"))), work
 
 
-def start_consentry(data_dir: Path, extra: list[str]) -> Proc:
+def start_consentry(data_dir: Path, extra: list[str], extra_config: str = "") -> Proc:
     port = free_port()
     cfg = data_dir.parent / "bench.toml"
-    cfg.write_text(CONFIG)
+    cfg.write_text(CONFIG + extra_config)
     env = {
         **os.environ,
         "CONSENTRY_WRITE_KEY": WRITE_KEY,
@@ -114,9 +115,27 @@ def main() -> None:
         "--workers", type=int, default=0, help="consentry serve --workers (0: its default)"
     )
     ap.add_argument(
+        "--unique-ids",
+        action="store_true",
+        help="every request's messageIds new (wrk otherwise cycles through the same bodies)",
+    )
+    ap.add_argument(
+        "--dedupe-hours",
+        type=float,
+        default=None,
+        help="[ingest] dedupe_window_hours for the server (default: its own default)",
+    )
+    ap.add_argument(
         "--soak", type=int, default=0, help="then run N more seconds at 50%% and report RSS"
     )
     args = ap.parse_args()
+    if args.unique_ids:
+        os.environ["BENCH_UNIQUE_IDS"] = "1"
+    extra_config = (
+        f"\n[ingest]\ndedupe_window_hours = {args.dedupe_hours}\n"
+        if args.dedupe_hours is not None
+        else ""
+    )
 
     bodies = batches(400, 100, people=args.people)
     singles = [
@@ -147,7 +166,7 @@ def main() -> None:
     # The floor for any p99 below: acks wait for fdatasync (synchronous=FULL).
     print(f"{'disk alone, fdatasync 64 KB x 10 s':<34} {summary(*probe(str(work), 10, 25))}")
     extra = ["--no-forward"] + (["--workers", str(args.workers)] if args.workers else [])
-    full = start_consentry(work / "data", extra)
+    full = start_consentry(work / "data", extra, extra_config)
     try:
         rss0 = full.rss_mb()
         c0 = full.cpu_seconds()

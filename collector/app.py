@@ -211,6 +211,15 @@ class Api:
             raise RequestError(503, "the batch could not be stored durably; retry later") from None
         tally.quarantined = rejected_total
         self.rt.metrics.ingested(source, len(items), tally)
+        found += [
+            InputWarning(
+                i,
+                "duplicate",
+                "this messageId was received from this source before; acknowledged, stored once",
+                "$.messageId" if items[0][2] is not None else f"$.batch[{i}].messageId",
+            )
+            for i in tally.duplicates
+        ]
         if found:
             self.rt.metrics.warned(source, (w.code for w in found))
             found.sort(key=lambda w: -1 if w.index is None else w.index)  # stable

@@ -97,6 +97,7 @@ class Prepared:
     alias_ids: tuple[Identifier, Identifier] | None = None
     warnings: list[InputWarning] = field(default_factory=list)
     blocked: frozenset[str] = frozenset()  # destinations the integrations flags keep out
+    generated_id: bool = False  # messageId made here (never a repeat)
     signal_at: float | None = None  # the event's own time (epoch s), for its consent signals
 
 
@@ -550,6 +551,7 @@ class Preparer:
         return Prepared(
             index=index,
             message_id=data["messageId"],
+            generated_id=msg.messageId is None,
             type=msg_type,
             identifiers=identifiers,
             subject=identifiers[0].pseudonym if identifiers else "",

@@ -18,6 +18,8 @@ from collector import store
 from collector.config import DestinationConfig
 from collector.ingest import Prepared, Rejection
 from collector.pipeline import integrations as integration_flags
+from collector.pipeline.dedupe import dedupe_key, repeats_within
+from collector.storage.sqlite.dedupe import SeenSet
 from collector.vault import Vault
 from consent.decide import ConsentState, Decision, DestinationFacts, EventFacts, decide
 from consent.jurisdiction import Regime, recheck_label
@@ -35,6 +37,7 @@ class Tally:
     routed: dict[str, int] = field(default_factory=dict)
     denied: dict[str, int] = field(default_factory=dict)
     consent_records: int = 0
+    duplicates: list[int] = field(default_factory=list)  # batch indexes stored before
 
 
 def destination_facts(
@@ -73,8 +76,12 @@ class Router:
         decisions: str,
         quarantine_ttl_s: float,
         notice_versions: Mapping[str, str] | None = None,
+        dedupe_window_s: float = 0.0,
     ) -> None:
+        """``dedupe_window_s``: repeats of a source's messageId within it are
+        stored once (0: off; collector.pipeline.dedupe)."""
         self.graph = graph
+        self.seen = SeenSet(dedupe_window_s) if dedupe_window_s > 0 else None
         self.ledger = ledger
         self.policies = policies
         self.destinations = list(destinations)
@@ -148,7 +155,11 @@ class Router:
         now = received_at.timestamp()
         for rej in rejected:
             self.quarantine(conn, rej, source=source, now=now)
+        repeats = self._repeats(conn, prepared, source, now)
         for i, p in enumerate(prepared):
+            if i in repeats:
+                tally.duplicates.append(p.index)
+                continue
             plan = plans[i] if plans is not None else None
             if plan is not None and self._still_valid(plan):
                 self._rows += plan.rows
@@ -170,6 +181,18 @@ class Router:
             )
             self._count(tally, allowed)
         return tally
+
+    def _repeats(
+        self, conn: sqlite3.Connection, prepared: Sequence[Prepared], source: str, now: float
+    ) -> set[int]:
+        """Positions of the messages whose ``messageId`` this source sent before,
+        in this batch or within the dedupe window (collector.pipeline.dedupe)."""
+        if self.seen is None or not prepared:
+            return set()
+        keys = [None if p.generated_id else dedupe_key(source, p.message_id) for p in prepared]
+        within, distinct = repeats_within(keys)
+        before = self.seen.seen(conn, distinct, now=now)
+        return set(within) | {i for i, k in enumerate(keys) if k is not None and k in before}
 
     def _regime(self, p: Prepared) -> Regime:
         """The packs that apply: the event's label and the person's country
@@ -247,7 +270,9 @@ class Router:
 
     def discard(self) -> None:
         """The transaction that routed them rolled back: so did the body ids it
-        may have stored."""
+        may have stored, and the seen keys."""
+        if self.seen is not None:
+            self.seen.discard()
         self._rows = []
         self._decision_rows = []
         self._body_ids.clear()

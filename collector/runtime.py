@@ -248,6 +248,7 @@ class Runtime:
             decisions=config.storage.decisions,
             quarantine_ttl_s=config.privacy.quarantine_ttl_days * 86400.0,
             notice_versions=config.privacy.min_notice_versions,
+            dedupe_window_s=config.ingest.dedupe_window_hours * 3600.0,
         )
         self.forwarder: Forwarder | None = None
         self._last_expiry = 0.0
