@@ -1,7 +1,10 @@
 """Ledger verification speed on a ledger of 1 million records (records/s),
 with the append rate that built it.
 
-    .venv/bin/python benchmarks/consent_ledger_verify.py [--records 1000000]
+    .venv/bin/python benchmarks/consent_ledger_verify.py [--records 1000000] [--plain]
+
+Subjects and signals are sealed under per-person keys as `consentry serve`
+does (issue 14 §4); ``--plain`` appends without, for comparison.
 """
 
 from __future__ import annotations
@@ -16,19 +19,25 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.progress import Progress
 
-from consent.ledger import Ledger, verify
+from consent.ledger import Ledger, SqliteSubjectKeys, verify
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--plain", action="store_true", help="no per-person sealing")
     args = ap.parse_args()
     key = Ed25519PrivateKey.generate()
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as d:
         conn = sqlite3.connect(Path(d) / "ledger.db", isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         ledger = Ledger(
-            conn, signer=key, checkpoint_every=1000, checkpoint_seconds=3600, state_cache_size=0
+            conn,
+            signer=key,
+            checkpoint_every=1000,
+            checkpoint_seconds=3600,
+            state_cache_size=0,
+            subject_keys=None if args.plain else SqliteSubjectKeys(conn),
         )
         t0 = datetime(2026, 1, 1, tzinfo=UTC)
         start = time.perf_counter()
@@ -48,6 +57,7 @@ def main() -> None:
                         received_at=at,
                         notice_id="cookie-banner",
                         notice_version="7",
+                        signal='{"categoryPreferences":{"analytics":true}}',
                     )
                     if ledger.due(at):
                         ledger.checkpoint(at)
@@ -61,7 +71,8 @@ def main() -> None:
         assert result.ok, result.problem
         print(f"ledger: {result.records:,} records, {size / 1e6:,.0f} MB, checkpoint every 1,000")
         print(
-            f"append: {args.records / built:,.0f} records/s (hash chain + state table, 10k per transaction)"
+            f"append: {args.records / built:,.0f} records/s (hash chain + state table,"
+            f" {'plain' if args.plain else 'subject and signal sealed'}, 10k per transaction)"
         )
         print(
             f"verify: {result.records / took:,.0f} records/s ({took:.1f} s; chain, canonical form, "

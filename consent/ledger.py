@@ -30,6 +30,7 @@ from typing import Any, Literal
 import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from consent import shred
 from consent.errors import LedgerError
@@ -186,7 +187,7 @@ class Ledger:
         per-person key (see :mod:`consent.shred`); None stores them plain."""
         self._conn = conn
         self._keys = subject_keys
-        self._key_cache: OrderedDict[int, bytes] = OrderedDict()
+        self._key_cache: OrderedDict[int, AESGCM] = OrderedDict()
         self._signer = signer
         self._every = checkpoint_every
         self._seconds = checkpoint_seconds
@@ -366,11 +367,11 @@ class Ledger:
         assert self._keys is not None
         key = self._key_cache.get(one_id)
         if key is None:
-            key = self._keys.get(one_id)
-            if key is None:
-                key = shred.new_key()
-                self._keys.create(one_id, key)
-            self._key_cache[one_id] = key
+            raw = self._keys.get(one_id)
+            if raw is None:
+                raw = shred.new_key()
+                self._keys.create(one_id, raw)
+            key = self._key_cache[one_id] = shred.cipher(raw)
             if len(self._key_cache) > 100_000:
                 self._key_cache.popitem(last=False)
         if subject:

@@ -57,10 +57,17 @@ def is_sealed(value: str | None) -> bool:
     return value is not None and value.startswith(PREFIX)
 
 
-def seal(key: bytes, value: str, *, seq: int, one_id: int, name: str) -> str:
-    """``value`` sealed under the person's key, for field ``name`` of record ``seq``."""
+def cipher(key: bytes) -> AESGCM:
+    """The AEAD for a person's key: build once, seal many (appends reuse it)."""
+    return AESGCM(key)
+
+
+def seal(key: bytes | AESGCM, value: str, *, seq: int, one_id: int, name: str) -> str:
+    """``value`` sealed under the person's key (or its :func:`cipher`), for
+    field ``name`` of record ``seq``."""
+    aead = key if isinstance(key, AESGCM) else AESGCM(key)
     nonce = secrets.token_bytes(12)
-    ct = AESGCM(key).encrypt(nonce, value.encode(), _aad(seq, one_id, name))
+    ct = aead.encrypt(nonce, value.encode(), _aad(seq, one_id, name))
     return PREFIX + base64.urlsafe_b64encode(nonce + ct).decode().rstrip("=")
 
 
