@@ -10,7 +10,6 @@ does (issue 14 §4); ``--plain`` appends without, for comparison.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.progress import Progress
 
-from consent.ledger import Ledger, SqliteSubjectKeys, verify
+from collector.storage.sqlite.connection import open_database
+from consent.ledger import Ledger, verify
 
 
 def main() -> None:
@@ -29,15 +29,14 @@ def main() -> None:
     args = ap.parse_args()
     key = Ed25519PrivateKey.generate()
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as d:
-        conn = sqlite3.connect(Path(d) / "ledger.db", isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn = open_database(Path(d) / "ledger.db")
         ledger = Ledger(
-            conn,
+            conn.ledger_store,
             signer=key,
             checkpoint_every=1000,
             checkpoint_seconds=3600,
             state_cache_size=0,
-            subject_keys=None if args.plain else SqliteSubjectKeys(conn),
+            subject_keys=None if args.plain else conn.subject_keys,
         )
         t0 = datetime(2026, 1, 1, tzinfo=UTC)
         start = time.perf_counter()
@@ -66,7 +65,7 @@ def main() -> None:
         built = time.perf_counter() - start
         size = (Path(d) / "ledger.db").stat().st_size + (Path(d) / "ledger.db-wal").stat().st_size
         t = time.perf_counter()
-        result = verify(conn, key.public_key())
+        result = verify(conn.ledger_store, key.public_key())
         took = time.perf_counter() - t
         assert result.ok, result.problem
         print(f"ledger: {result.records:,} records, {size / 1e6:,.0f} MB, checkpoint every 1,000")

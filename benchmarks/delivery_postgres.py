@@ -28,7 +28,7 @@ from rich.progress import Progress
 from collector import config as config_mod
 from collector.delivery.destinations.postgres import COLUMNS, row
 from collector.runtime import Runtime
-from collector.writer import connect
+from collector.storage.sqlite.connection import connect
 
 
 def payload(i: int) -> bytes:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from rich.progress import Progress
 
+from collector.storage.sqlite.connection import open_database
 from identity import Graph, Identifier
 
 
@@ -32,8 +33,7 @@ def pseudonym(kind: str, i: int) -> str:
 
 def build(path: Path, identifiers: int) -> int:
     people = identifiers // 4
-    g = Graph(path)
-    conn = g._conn
+    conn = open_database(path)
     with Progress(transient=True) as progress:
         task = progress.add_task(f"loading {identifiers:,} identifiers", total=people)
         step = 50_000
@@ -77,10 +77,11 @@ def measure(
     """Median µs per resolve; ``new_share`` of events bring an anonymous id never seen.
     ``warm``: first read every page once, as a collector that has been running has
     (otherwise most lookups pay a first-touch page fault on the memory map)."""
-    g = Graph(path, cache_size=0)
+    conn = open_database(path)
+    g = Graph(conn.graph_store, cache_size=0)
     if warm:
-        g._conn.execute("SELECT sum(length(pseudonym)), sum(one_id) FROM id_links").fetchone()
-        g._conn.execute("SELECT sum(one_id) FROM id_links INDEXED BY id_links_one_id").fetchone()
+        conn.execute("SELECT sum(length(pseudonym)), sum(one_id) FROM id_links").fetchone()
+        conn.execute("SELECT sum(one_id) FROM id_links INDEXED BY id_links_one_id").fetchone()
     rng = random.Random(1)
     samples = []
     new_anon = next(_FRESH)  # never reused across measurements

@@ -29,7 +29,7 @@ from starlette.routing import Route
 from collector import openapi
 from collector.access.principals import bearer
 from collector.consent_calls import call_keys, call_recipients
-from collector.errors import RequestError
+from collector.errors import InvalidMessage, RequestError
 from collector.http.body import BodyError, inflate
 from collector.http.envelope import read_batch, read_single
 from collector.ingest import Prepared, Rejection, decode_message, split_error
@@ -332,12 +332,9 @@ class Api:
                 purposes, scopes = call_keys(call)
             except ConsentScopeError as exc:
                 raise RequestError(400, exc.reason, exc.path) from None
-            try:
-                identifiers = self.rt.preparer.identifiers_for(
-                    call.userId, call.anonymousId, call.traits, "$"
-                )
-            except ValueError as exc:
-                raise RequestError(400, exc.args[0], exc.args[1]) from None
+            identifiers = self.rt.preparer.identifiers_for(
+                call.userId, call.anonymousId, call.traits, "$"
+            )
             received = datetime.now(UTC)
             seq, _one_id, action = await self.rt.writer.run(
                 lambda c: self.rt.router.record_consent(
@@ -381,12 +378,9 @@ class Api:
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 reason, path = split_error(str(exc), "$")
                 raise RequestError(400, reason, path) from None
-            try:
-                identifiers = self.rt.preparer.identifiers_for(
-                    req.userId, req.anonymousId, req.traits, "$"
-                )
-            except ValueError as exc:
-                raise RequestError(400, exc.args[0], exc.args[1]) from None
+            identifiers = self.rt.preparer.identifiers_for(
+                req.userId, req.anonymousId, req.traits, "$"
+            )
             now = datetime.now(UTC)
             summary = await self.rt.writer.run(
                 lambda c: self.rt.router.erase(c, identifiers, now=now)
@@ -394,8 +388,9 @@ class Api:
             people = summary.get("people")
             if self.rt.forwarder is not None and isinstance(people, list):
                 await self.rt.forwarder.propagate_erasures()
+                one_ids = [p["one_id"] for p in people]
                 summary["destinations"] = await self.rt.writer.run(
-                    functools.partial(_erasure_status, [p["one_id"] for p in people])
+                    lambda uow: uow.erasures.status(one_ids)
                 )
                 # Never stored: what an operator deletes by hand downstream.
                 manual = self.rt.forwarder.manual_deletions(
@@ -415,7 +410,7 @@ class Api:
 
     async def readyz(self, request: Request) -> Response:
         try:
-            await self.rt.writer.run(lambda c: c.execute("SELECT 1").fetchone())
+            await self.rt.writer.run(lambda uow: uow.ping())
         except Exception as exc:  # any failure means not ready
             return _json({"status": "not ready", "error": str(exc)}, 503)
         return _json({"status": "ready", "active_key": self.rt.keyring.active_kid})
@@ -439,8 +434,10 @@ class Api:
 
 def _rejection(exc: Exception, prefix: str) -> tuple[str, str]:
     """(reason, JSON path) for a message that could not be accepted. Steps
-    raise ValueError(reason, path); anything else is a fault of ours, logged
+    raise InvalidMessage(reason, path); anything else is a fault of ours, logged
     by type and place only (a message could quote personal data)."""
+    if isinstance(exc, InvalidMessage):
+        return exc.reason, exc.path
     if type(exc) is ValueError and len(exc.args) == 2:
         return str(exc.args[0]), str(exc.args[1])
     tb = exc.__traceback__
@@ -449,26 +446,6 @@ def _rejection(exc: Exception, prefix: str) -> tuple[str, str]:
     where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
     log.error("message not readable: %s at %s", type(exc).__name__, where)
     return f"the message could not be read ({type(exc).__name__})", prefix
-
-
-def _erasure_status(one_ids: list[int], conn: Any) -> list[dict[str, object]]:
-    if not one_ids:
-        return []
-    rows = conn.execute(
-        f"SELECT destination, status, outbox_rows_deleted, remote_rows_deleted, detail FROM erasures"
-        f" WHERE one_id IN ({','.join('?' * len(one_ids))}) ORDER BY id",
-        one_ids,
-    )
-    return [
-        {
-            "destination": r[0],
-            "status": r[1],
-            "outbox_rows_deleted": r[2],
-            "remote_rows_deleted": r[3],
-            "detail": r[4],
-        }
-        for r in rows
-    ]
 
 
 def _unmigrated(runtime: Runtime, kid: str, conn: object) -> int:

@@ -1,23 +1,60 @@
-"""Errors raised by the collector.
+"""Errors raised by the collector, drawn once here.
 
-CollectorError
-├── ConfigError        the configuration file is invalid; names the key
-├── RequestError       a request is rejected; carries the HTTP status and JSON path
-└── DeliveryError      a destination could not be set up or reached
+ConsentryError                    base of every collector error
+├── ConfigError                   the configuration is invalid; names the key or variable
+├── StorageError                  the database cannot be opened or upgraded
+├── DeliveryError                 a destination could not be set up or reached
+├── QuarantineError               a quarantined payload cannot be decrypted
+└── RequestError                  a request is refused; ``status`` is the HTTP status
+    ├── BadRequest                400: the body as a whole is unusable (encoding, empty)
+    │   └── InvalidMessage        400: bad input; ``reason`` and ``path`` (a JSON path)
+    ├── Unauthorized              401: no or wrong write key / admin token
+    ├── Forbidden                 403: the endpoint is off, or the origin/role may not use it
+    ├── PayloadTooLarge           413: over a size limit (bytes are in the message)
+    └── Unavailable               503: nothing was stored; the client should retry
+
+The domain raises these; the HTTP boundary (``collector.http.errors``) turns a
+``RequestError`` into a response in one place, and the CLI prints the message
+of any ``ConsentryError``. Every message says what was wrong and how to fix it.
 """
 
 from __future__ import annotations
 
 
-class CollectorError(Exception):
+class ConsentryError(Exception):
     """Base class for every collector error."""
 
 
-class ConfigError(CollectorError):
-    """The configuration is invalid; the message names the key and the problem."""
+CollectorError = ConsentryError  # the name this base had before the error tree
 
 
-class RequestError(CollectorError):
+class ConfigError(ConsentryError):
+    """The configuration is invalid; the message names the key (or the
+    environment variable) and the problem."""
+
+
+class StorageError(ConsentryError):
+    """The database cannot be opened, upgraded or read; the message names the file."""
+
+
+class DeliveryError(ConsentryError):
+    """A destination is misconfigured or unreachable."""
+
+
+class QuarantineError(ConsentryError):
+    """A quarantined payload cannot be decrypted with this keyring (wrong key,
+    or a ciphertext moved to another row)."""
+
+
+class RequestError(ConsentryError):
+    """A request is refused. ``status``: the HTTP status it maps to;
+    ``message``: what to fix; ``path``: the JSON path at fault, if any.
+
+    Raise the subclass that names the problem; ``RequestError(status, message,
+    path)`` itself is for the rarer statuses (404, 429)."""
+
+    status = 400
+
     def __init__(self, status: int, message: str, path: str | None = None) -> None:
         super().__init__(message)
         self.status = status
@@ -25,5 +62,59 @@ class RequestError(CollectorError):
         self.path = path
 
 
-class DeliveryError(CollectorError):
-    """A destination is misconfigured or unreachable."""
+class _Refused(RequestError):
+    """A RequestError whose status is its class's: raised as ``Cls(message, path)``."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(type(self).status, message, path)
+
+
+class BadRequest(_Refused):
+    """400: the request body as a whole is unusable (bad compression, empty)."""
+
+    status = 400
+
+
+class InvalidMessage(BadRequest, ValueError):
+    """400: bad input. ``reason`` says what is wrong, ``path`` where
+    (``$.batch[3].userId``). Inside a batch an invalid message is quarantined
+    and reported in the result; anywhere else it fails the request.
+
+    Catch it by name and read ``reason`` and ``path``. It is also a
+    ``ValueError`` whose ``args`` are ``(reason, path)``, for code written
+    against the tuples this error replaced; do not write new code that way."""
+
+    def __init__(self, reason: str, path: str) -> None:
+        super().__init__(reason, path)
+        self.reason = reason
+        self.path: str = path
+        self.args = (reason, path)
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class Unauthorized(_Refused):
+    """401: no credentials, or not ones this collector knows."""
+
+    status = 401
+
+
+class Forbidden(_Refused):
+    """403: the endpoint is switched off in this deployment, or the caller
+    (an origin, a role) may not use it."""
+
+    status = 403
+
+
+class PayloadTooLarge(_Refused):
+    """413: a body or message is over its size limit; the message gives the
+    limit in bytes."""
+
+    status = 413
+
+
+class Unavailable(_Refused):
+    """503: nothing was stored (the database failed); the client should retry."""
+
+    status = 503

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from collector.config import DestinationConfig
+from collector.errors import InvalidMessage
 from collector.event_facts import locate, signal_time
 from collector.pipeline import integrations as flags
 from collector.pipeline import ip as client_ips
@@ -158,16 +159,16 @@ def decode_message(
     max_depth: int = DEFAULT_MAX_DEPTH,
     warnings: list[InputWarning] | None = None,
 ) -> Message:
-    """Decode one message; raises ValueError(reason, path). A message the
+    """Decode one message; raises InvalidMessage(reason, path). A message the
     strict Structs refuse is repaired as Segment would accept it
     (``collector.pipeline.relax``: numeric ids, time forms) and validated
     again; what that repair dropped is appended to ``warnings``."""
     if len(raw) > MAX_MESSAGE_BYTES:
-        raise ValueError(
+        raise InvalidMessage(
             f"message is {len(raw)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit", prefix
         )
     if too_deep(raw, max_depth):
-        raise ValueError(
+        raise InvalidMessage(
             f"message nests objects and arrays deeper than {max_depth} levels",
             prefix + deep_path(raw, max_depth),
         )
@@ -178,7 +179,7 @@ def decode_message(
     except msgspec.ValidationError:
         pass
     except msgspec.DecodeError as exc:
-        raise ValueError(f"not valid JSON: {exc}", prefix) from None
+        raise InvalidMessage(f"not valid JSON: {exc}", prefix) from None
     message, found = _relaxed(raw, index=index, prefix=prefix, kind=kind)
     if warnings is not None:
         warnings += found
@@ -189,7 +190,7 @@ def _relaxed(
     raw: bytes, *, index: int, prefix: str, kind: str | None
 ) -> tuple[Message, list[InputWarning]]:
     """The message after Segment's leniencies and what they dropped; raises
-    ValueError(reason, path) when it is still invalid."""
+    InvalidMessage(reason, path) when it is still invalid."""
     data = msgspec.json.decode(raw)
     found = relax(data, index=index, prefix=prefix) if isinstance(data, dict) else []
     try:
@@ -200,7 +201,7 @@ def _relaxed(
             "Invalid value" in reason and path.endswith(".type")
         ):
             reason = f"{reason}; type must be one of {', '.join(MESSAGE_TYPES)}"
-        raise ValueError(reason, path) from None
+        raise InvalidMessage(reason, path) from None
     return message, found
 
 
@@ -271,7 +272,7 @@ class Preparer:
         try:
             return normalize(kind, value, self._ps.options)
         except InvalidIdentifier as exc:
-            raise ValueError(str(exc), path) from None
+            raise InvalidMessage(str(exc), path) from None
 
     def prepare(
         self,
@@ -285,8 +286,8 @@ class Preparer:
         sent_at: datetime | None = None,
         batch_integrations: Mapping[str, Any] | None = None,
     ) -> Prepared:
-        """Raises ValueError(reason, JSON path); neither quotes a key or value
-        that may be personal data (issue 14 §1). ``sent_at``: the batch's
+        """Raises InvalidMessage(reason, JSON path); neither quotes a key or
+        value that may be personal data (issue 14 §1). ``sent_at``: the batch's
         ``sentAt`` (a message's own wins)."""
         try:
             return self._prepare(
@@ -299,9 +300,8 @@ class Preparer:
                 sent_at=sent_at,
                 batch_integrations=batch_integrations,
             )
-        except ValueError as exc:
-            reason, path = exc.args
-            raise ValueError(redact_text(reason), redact_path(path)) from None
+        except InvalidMessage as exc:
+            raise InvalidMessage(redact_text(exc.reason), redact_path(exc.path)) from None
 
     def _prepare(
         self,
@@ -338,7 +338,7 @@ class Preparer:
         else:
             found.append(("anonymous_id", anon, ("anonymousId",)))
         if user is None and anon is None:
-            raise ValueError(
+            raise InvalidMessage(
                 "a message needs a userId or an anonymousId (placeholders do not count)",
                 f"{prefix}.userId",
             )
@@ -356,10 +356,10 @@ class Preparer:
                 where = f"{prefix}.{'.'.join(base)}.{key}"
                 try:
                     value = self._normalized(kind, traits[key], where)
-                except ValueError as exc:
+                except InvalidMessage as exc:
                     # Kept, never linked, never raw: pseudonymized as personal data.
                     found.append((f"~pii:{key}", _pii_text(traits[key]), (*base, key)))
-                    warnings.append(_unusable_trait(index, exc.args[0], where))
+                    warnings.append(_unusable_trait(index, exc.reason, where))
                     continue
                 if value is None:
                     _set(data, (*base, key), None, delete=True)
@@ -403,7 +403,7 @@ class Preparer:
                 "anonymous_id", data.get("previousId"), f"{prefix}.previousId"
             )
             if previous is None:
-                raise ValueError(
+                raise InvalidMessage(
                     "previousId is a placeholder, not an identifier", f"{prefix}.previousId"
                 )
 
@@ -416,7 +416,7 @@ class Preparer:
             signals = self._signals(data.get("context"))
         except ConsentSignalError as exc:
             text = str(exc)
-            raise ValueError(text, at_path(prefix, text.split(" ", 1)[0])) from None
+            raise InvalidMessage(text, at_path(prefix, text.split(" ", 1)[0])) from None
 
         identifiers = [self._identifier(kind, value) for kind, value, _ in found if kind[0] != "~"]
         alias_ids = None
@@ -857,7 +857,7 @@ class Preparer:
                 if norm is not None:
                     found.append((kind, norm))
         if not found:
-            raise ValueError(
+            raise InvalidMessage(
                 "needs a userId, anonymousId, traits.email or traits.phone", f"{prefix}.userId"
             )
         return [

@@ -7,19 +7,23 @@ answered only after the commit.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import msgspec
 
-from collector import store
 from collector.config import DestinationConfig
 from collector.ingest import Prepared, Rejection
 from collector.pipeline import integrations as integration_flags
 from collector.pipeline.dedupe import dedupe_key, repeats_within
-from collector.storage.sqlite.dedupe import SeenSet
+from collector.storage.ports import (
+    DecisionRecord,
+    OutboxInsert,
+    UnitOfWork,
+    decode_decisions,
+    encode_decisions,
+)
 from collector.vault import Vault
 from consent.decide import ConsentState, Decision, DestinationFacts, EventFacts, decide
 from consent.jurisdiction import Regime, recheck_label
@@ -81,7 +85,7 @@ class Router:
         """``dedupe_window_s``: repeats of a source's messageId within it are
         stored once (0: off; collector.pipeline.dedupe)."""
         self.graph = graph
-        self.seen = SeenSet(dedupe_window_s) if dedupe_window_s > 0 else None
+        self.dedupe_window_s = dedupe_window_s
         self.ledger = ledger
         self.policies = policies
         self.destinations = list(destinations)
@@ -98,7 +102,7 @@ class Router:
         # Per OneID, the last signals found to change nothing, with the state
         # they were compared to: the same two objects again change nothing.
         self._unchanged: dict[int, tuple[Signals, ConsentState]] = {}
-        self._rows: list[tuple[object, ...]] = []
+        self._rows: list[OutboxInsert] = []
         self._body_ids: dict[bytes, int] = {}
         self._decision_rows: list[tuple[str, float, bytes]] = []
 
@@ -136,14 +140,14 @@ class Router:
         body, allowed = self._decisions(state, regime, p)
         if p.blocked:
             body, allowed = self._restrict(body, allowed, p.blocked)
-        rows: list[tuple[object, ...]] = []
+        rows: list[OutboxInsert] = []
         decision_rows: list[tuple[str, float, bytes]] = []
         self._emit(p, one_id, regime, allowed, body, p.payloads, at, rows, decision_rows)
         return Plan(self.graph.epoch, one_id, state, rows, decision_rows, allowed)
 
     def route(
         self,
-        conn: sqlite3.Connection,
+        uow: UnitOfWork,
         prepared: Sequence[Prepared],
         rejected: Sequence[Rejection],
         *,
@@ -154,8 +158,8 @@ class Router:
         tally = Tally(accepted=len(prepared), quarantined=len(rejected))
         now = received_at.timestamp()
         for rej in rejected:
-            self.quarantine(conn, rej, source=source, now=now)
-        repeats = self._repeats(conn, prepared, source, now)
+            self.quarantine(uow, rej, source=source, now=now)
+        repeats = self._repeats(uow, prepared, source, now)
         for i, p in enumerate(prepared):
             if i in repeats:
                 tally.duplicates.append(p.index)
@@ -183,15 +187,15 @@ class Router:
         return tally
 
     def _repeats(
-        self, conn: sqlite3.Connection, prepared: Sequence[Prepared], source: str, now: float
+        self, uow: UnitOfWork, prepared: Sequence[Prepared], source: str, now: float
     ) -> set[int]:
         """Positions of the messages whose ``messageId`` this source sent before,
         in this batch or within the dedupe window (collector.pipeline.dedupe)."""
-        if self.seen is None or not prepared:
+        if self.dedupe_window_s <= 0 or not prepared:
             return set()
         keys = [None if p.generated_id else dedupe_key(source, p.message_id) for p in prepared]
         within, distinct = repeats_within(keys)
-        before = self.seen.seen(conn, distinct, now=now)
+        before = uow.dedupe.seen(distinct, now=now, window_s=self.dedupe_window_s)
         return set(within) | {i for i, k in enumerate(keys) if k is not None and k in before}
 
     def _regime(self, p: Prepared) -> Regime:
@@ -222,7 +226,7 @@ class Router:
         body: bytes | None,
         payloads: Mapping[str, bytes],
         now: float,
-        rows: list[tuple[object, ...]],
+        rows: list[OutboxInsert],
         decision_rows: list[tuple[str, float, bytes]],
     ) -> None:
         """Outbox rows for the allowed destinations, and the decisions' row."""
@@ -250,11 +254,11 @@ class Router:
                 body = _with_notes(body, p.scrubbed)
             decision_rows.append((p.message_id, now, body))
 
-    def flush(self, conn: sqlite3.Connection) -> None:
+    def flush(self, uow: UnitOfWork) -> None:
         """Write the rows routed since the last flush: the whole group commit's
         rows in two statements. Runs before COMMIT and before anything that
         reads or deletes outbox rows (erasure)."""
-        store.insert_outbox(conn, self._rows)
+        uow.outbox.insert(self._rows)
         ids = self._body_ids
         decision_rows = []
         for message_id, at, body in self._decision_rows:
@@ -262,17 +266,15 @@ class Router:
             if body_id is None:
                 if len(ids) >= 100_000:
                     ids.clear()
-                body_id = ids[body] = store.decision_body_id(conn, body)
+                body_id = ids[body] = uow.decisions.body_id(body)
             decision_rows.append((message_id, at, body_id))
-        store.insert_decisions(conn, decision_rows)
+        uow.decisions.insert(decision_rows)
         self._rows = []
         self._decision_rows = []
 
     def discard(self) -> None:
         """The transaction that routed them rolled back: so did the body ids it
-        may have stored, and the seen keys."""
-        if self.seen is not None:
-            self.seen.discard()
+        may have stored (the seen keys: ``UnitOfWork.dedupe.discard``)."""
         self._rows = []
         self._decision_rows = []
         self._body_ids.clear()
@@ -314,7 +316,7 @@ class Router:
             for d in decisions
             if self.decisions == "all" or (self.decisions == "allowed" and d.allowed)
         ]
-        body = store.decisions_encoder.encode(kept) if kept else None
+        body = encode_decisions(kept) if kept else None
         if len(self._memo) > 100_000:
             self._memo.clear()
         allowed = tuple(d.allowed for d in decisions)
@@ -340,9 +342,9 @@ class Router:
             )
             if r.destination in blocked
             else r
-            for r in store.decisions_decoder.decode(body)
+            for r in decode_decisions(body)
         ]
-        return store.decisions_encoder.encode(records), allowed
+        return encode_decisions(records), allowed
 
     def _resolve(self, p: Prepared, at: datetime) -> tuple[OneId, dict[str, bytes]]:
         identifiers = list(p.identifiers)
@@ -421,7 +423,7 @@ class Router:
     # -- explicit consent calls ---------------------------------------------------
     def record_consent(
         self,
-        conn: sqlite3.Connection,
+        uow: UnitOfWork,
         identifiers: list[Identifier],
         *,
         purposes: dict[str, bool],
@@ -462,28 +464,26 @@ class Router:
         return record.seq, one_id, record.action
 
     # -- quarantine ------------------------------------------------------------
-    def quarantine(
-        self, conn: sqlite3.Connection, rej: Rejection, *, source: str, now: float
-    ) -> None:
+    def quarantine(self, uow: UnitOfWork, rej: Rejection, *, source: str, now: float) -> None:
         expires = now + self.quarantine_ttl_s
-        cur = conn.execute(
-            "INSERT INTO quarantine (received_at, expires_at, source, reason, path, sealed)"
-            " VALUES (?, ?, ?, ?, ?, x'')",
-            (now, expires, source, rej.reason, rej.path),
+        uow.quarantine.add(
+            received_at=now,
+            expires_at=expires,
+            source=source,
+            reason=rej.reason,
+            path=rej.path,
+            seal=lambda row_id: self.vault.seal(rej.raw, f"quarantine/{row_id}/{expires}".encode()),
         )
-        row_id = cur.lastrowid
-        sealed = self.vault.seal(rej.raw, f"quarantine/{row_id}/{expires}".encode())
-        conn.execute("UPDATE quarantine SET sealed = ? WHERE id = ?", (sealed, row_id))
 
     # -- erasure ---------------------------------------------------------------
     def erase(
-        self, conn: sqlite3.Connection, identifiers: list[Identifier], *, now: datetime
+        self, uow: UnitOfWork, identifiers: list[Identifier], *, now: datetime
     ) -> dict[str, object]:
         """Erase every cluster these identifiers belong to: graph links, consent
         state, pending outbox rows, the decisions that cite the person's ledger
         records, their subject keys (crypto-shredding their ledger records);
         queue a deletion request per destination."""
-        self.flush(conn)  # rows routed earlier in this group must be erased too
+        self.flush(uow)  # rows routed earlier in this group must be erased too
         found = {self.graph.lookup(i.pseudonym) for i in identifiers}
         currents = sorted({self.graph.current(o) for o in found if o is not None})
         if not currents:
@@ -498,18 +498,16 @@ class Router:
             self.ledger.erase(
                 current, subject="", jurisdiction=self.policies.default, now=now, lineage=lineage
             )
-            forgotten = store.forget_decisions(conn, lineage)
-            marks = ",".join("?" * len(lineage))
+            forgotten = uow.decisions.forget_people(lineage)
             for dest in self.destinations:
-                n = conn.execute(
-                    f"DELETE FROM outbox WHERE destination = ? AND one_id IN ({marks})",
-                    (dest.name, *lineage),
-                ).rowcount
+                n = uow.outbox.delete_people(dest.name, lineage)
                 purged[dest.name] = purged.get(dest.name, 0) + n
-                conn.execute(
-                    "INSERT INTO erasures (one_id, one_ids, destination, outbox_rows_deleted, status, at)"
-                    " VALUES (?, ?, ?, ?, 'pending', ?)",
-                    (current, ",".join(map(str, lineage)), dest.name, n, now.timestamp()),
+                uow.erasures.add(
+                    one_id=current,
+                    one_ids=lineage,
+                    destination=dest.name,
+                    deleted=n,
+                    at=now.timestamp(),
                 )
             people.append(
                 {
@@ -529,7 +527,7 @@ class Plan:
     epoch: int
     one_id: int
     state: ConsentState
-    rows: list[tuple[object, ...]]
+    rows: list[OutboxInsert]
     decision_rows: list[tuple[str, float, bytes]]
     routed: tuple[bool, ...]  # allowed, per destination
 
@@ -559,9 +557,9 @@ class RouteUnit:
         at = self._at.timestamp()
         self._plans = [self._router.plan(p, at) for p in self._prepared]
 
-    def __call__(self, conn: sqlite3.Connection) -> Tally:
+    def __call__(self, uow: UnitOfWork) -> Tally:
         return self._router.route(
-            conn,
+            uow,
             self._prepared,
             self._rejected,
             source=self._source,
@@ -570,8 +568,8 @@ class RouteUnit:
         )
 
 
-def _decision_record(d: Decision) -> store.DecisionRecord:
-    return store.DecisionRecord(
+def _decision_record(d: Decision) -> DecisionRecord:
+    return DecisionRecord(
         d.destination, d.outcome, d.jurisdiction, d.legal_basis, d.reasons, d.record_ids
     )
 
@@ -579,7 +577,7 @@ def _decision_record(d: Decision) -> store.DecisionRecord:
 def _with_notes(body: bytes, notes: tuple[str, ...]) -> bytes:
     """A decisions body whose every record also says what the PII scan replaced
     (kind, action, path; never the value: issue 14 §1)."""
-    records = store.decisions_decoder.decode(body)
-    return store.decisions_encoder.encode(
+    records = decode_decisions(body)
+    return encode_decisions(
         [msgspec.structs.replace(r, reasons=(*r.reasons, *notes)) for r in records]
     )

@@ -14,14 +14,12 @@ import json
 import logging
 import os
 import secrets
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from collector import store
 from collector.config import Config, DestinationConfig, env_secret
 from collector.delivery.destinations.base import Destination
 from collector.delivery.forwarder import Forwarder, Lane
@@ -31,22 +29,21 @@ from collector.metrics import Metrics
 from collector.pipeline import scrub
 from collector.route import Router, destination_facts
 from collector.sources.wechat import WechatKeys
-from collector.storage.sqlite import deliveries
+from collector.storage.sqlite.checkpointer import Checkpointer, truncate_wal
+from collector.storage.sqlite.connection import DB_NAME, WRITER_LOCK, connect
+from collector.storage.sqlite.unit import SqliteUnitOfWork
+from collector.storage.sqlite.writer import Writer
 from collector.vault import Vault
-from collector.writer import Checkpointer, Writer, connect, truncate_wal
 from consent.errors import PolicyError
-from consent.ledger import HEAD_SEQ_SQL, Ledger, SqliteSubjectKeys
+from consent.ledger import Ledger
 from consent.policy import Policies
 from consent.purposes import DEFAULT_CATEGORY_MAP
-from identity.graph import DEFAULT_LIMITS, DEFAULT_PRIORITY, EPOCH_SQL, Graph
+from identity.graph import DEFAULT_LIMITS, DEFAULT_PRIORITY, Graph
 from identity.keyring import Keyring, load_master_key
 from identity.normalize import NormalizeOptions, valid_kind_name
 from identity.pseudonym import Pseudonymizer
 
 log = logging.getLogger("consentry.collector")
-_HEADS_SQL = f"SELECT ({HEAD_SEQ_SQL}), ({EPOCH_SQL})"
-DB_NAME = "consentry.db"
-WRITER_LOCK = "consentry.db-writer.lock"
 WRITE_KEYS = "write-keys.json"
 DESTINATION_GROUP = "consentry.destinations"
 
@@ -206,18 +203,17 @@ class Runtime:
         )
         self.sources = load_sources(config)
         self.db_path = self.data_dir / DB_NAME
-        conn = connect(self.db_path, synchronous=config.storage.synchronous)
+        conn = connect(self.db_path, synchronous=config.storage.synchronous, upgrade=True)
+        self._uow = conn  # the writer's connection and its stores
         os.chmod(self.db_path, 0o600)
         self.graph = Graph(
-            conn,
+            conn.graph_store,
             limits={**DEFAULT_LIMITS, **config.identity.limits},
             priority=config.identity.priority or DEFAULT_PRIORITY,
         )
         self.ledger = Ledger(
-            conn, signer=self.keyring.signing_key, subject_keys=SqliteSubjectKeys(conn)
+            conn.ledger_store, signer=self.keyring.signing_key, subject_keys=conn.subject_keys
         )
-        store.create(conn)
-        deliveries.create(conn)
         categories = {
             **DEFAULT_CATEGORY_MAP,
             **{k.lower(): tuple(v) for k, v in config.privacy.categories.items()},
@@ -268,16 +264,17 @@ class Runtime:
             else None
         )
 
-    def _on_begin(self, conn: sqlite3.Connection) -> None:
+    def _on_begin(self, uow: SqliteUnitOfWork) -> None:
         # Other worker processes (and `consentry forward`, and the CLI) share the
-        # database: one statement reads the ledger head and the graph epoch, and
-        # the caches drop what another connection changed.
-        seq, epoch = conn.execute(_HEADS_SQL).fetchone()
-        self.ledger.sync(seq)
+        # database, and a transaction of ours may have rolled back: the heads in
+        # memory are never trusted across transactions. One statement reads the
+        # ledger head and the graph epoch; the caches drop what changed.
+        head, epoch = uow.heads()
+        self.ledger.sync(head)
         self.graph.sync(epoch)
 
-    def _before_commit(self, conn: sqlite3.Connection) -> None:
-        self.router.flush(conn)
+    def _before_commit(self, uow: SqliteUnitOfWork) -> None:
+        self.router.flush(uow)
         now = datetime.now(UTC)
         if self.ledger.due(now):
             self.ledger.checkpoint(now)
@@ -285,7 +282,7 @@ class Runtime:
         if stamp - self._last_expiry >= 60:
             # Quarantined payloads may hold raw identifiers: they live only for their TTL.
             self._last_expiry = stamp
-            store.expire_quarantine(conn, stamp)
+            uow.quarantine.expire(stamp)
 
     def _after_commit(self) -> None:
         if self.forwarder is not None:
@@ -293,6 +290,7 @@ class Runtime:
 
     def _rolled_back(self) -> None:
         self.router.discard()
+        self._uow.dedupe.discard()
         self.ledger.reload_head()
         self.graph.reset()
 

@@ -11,7 +11,7 @@ import secrets
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from collector.errors import CollectorError
+from collector.errors import QuarantineError
 
 
 class Vault:
@@ -26,6 +26,6 @@ class Vault:
         try:
             return self._aead.decrypt(sealed[:12], sealed[12:], context)
         except (InvalidTag, ValueError) as exc:
-            raise CollectorError(
+            raise QuarantineError(
                 "quarantined payload cannot be decrypted with this keyring"
             ) from exc

@@ -15,17 +15,20 @@ key (signature fails under the auditor's public key).
 The effective state (latest record per state key, per OneID) is kept in a
 derived table so decisions cost one indexed read; it can be rebuilt from the
 ledger.
+
+This module holds the rules only (chaining, checkpoints, sealing, merges,
+verification); where records live is a ``LedgerStore`` / ``LedgerReader``
+(``collector.storage.sqlite.ledger`` is the embedded one).
 """
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
@@ -87,49 +90,55 @@ class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
 _encoder = msgspec.json.Encoder(order="deterministic")
 _decoder = msgspec.json.Decoder(ConsentRecord)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS consent_ledger (
-    seq INTEGER PRIMARY KEY,
-    body BLOB NOT NULL,
-    hash BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS consent_checkpoints (
-    seq INTEGER PRIMARY KEY,
-    hash BLOB NOT NULL,
-    signature BLOB NOT NULL,
-    public_key BLOB NOT NULL,
-    signed_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS consent_subject_keys (
-    one_id INTEGER PRIMARY KEY,
-    key BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS consent_state (
-    one_id INTEGER NOT NULL,
-    key TEXT NOT NULL,
-    granted INTEGER NOT NULL,
-    record_id INTEGER NOT NULL,
-    guardian INTEGER NOT NULL,
-    at TEXT NOT NULL,
-    scope TEXT NOT NULL DEFAULT '',
-    notice TEXT,
-    PRIMARY KEY (one_id, key)
-) WITHOUT ROWID;
-"""
-
-# consent_state columns added after the first release (state is derived, so old
-# rows simply have no scope or notice version).
-_STATE_COLUMNS = (("scope", "TEXT NOT NULL DEFAULT ''"), ("notice", "TEXT"))
+# A consent_state row: (key, granted, record seq, guardian, at ISO 8601,
+# scope (comma-separated purposes, "" for none), notice version or None).
+StateRow = tuple[str, bool, int, bool, str, str, str | None]
 
 
-_PUT_STATE = (
-    "INSERT OR REPLACE INTO consent_state"
-    " (one_id, key, granted, record_id, guardian, at, scope, notice)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
+class LedgerStore(Protocol):
+    """Where the ledger's records, checkpoints and derived state live. Runs in
+    the caller's transaction; ``head`` must be read inside it."""
 
-# The head's seq, for a caller that reads several heads in one statement.
-HEAD_SEQ_SQL = "SELECT coalesce(max(seq), 0) FROM consent_ledger"
+    def head(self) -> tuple[int, bytes] | None:
+        """(seq, hash) of the last record; None when there is none."""
+        ...
+
+    def sealed(self) -> tuple[int, str] | None:
+        """(seq, signed_at ISO 8601) of the last checkpoint; None when there is none."""
+        ...
+
+    def bodies_after(self, seq: int) -> Iterable[bytes]:
+        """Record bodies with a seq above ``seq``, in order."""
+        ...
+
+    def state(self, one_id: int) -> ConsentState: ...
+    def append(self, seq: int, body: bytes, digest: bytes) -> None: ...
+    def put_state(self, one_id: int, rows: Sequence[StateRow]) -> None:
+        """Make these the latest entries of the OneID for their keys."""
+        ...
+
+    def drop_state(self, one_id: int) -> None: ...
+    def add_checkpoint(
+        self, seq: int, digest: bytes, signature: bytes, public_key: bytes, signed_at: str
+    ) -> None: ...
+
+
+class LedgerReader(Protocol):
+    """What verification reads, as stored (an edit through SQL may have turned
+    a BLOB into TEXT: values are checked, not trusted)."""
+
+    def chain_rows(self) -> Iterable[tuple[int, object, object]]:
+        """(seq, body, hash) of every record in seq order."""
+        ...
+
+    def checkpoint_rows(self) -> Iterable[tuple[int, object, object, object, str]]:
+        """(seq, hash, signature, public key, signed_at) of every checkpoint."""
+        ...
+
+    def hash_at(self, seq: int) -> object | None: ...
+    def key_holders(self) -> set[int]:
+        """OneIDs that still hold a subject key (see consent.shred)."""
+        ...
 
 
 def chain(prev: bytes, body: bytes) -> bytes:
@@ -173,9 +182,16 @@ def _action(purposes: dict[str, bool], before: ConsentState) -> Action:
 
 
 class Ledger:
+    """Appends records to a ``LedgerStore``, chained and checkpointed.
+
+    ``signer``: the Ed25519 key that signs checkpoints (None: no checkpoints).
+    A checkpoint is due every ``checkpoint_every`` records or
+    ``checkpoint_seconds`` seconds. ``state_cache_size``: people whose
+    effective state is kept in memory (LRU)."""
+
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        store: LedgerStore,
         *,
         signer: Ed25519PrivateKey | None = None,
         checkpoint_every: int = 1000,
@@ -185,31 +201,18 @@ class Ledger:
     ) -> None:
         """``subject_keys``: seal each record's subject and signal under a
         per-person key (see :mod:`consent.shred`); None stores them plain."""
-        self._conn = conn
+        self._store = store
         self._keys = subject_keys
         self._key_cache: OrderedDict[int, AESGCM] = OrderedDict()
         self._signer = signer
         self._every = checkpoint_every
         self._seconds = checkpoint_seconds
-        for statement in SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        have = {r[1] for r in conn.execute("PRAGMA table_info(consent_state)")}
-        for column, decl in _STATE_COLUMNS:
-            if column not in have:
-                conn.execute(f"ALTER TABLE consent_state ADD COLUMN {column} {decl}")
-        row = conn.execute(
-            "SELECT seq, hash FROM consent_ledger ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        self._seq: int = row[0] if row else 0
-        self._hash: bytes = row[1] if row else GENESIS
-        cp = conn.execute(
-            "SELECT seq, signed_at FROM consent_checkpoints ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
+        self._seq, self._hash = store.head() or (0, GENESIS)
         self._states: OrderedDict[int, ConsentState] = OrderedDict()
         self._state_cache_size = state_cache_size
-        self._sealed_seq = cp[0] if cp else 0
-        self._sealed_at = datetime.fromisoformat(cp[1]) if cp else None
+        sealed = store.sealed()
+        self._sealed_seq = sealed[0] if sealed else 0
+        self._sealed_at = datetime.fromisoformat(sealed[1]) if sealed else None
 
     @property
     def head(self) -> tuple[int, bytes]:
@@ -220,31 +223,23 @@ class Ledger:
         state and subject keys: a key created in it was rolled back too)."""
         self._states.clear()
         self._key_cache.clear()
-        row = self._conn.execute(
-            "SELECT seq, hash FROM consent_ledger ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        self._seq, self._hash = (row[0], row[1]) if row else (0, GENESIS)
+        self._seq, self._hash = self._store.head() or (0, GENESIS)
 
-    def sync(self, seq: int) -> int:
-        """Catch up with records other processes appended (call inside the write
-        transaction, so the head cannot move while we use it). ``seq``: the head's
-        seq, read by the caller (HEAD_SEQ_SQL) together with other heads. Cached
-        states of the people those records touch are dropped; returns how many
-        records."""
-        if seq == self._seq:
-            return 0
-        row = self._conn.execute(
-            "SELECT seq, hash FROM consent_ledger ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        seq, digest = (row[0], row[1]) if row else (0, GENESIS)
+    def sync(self, head: tuple[int, bytes] | None) -> int:
+        """Take the head read inside the current write transaction (the caller
+        reads it with other heads in one statement). The head in memory is
+        never trusted across transactions: if it differs (other processes
+        appended, or a transaction of ours rolled back), cached states of the
+        people the new records touch are dropped, or all of them when the chain
+        went backwards. Returns how many records were new."""
+        seq, digest = head or (0, GENESIS)
         if seq == self._seq and digest == self._hash:
             return 0
-        if seq < self._seq:
-            self.reload_head()
+        if seq <= self._seq:
+            self._states.clear()
+            self._key_cache.clear()
         else:
-            for (body,) in self._conn.execute(
-                "SELECT body FROM consent_ledger WHERE seq > ? ORDER BY seq", (self._seq,)
-            ):
+            for body in self._store.bodies_after(self._seq):
                 record = _decoder.decode(body)
                 self._states.pop(record.one_id, None)
                 for absorbed in record.merged_from:
@@ -255,11 +250,9 @@ class Ledger:
         return moved
 
     def _read_sealed(self) -> None:
-        cp = self._conn.execute(
-            "SELECT seq, signed_at FROM consent_checkpoints ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        if cp is not None and cp[0] > self._sealed_seq:
-            self._sealed_seq, self._sealed_at = cp[0], datetime.fromisoformat(cp[1])
+        sealed = self._store.sealed()
+        if sealed is not None and sealed[0] > self._sealed_seq:
+            self._sealed_seq, self._sealed_at = sealed[0], datetime.fromisoformat(sealed[1])
 
     # -- state ---------------------------------------------------------------
     def cached_state(self, one_id: int) -> ConsentState | None:
@@ -274,7 +267,7 @@ class Ledger:
         if cached is not None:
             self._states.move_to_end(one_id)
             return cached
-        state = read_state(self._conn, one_id)
+        state = self._store.state(one_id)
         self._states[one_id] = state
         if len(self._states) > self._state_cache_size:
             self._states.popitem(last=False)
@@ -315,20 +308,16 @@ class Ledger:
         )
         body = encode(record)
         digest = chain(self._hash, body)
-        self._conn.execute(
-            "INSERT INTO consent_ledger (seq, body, hash) VALUES (?, ?, ?)",
-            (record.seq, body, digest),
-        )
-        guardian = int(record.consenter == "guardian")
+        self._store.append(record.seq, body, digest)
+        guardian = record.consenter == "guardian"
         at = given_at.isoformat()
         scopes = record.scopes
-        self._conn.executemany(
-            _PUT_STATE,
+        self._store.put_state(
+            one_id,
             [
                 (
-                    one_id,
                     k,
-                    int(v),
+                    v,
                     record.seq,
                     guardian,
                     at,
@@ -343,15 +332,14 @@ class Ledger:
         return record
 
     def _put(self, one_id: int, entries: Mapping[str, PurposeState]) -> None:
-        self._conn.executemany(
-            _PUT_STATE,
+        self._store.put_state(
+            one_id,
             [
                 (
-                    one_id,
                     k,
-                    int(e.granted),
+                    e.granted,
                     e.record_id,
-                    int(e.guardian),
+                    e.guardian,
                     datetime.fromtimestamp(e.at or 0.0, UTC).isoformat(),
                     ",".join(sorted(e.scope)) if e.scope is not None else "",
                     e.notice,
@@ -407,7 +395,7 @@ class Ledger:
         if not merged:
             return None
         for a in absorbed:
-            self._conn.execute("DELETE FROM consent_state WHERE one_id = ?", (a,))
+            self._store.drop_state(a)
             self._states.pop(a, None)
         record = self.append(
             one_id=into,
@@ -443,7 +431,7 @@ class Ledger:
         OneID in ``lineage`` (those it absorbed) are destroyed after this
         record is written: their records' subjects and signals can no longer
         be opened (crypto-shredding), and the chain still verifies."""
-        self._conn.execute("DELETE FROM consent_state WHERE one_id = ?", (one_id,))
+        self._store.drop_state(one_id)
         self._states.pop(one_id, None)
         record = self._append_erase(one_id, subject=subject, jurisdiction=jurisdiction, now=now)
         if self._keys is not None:
@@ -485,39 +473,14 @@ class Ledger:
             return None
         signature = self._signer.sign(checkpoint_message(self._seq, self._hash))
         public = self._signer.public_key().public_bytes_raw()
-        self._conn.execute(
-            "INSERT INTO consent_checkpoints (seq, hash, signature, public_key, signed_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (self._seq, self._hash, signature, public, now.isoformat()),
-        )
+        self._store.add_checkpoint(self._seq, self._hash, signature, public, now.isoformat())
         self._sealed_seq, self._sealed_at = self._seq, now
         return Checkpoint(self._seq, self._hash, now.isoformat())
 
 
-def read_records(
-    conn: sqlite3.Connection,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    one_id: int | None = None,
-    seqs: Sequence[int] | None = None,
-) -> Iterator[ConsentRecord]:
-    """Ledger records from any connection (an auditor's read-only copy)."""
-    if seqs is not None:
-        for seq in seqs:
-            row = conn.execute("SELECT body FROM consent_ledger WHERE seq = ?", (seq,)).fetchone()
-            if row:
-                yield _decoder.decode(row[0])
-        return
-    for (body,) in conn.execute("SELECT body FROM consent_ledger ORDER BY seq"):
-        record = _decoder.decode(body)
-        if since and record.received_at < since:
-            continue
-        if until and record.received_at > until:
-            continue
-        if one_id is not None and record.one_id != one_id:
-            continue
-        yield record
+def decode(body: bytes) -> ConsentRecord:
+    """A stored record body back to the record (raises msgspec.DecodeError)."""
+    return _decoder.decode(body)
 
 
 def _blob(value: object) -> bytes | None:
@@ -530,7 +493,7 @@ def _blob(value: object) -> bytes | None:
 
 
 def verify(
-    conn: sqlite3.Connection,
+    reader: LedgerReader,
     public_key: Ed25519PublicKey | None = None,
     *,
     anchor: tuple[int, bytes] | None = None,
@@ -541,137 +504,83 @@ def verify(
     Cutting records off the end together with their checkpoints leaves a shorter
     ledger that is internally consistent; ``anchor`` (a checkpoint's seq and hash
     the auditor kept from an earlier verification) turns that into a failure.
+    ``erased`` in the result counts records whose subject was crypto-shredded.
     """
-    checkpoints = {
-        r[0]: (r[1], r[2], r[3], r[4])
-        for r in conn.execute(
-            "SELECT seq, hash, signature, public_key, signed_at FROM consent_checkpoints"
-        )
-    }
+    checkpoints = {r[0]: r[1:] for r in reader.checkpoint_rows()}
     prev = GENESIS
     expected = 1
     last: Checkpoint | None = None
     count = 0
     sealed: dict[int, int] = {}  # one_id -> records with a sealed subject
-    for seq, body, stored in conn.execute(
-        "SELECT seq, body, hash FROM consent_ledger ORDER BY seq"
-    ):
+
+    def bad(problem: str, seq: int) -> VerifyResult:
+        return VerifyResult(False, count, last, 0, problem, seq)
+
+    for seq, raw_body, raw_hash in reader.chain_rows():
         count += 1
         if seq != expected:
-            return VerifyResult(
-                False, count, last, 0, f"record {expected} is missing (next is {seq})", expected
-            )
-        body, stored = _blob(body), _blob(stored)
+            return bad(f"record {expected} is missing (next is {seq})", expected)
+        body, stored = _blob(raw_body), _blob(raw_hash)
         if body is None or stored is None:
-            return VerifyResult(False, count, last, 0, f"record {seq} is not stored as bytes", seq)
+            return bad(f"record {seq} is not stored as bytes", seq)
         digest = chain(prev, body)
-        if digest != stored:
-            return VerifyResult(
-                False, count, last, 0, f"record {seq} was modified (hash mismatch)", seq
-            )
-        try:
-            record = _decoder.decode(body)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            return VerifyResult(False, count, last, 0, f"record {seq} does not decode", seq)
-        if record.seq != seq:
-            return VerifyResult(
-                False, count, last, 0, f"record {seq} holds the body of record {record.seq}", seq
-            )
-        if _encoder.encode(record) != body:
-            return VerifyResult(
-                False, count, last, 0, f"record {seq} is not in canonical form", seq
-            )
-        if shred.is_sealed(record.subject):
+        record, problem = _check_record(seq, body, digest, stored)
+        if record is not None and shred.is_sealed(record.subject):
             sealed[record.one_id] = sealed.get(record.one_id, 0) + 1
-        cp = checkpoints.get(seq)
-        if cp is not None:
-            cp_hash, signature, stored_key = (_blob(x) for x in cp[:3])
-            signed_at = cp[3]
-            if cp_hash != digest:
-                return VerifyResult(
-                    False, count, last, 0, f"checkpoint at {seq} does not match the chain", seq
-                )
-            try:
-                key = public_key or Ed25519PublicKey.from_public_bytes(stored_key or b"")
-                key.verify(signature or b"", checkpoint_message(seq, digest))
-            except (InvalidSignature, ValueError):
-                return VerifyResult(
-                    False,
-                    count,
-                    last,
-                    0,
-                    f"checkpoint at {seq} is not signed by the expected key",
-                    seq,
-                )
-            last = Checkpoint(seq, digest, signed_at)
+        if problem is None and seq in checkpoints:
+            problem = _check_checkpoint(seq, digest, checkpoints[seq], public_key)
+            if problem is None:
+                last = Checkpoint(seq, digest, checkpoints[seq][3])
+        if problem is not None:
+            return bad(problem, seq)
         prev = digest
         expected += 1
     if anchor is not None:
         seq, digest = anchor
-        row = conn.execute("SELECT hash FROM consent_ledger WHERE seq = ?", (seq,)).fetchone()
-        if row is None:
-            return VerifyResult(
-                False, count, last, 0, f"anchored record {seq} is gone (truncated)", seq
-            )
-        if bytes(row[0]) != digest:
-            return VerifyResult(False, count, last, 0, f"record {seq} differs from the anchor", seq)
+        stored_hash = reader.hash_at(seq)
+        if stored_hash is None:
+            return bad(f"anchored record {seq} is gone (truncated)", seq)
+        if _blob(stored_hash) != digest:
+            return bad(f"record {seq} differs from the anchor", seq)
     orphan = [s for s in checkpoints if s >= expected]
     if orphan:
-        return VerifyResult(
-            False,
-            count,
-            last,
-            0,
-            f"checkpoint at {min(orphan)} seals records that are gone",
-            min(orphan),
-        )
-    return VerifyResult(
-        True, count, last, count - (last.seq if last else 0), erased=_erased(conn, sealed)
-    )
+        return bad(f"checkpoint at {min(orphan)} seals records that are gone", min(orphan))
+    held = reader.key_holders() if sealed else set()
+    erased = sum(n for one_id, n in sealed.items() if one_id not in held)
+    return VerifyResult(True, count, last, count - (last.seq if last else 0), erased=erased)
 
 
-def _erased(conn: sqlite3.Connection, sealed: dict[int, int]) -> int:
-    """Records whose subject is sealed under a key that no longer exists."""
-    if not sealed:
-        return 0
-    held = {r[0] for r in conn.execute("SELECT one_id FROM consent_subject_keys")}
-    return sum(n for one_id, n in sealed.items() if one_id not in held)
+def _check_record(
+    seq: int, body: bytes, digest: bytes, stored: bytes
+) -> tuple[ConsentRecord | None, str | None]:
+    if digest != stored:
+        return None, f"record {seq} was modified (hash mismatch)"
+    try:
+        record = _decoder.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None, f"record {seq} does not decode"
+    if record.seq != seq:
+        return None, f"record {seq} holds the body of record {record.seq}"
+    if _encoder.encode(record) != body:
+        return None, f"record {seq} is not in canonical form"
+    return record, None
 
 
-class SqliteSubjectKeys:
-    """Subject keys in the ledger's database (``consent_subject_keys``), written
-    inside the caller's transaction. Erasure deletes the row; with
-    ``PRAGMA secure_delete`` and a truncated WAL no copy of the key remains."""
-
-    def __init__(self, conn: sqlite3.Connection, *, readonly: bool = False) -> None:
-        self._conn = conn
-        if not readonly:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS consent_subject_keys"
-                " (one_id INTEGER PRIMARY KEY, key BLOB NOT NULL)"
-            )
-
-    def get(self, one_id: int) -> bytes | None:
-        try:
-            row = self._conn.execute(
-                "SELECT key FROM consent_subject_keys WHERE one_id = ?", (one_id,)
-            ).fetchone()
-        except sqlite3.OperationalError:  # an older database: nothing was sealed
-            return None
-        return None if row is None else bytes(row[0])
-
-    def create(self, one_id: int, key: bytes) -> None:
-        self._conn.execute(
-            "INSERT INTO consent_subject_keys (one_id, key) VALUES (?, ?)", (one_id, key)
-        )
-
-    def destroy(self, one_ids: list[int]) -> int:
-        return sum(
-            self._conn.execute(
-                "DELETE FROM consent_subject_keys WHERE one_id = ?", (one_id,)
-            ).rowcount
-            for one_id in one_ids
-        )
+def _check_checkpoint(
+    seq: int,
+    digest: bytes,
+    row: tuple[object, object, object, str],
+    public_key: Ed25519PublicKey | None,
+) -> str | None:
+    cp_hash, signature, stored_key = (_blob(x) for x in row[:3])
+    if cp_hash != digest:
+        return f"checkpoint at {seq} does not match the chain"
+    try:
+        key = public_key or Ed25519PublicKey.from_public_bytes(stored_key or b"")
+        key.verify(signature or b"", checkpoint_message(seq, digest))
+    except (InvalidSignature, ValueError):
+        return f"checkpoint at {seq} is not signed by the expected key"
+    return None
 
 
 def opened(record: ConsentRecord, keys: shred.SubjectKeys | None) -> ConsentRecord:
@@ -686,35 +595,3 @@ def opened(record: ConsentRecord, keys: shred.SubjectKeys | None) -> ConsentReco
         if shred.is_sealed(value):
             fields[name] = shred.unseal(key, value, seq=record.seq, one_id=record.one_id, name=name)
     return msgspec.structs.replace(record, **fields)
-
-
-def read_state(conn: sqlite3.Connection, one_id: int) -> ConsentState:
-    """The effective state from any connection (the forwarder's read-only one)."""
-    rows = conn.execute(
-        "SELECT key, granted, record_id, guardian, scope, notice, at FROM consent_state"
-        " WHERE one_id = ?",
-        (one_id,),
-    )
-    return ConsentState(
-        {
-            r[0]: PurposeState(
-                bool(r[1]),
-                r[2],
-                bool(r[3]),
-                frozenset(r[4].split(",")) if r[4] else None,
-                r[5],
-                _epoch(r[6]),
-            )
-            for r in rows
-        }
-    )
-
-
-def _epoch(at: str) -> float | None:
-    try:
-        moment = datetime.fromisoformat(at)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()

@@ -1,4 +1,4 @@
-"""The OneID graph: deterministic links between pseudonyms, in SQLite.
+"""The OneID graph: deterministic links between pseudonyms, over a store.
 
 Identifiers seen together link into one person (a OneID). Rules keep the graph
 from over-merging, the failure PostHog and Mixpanel users know from shared
@@ -15,20 +15,20 @@ Only pseudonyms are stored. Rotation: an identifier presented with its
 pseudonyms under previous keys is found under those and relinked under the
 active key (lazily: without raw values nothing else can be migrated).
 
-The graph never commits behind its caller's back when the connection is shared:
-each public method runs inside the caller's transaction if one is open.
+This module holds the rules only; where links live is a ``GraphStore``
+(``collector.storage.sqlite.graph.SqliteGraphStore`` is the embedded one).
+Every public method runs inside the caller's transaction if one is open
+(``GraphStore.atomic``), and never commits behind its back.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import NewType
+from typing import NewType, Protocol
 
 from identity.errors import IdentityError
 
@@ -45,58 +45,43 @@ DEFAULT_PRIORITY: Sequence[str] = (
     "anonymous_id",
 )
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS id_people (
-    one_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at TEXT NOT NULL,
-    merged_into INTEGER,
-    erased_at TEXT
-);
-CREATE TABLE IF NOT EXISTS id_links (
-    pseudonym TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    kid TEXT NOT NULL,
-    one_id INTEGER NOT NULL,
-    linked_at TEXT NOT NULL,
-    migrated INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS id_links_one_id ON id_links(one_id, kind, migrated);
-CREATE TABLE IF NOT EXISTS id_merges (
-    id INTEGER PRIMARY KEY,
-    one_id INTEGER NOT NULL,
-    absorbed INTEGER NOT NULL,
-    cause_kind TEXT NOT NULL,
-    cause TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS id_merges_one_id ON id_merges(one_id);
-CREATE TABLE IF NOT EXISTS id_conflicts (
-    id INTEGER PRIMARY KEY,
-    one_id INTEGER NOT NULL,
-    other_one_id INTEGER,
-    kind TEXT NOT NULL,
-    pseudonym TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS id_epoch (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    n INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO id_epoch (id, n) VALUES (1, 0);
-CREATE TABLE IF NOT EXISTS id_tombstones (
-    one_id INTEGER PRIMARY KEY,
-    erased_at TEXT NOT NULL,
-    identifiers INTEGER NOT NULL
-);
-"""
 
+class GraphStore(Protocol):
+    """Where the graph's links, people, merges, conflicts and tombstones live.
+    Times are ISO 8601 strings; OneIDs are positive integers."""
 
-def tune(conn: sqlite3.Connection, *, cache_mb: int = 256, mmap_mb: int = 4096) -> None:
-    """A large page cache and memory-mapped reads keep lookups flat as the graph
-    grows: the b-tree's inner pages stay resident, only leaves are read."""
-    conn.execute(f"PRAGMA cache_size=-{cache_mb * 1024}")
-    conn.execute(f"PRAGMA mmap_size={mmap_mb * 1024 * 1024}")
+    def atomic(self) -> AbstractContextManager[None]:
+        """A transaction, or the caller's if one is open."""
+        ...
+
+    def epoch(self) -> int:
+        """The counter bumped whenever links moved or vanished (any process)."""
+        ...
+
+    def bump_epoch(self) -> int: ...
+    def one_id(self, pseudonym: str) -> int | None: ...
+    def counts(self, one_id: int) -> dict[str, int]:
+        """Live (not migrated) links per kind."""
+        ...
+
+    def cluster(self, one_id: int) -> list[tuple[str, str]]: ...
+    def person(self, one_id: int) -> tuple[int | None, bool] | None: ...
+    def absorbed_into(self, one_ids: Sequence[int]) -> list[int]: ...
+    def merges(self, one_id: int) -> list[tuple[int, int, str, str, str]]: ...
+    def conflicts(self, one_id: int | None) -> list[tuple[str, str, str, int | None]]: ...
+    def is_erased(self, one_id: int) -> bool: ...
+    def relink_progress(self, kid: str) -> tuple[int, int]: ...
+    def new_person(self, at: str) -> int: ...
+    def link(self, pseudonym: str, kind: str, kid: str, one_id: int, at: str) -> None: ...
+    def mark_migrated(self, pseudonym: str) -> None: ...
+    def merge(self, into: int, absorbed: int, cause_kind: str, cause: str, at: str) -> None: ...
+    def conflict(
+        self, one_id: int, other: int | None, kind: str, pseudonym: str, reason: str, at: str
+    ) -> None: ...
+    def erase(self, one_ids: Sequence[int], tombstone: int, at: str) -> int:
+        """Delete the links, merges and conflicts of ``one_ids``, mark them
+        erased, leave a tombstone for ``tombstone``; returns links deleted."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,30 +129,31 @@ def _iso(now: datetime | None) -> str:
 
 
 class Graph:
+    """Resolve identifiers to OneIDs under the limits and priorities.
+
+    ``store``: where links live. ``limits``: the most live links per kind per
+    OneID (kinds absent are unlimited). ``priority``: kinds, most decisive
+    first. ``cache_size``: pseudonyms whose OneID is remembered (LRU)."""
+
     def __init__(
         self,
-        db: str | Path | sqlite3.Connection,
+        store: GraphStore,
         *,
         limits: Mapping[str, int] | None = None,
         priority: Sequence[str] | None = None,
         cache_size: int = 200_000,
     ) -> None:
-        if isinstance(db, sqlite3.Connection):
-            self._conn = db
-        else:
-            self._conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            tune(self._conn)
+        self._store = store
         self._limits = dict(DEFAULT_LIMITS if limits is None else limits)
         order = list(priority or DEFAULT_PRIORITY)
         self._rank = {kind: i for i, kind in enumerate(order)}
         self._cache: OrderedDict[str, int] = OrderedDict()
         self._cache_size = cache_size
-        with self._tx():
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    self._conn.execute(statement)
-            self._epoch = _epoch(self._conn)
+        self._epoch = store.epoch()
+
+    @property
+    def store(self) -> GraphStore:
+        return self._store
 
     @property
     def epoch(self) -> int:
@@ -191,10 +177,10 @@ class Graph:
         return OneId(known)
 
     def sync(self, epoch: int) -> bool:
-        """Forget cached links if another process merged, erased or dropped
-        links since we last looked (call inside the write transaction with the
-        epoch it read, EPOCH_SQL). Links others only added need nothing: a miss
-        reads the database."""
+        """Take the epoch read inside the current write transaction: if it is not
+        the one the cache was built under (another process merged, erased or
+        dropped links, or a transaction of ours rolled back), forget cached
+        links. Links others only added need nothing: a miss reads the store."""
         if epoch == self._epoch:
             return False
         self._epoch = epoch
@@ -205,26 +191,21 @@ class Graph:
         """After a rolled-back transaction: forget cached links (they may be
         uncommitted ones) and re-read the epoch (a rolled-back bump is undone)."""
         self._cache.clear()
-        self._epoch = _epoch(self._conn)
+        self._epoch = self._store.epoch()
 
     def _moved(self) -> None:
         """Links moved or vanished: tell the other processes' caches."""
-        self._epoch = _bump_epoch(self._conn)
+        self._epoch = self._store.bump_epoch()
         self._cache.clear()
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
-        if self._conn.in_transaction:
-            yield
-            return
-        self._conn.execute("BEGIN IMMEDIATE")
         try:
-            yield
+            with self._store.atomic():
+                yield
         except BaseException:
-            self._conn.execute("ROLLBACK")
             self.reset()
             raise
-        self._conn.execute("COMMIT")
 
     def _rank_of(self, kind: str) -> int:
         return self._rank.get(kind, len(self._rank))
@@ -237,13 +218,11 @@ class Graph:
         hit = self._cache.get(pseudonym)
         if hit is not None:
             return OneId(hit)
-        row = self._conn.execute(
-            "SELECT one_id FROM id_links WHERE pseudonym = ?", (pseudonym,)
-        ).fetchone()
-        if row is None:
+        found = self._store.one_id(pseudonym)
+        if found is None:
             return None
-        self._remember(pseudonym, row[0])
-        return OneId(row[0])
+        self._remember(pseudonym, found)
+        return OneId(found)
 
     def _remember(self, pseudonym: str, one_id: int) -> None:
         self._cache[pseudonym] = one_id
@@ -252,74 +231,48 @@ class Graph:
 
     def cluster(self, one_id: OneId) -> list[tuple[str, str]]:
         """(kind, pseudonym) of every identifier linked to the OneID."""
-        rows = self._conn.execute(
-            "SELECT kind, pseudonym FROM id_links WHERE one_id = ? ORDER BY kind, pseudonym",
-            (one_id,),
-        )
-        return [(r[0], r[1]) for r in rows]
+        return self._store.cluster(one_id)
 
     def current(self, one_id: OneId) -> OneId:
         """Follow merges: the OneID that now holds what ``one_id`` held."""
         seen = set()
         while True:
-            row = self._conn.execute(
-                "SELECT merged_into FROM id_people WHERE one_id = ?", (one_id,)
-            ).fetchone()
-            if row is None or row[0] is None or one_id in seen:
+            person = self._store.person(one_id)
+            if person is None or person[0] is None or one_id in seen:
                 return one_id
             seen.add(one_id)
-            one_id = OneId(row[0])
+            one_id = OneId(person[0])
 
     def lineage(self, one_id: OneId) -> list[int]:
         """The OneID and every OneID merged into it, directly or transitively."""
         out = [int(one_id)]
         frontier = [int(one_id)]
         while frontier:
-            rows = self._conn.execute(
-                f"SELECT one_id FROM id_people WHERE merged_into IN ({','.join('?' * len(frontier))})",
-                frontier,
-            ).fetchall()
-            frontier = [r[0] for r in rows if r[0] not in out]
+            frontier = [o for o in self._store.absorbed_into(frontier) if o not in out]
             out.extend(frontier)
         return sorted(out)
 
     def merge_history(self, one_id: OneId) -> list[MergeRecord]:
-        rows = self._conn.execute(
-            "SELECT one_id, absorbed, cause_kind, cause, at FROM id_merges"
-            " WHERE one_id = ? OR absorbed = ? ORDER BY id",
-            (one_id, one_id),
-        )
-        return [MergeRecord(OneId(r[0]), OneId(r[1]), r[2], r[3], r[4]) for r in rows]
+        return [
+            MergeRecord(OneId(a), OneId(b), kind, cause, at)
+            for a, b, kind, cause, at in self._store.merges(one_id)
+        ]
 
     def conflicts(self, one_id: OneId | None = None) -> list[Conflict]:
-        sql = "SELECT kind, pseudonym, reason, other_one_id FROM id_conflicts"
-        args: tuple[object, ...] = ()
-        if one_id is not None:
-            sql += " WHERE one_id = ? OR other_one_id = ?"
-            args = (one_id, one_id)
         return [
-            Conflict(r[0], r[1], r[2], r[3]) for r in self._conn.execute(sql + " ORDER BY id", args)
+            Conflict(kind, pseudonym, reason, None if other is None else OneId(other))
+            for kind, pseudonym, reason, other in self._store.conflicts(one_id)
         ]
 
     def is_erased(self, one_id: OneId) -> bool:
-        row = self._conn.execute(
-            "SELECT 1 FROM id_tombstones WHERE one_id = ?", (one_id,)
-        ).fetchone()
-        return row is not None
+        return self._store.is_erased(one_id)
 
     def unmigrated(self, kid: str) -> int:
         """Identifiers still linked only under key ``kid``."""
-        done, total = relink_progress(self._conn, kid)
+        done, total = self._store.relink_progress(kid)
         return total - done
 
     # -- changes -----------------------------------------------------------
-    def _counts(self, one_id: int) -> dict[str, int]:
-        rows = self._conn.execute(
-            "SELECT kind, count(*) FROM id_links WHERE one_id = ? AND migrated = 0 GROUP BY kind",
-            (one_id,),
-        )
-        return {r[0]: r[1] for r in rows}
-
     def _fits(self, counts: Mapping[str, int], extra: Mapping[str, int]) -> str | None:
         for kind, n in extra.items():
             limit = self._limits.get(kind)
@@ -327,16 +280,8 @@ class Graph:
                 return f"{kind} limit {limit} per OneID"
         return None
 
-    def _new_person(self, now: str) -> int:
-        cur = self._conn.execute("INSERT INTO id_people (created_at) VALUES (?)", (now,))
-        assert cur.lastrowid is not None
-        return cur.lastrowid
-
     def _link(self, ident: Identifier, one_id: int, now: str) -> None:
-        self._conn.execute(
-            "INSERT INTO id_links (pseudonym, kind, kid, one_id, linked_at) VALUES (?, ?, ?, ?, ?)",
-            (ident.pseudonym, ident.kind, ident.kid, one_id, now),
-        )
+        self._store.link(ident.pseudonym, ident.kind, ident.kid, one_id, now)
         self._remember(ident.pseudonym, one_id)
 
     def _find(self, ident: Identifier, now: str) -> tuple[int | None, bool]:
@@ -346,19 +291,18 @@ class Graph:
         if found is not None:
             return found, False
         for old in ident.previous:
-            row = self._conn.execute(
-                "SELECT one_id FROM id_links WHERE pseudonym = ?", (old,)
-            ).fetchone()
-            if row is not None:
-                self._conn.execute("UPDATE id_links SET migrated = 1 WHERE pseudonym = ?", (old,))
-                self._link(ident, row[0], now)
-                return row[0], True
+            one_id = self._store.one_id(old)
+            if one_id is not None:
+                self._store.mark_migrated(old)
+                self._link(ident, one_id, now)
+                return one_id, True
         return None, False
 
     def resolve(
         self, identifiers: Sequence[Identifier], *, now: datetime | None = None
     ) -> Resolution:
-        """Find or create the OneID of a message's identifiers, merging within limits."""
+        """Find or create the OneID of a message's identifiers, merging within
+        limits. Raises IdentityError for an empty list."""
         if not identifiers:
             raise IdentityError("resolve needs at least one identifier")
         known = self.cached_one_id(identifiers)
@@ -374,145 +318,79 @@ class Graph:
                 one_id, moved = self._find(ident, at)
                 relinked += moved
                 located.append((ident, one_id))
-            top_ident, primary = located[0]
-            created = False
-            if primary is None:
-                # Keep the OneID an anonymous visitor already has when they log in.
-                for _, candidate in located[1:]:
-                    if (
-                        candidate is not None
-                        and self._fits(self._counts(candidate), {top_ident.kind: 1}) is None
-                    ):
-                        primary = candidate
-                        break
-                else:
-                    primary = self._new_person(at)
-                    created = True
-                self._link(top_ident, primary, at)
-            # Returning people (every identifier already in the primary cluster)
-            # need no counts: skip the query on the hot path.
-            counts = (
-                self._counts(primary) if any(one_id != primary for _, one_id in located[1:]) else {}
-            )
-            merged: list[OneId] = []
-            conflicts: list[Conflict] = []
-            for ident, one_id in located[1:]:
-                if one_id == primary:
-                    continue
-                if one_id is None:
-                    problem = self._fits(counts, {ident.kind: 1})
-                    if problem is None:
-                        self._link(ident, primary, at)
-                        counts[ident.kind] = counts.get(ident.kind, 0) + 1
-                    else:
-                        conflicts.append(self._conflict(primary, None, ident, problem, at))
-                    continue
-                other = self._counts(one_id)
-                problem = self._fits(counts, other)
-                if problem is None:
-                    self._merge(primary, one_id, ident, at)
-                    for kind, n in other.items():
-                        counts[kind] = counts.get(kind, 0) + n
-                    merged.append(OneId(one_id))
-                else:
-                    conflicts.append(self._conflict(primary, one_id, ident, problem, at))
+            primary, created = self._primary(located, at)
+            merged, conflicts = self._join(primary, located[1:], at)
         return Resolution(OneId(primary), created, tuple(merged), tuple(conflicts), relinked)
+
+    def _primary(self, located: list[tuple[Identifier, int | None]], at: str) -> tuple[int, bool]:
+        """The OneID the message belongs to: its top identifier's, else (keeping
+        the OneID an anonymous visitor already has when they log in) the first
+        other one the top identifier fits into, else a new one."""
+        top_ident, primary = located[0]
+        if primary is not None:
+            return primary, False
+        created = False
+        for _, candidate in located[1:]:
+            if (
+                candidate is not None
+                and self._fits(self._store.counts(candidate), {top_ident.kind: 1}) is None
+            ):
+                primary = candidate
+                break
+        else:
+            primary = self._store.new_person(at)
+            created = True
+        self._link(top_ident, primary, at)
+        return primary, created
+
+    def _join(
+        self, primary: int, rest: list[tuple[Identifier, int | None]], at: str
+    ) -> tuple[list[OneId], list[Conflict]]:
+        """Link or merge the other identifiers into ``primary`` within the limits."""
+        # Returning people (every identifier already in the primary cluster)
+        # need no counts: skip the query on the hot path.
+        counts = self._store.counts(primary) if any(o != primary for _, o in rest) else {}
+        merged: list[OneId] = []
+        conflicts: list[Conflict] = []
+        for ident, one_id in rest:
+            if one_id == primary:
+                continue
+            if one_id is None:
+                problem = self._fits(counts, {ident.kind: 1})
+                if problem is None:
+                    self._link(ident, primary, at)
+                    counts[ident.kind] = counts.get(ident.kind, 0) + 1
+                else:
+                    conflicts.append(self._conflict(primary, None, ident, problem, at))
+                continue
+            other = self._store.counts(one_id)
+            problem = self._fits(counts, other)
+            if problem is None:
+                self._store.merge(primary, one_id, ident.kind, ident.pseudonym, at)
+                self._moved()
+                for kind, n in other.items():
+                    counts[kind] = counts.get(kind, 0) + n
+                merged.append(OneId(one_id))
+            else:
+                conflicts.append(self._conflict(primary, one_id, ident, problem, at))
+        return merged, conflicts
 
     def _conflict(
         self, one_id: int, other: int | None, ident: Identifier, problem: str, at: str
     ) -> Conflict:
         reason = f"refused: would exceed the {problem}"
-        self._conn.execute(
-            "INSERT INTO id_conflicts (one_id, other_one_id, kind, pseudonym, reason, at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (one_id, other, ident.kind, ident.pseudonym, reason, at),
-        )
+        self._store.conflict(one_id, other, ident.kind, ident.pseudonym, reason, at)
         return Conflict(
             ident.kind, ident.pseudonym, reason, None if other is None else OneId(other)
         )
-
-    def _merge(self, into: int, absorbed: int, cause: Identifier, at: str) -> None:
-        self._conn.execute("UPDATE id_links SET one_id = ? WHERE one_id = ?", (into, absorbed))
-        self._conn.execute(
-            "UPDATE id_people SET merged_into = ? WHERE one_id = ?", (into, absorbed)
-        )
-        self._conn.execute(
-            "INSERT INTO id_merges (one_id, absorbed, cause_kind, cause, at) VALUES (?, ?, ?, ?, ?)",
-            (into, absorbed, cause.kind, cause.pseudonym, at),
-        )
-        self._moved()
 
     def erase(self, one_id: OneId, *, now: datetime | None = None) -> int:
         """Remove the whole cluster and leave a tombstone; returns identifiers removed."""
         at = _iso(now)
         with self._tx():
-            one_id = self.current(one_id)
+            current = self.current(one_id)
             # Every OneID merged into this one, however deep: their merge causes
             # and conflicts name the person's pseudonyms too.
-            lineage = self.lineage(one_id)
-            n = 0
-            for oid in lineage:
-                n += self._conn.execute("DELETE FROM id_links WHERE one_id = ?", (oid,)).rowcount
-                self._conn.execute("UPDATE id_people SET erased_at = ? WHERE one_id = ?", (at, oid))
-                self._conn.execute(
-                    "DELETE FROM id_merges WHERE one_id = ? OR absorbed = ?", (oid, oid)
-                )
-                self._conn.execute(
-                    "DELETE FROM id_conflicts WHERE one_id = ? OR other_one_id = ?", (oid, oid)
-                )
-            self._conn.execute(
-                "INSERT OR REPLACE INTO id_tombstones (one_id, erased_at, identifiers) VALUES (?, ?, ?)",
-                (one_id, at, n),
-            )
+            n = self._store.erase(self.lineage(current), current, at)
             self._moved()
         return n
-
-
-def current_one_id(conn: sqlite3.Connection, one_id: int) -> tuple[int, bool]:
-    """Follow merges from any connection; returns (OneID now, erased?)."""
-    seen: set[int] = set()
-    while True:
-        row = conn.execute(
-            "SELECT merged_into, erased_at FROM id_people WHERE one_id = ?", (one_id,)
-        ).fetchone()
-        if row is None:
-            return one_id, True
-        if row[1] is not None:
-            return one_id, True
-        if row[0] is None or one_id in seen:
-            return one_id, False
-        seen.add(one_id)
-        one_id = row[0]
-
-
-def relink_progress(conn: sqlite3.Connection, kid: str) -> tuple[int, int]:
-    """(relinked under a newer key, linked under ``kid`` in all) from any connection."""
-    row = conn.execute(
-        "SELECT count(*), coalesce(sum(migrated), 0) FROM id_links WHERE kid = ?", (kid,)
-    ).fetchone()
-    return int(row[1]), int(row[0])
-
-
-def forget_kid(conn: sqlite3.Connection, kid: str) -> int:
-    """Drop the links under a destroyed key: they can never be looked up again."""
-    n = conn.execute("DELETE FROM id_links WHERE kid = ?", (kid,)).rowcount
-    _bump_epoch(conn)
-    return n
-
-
-# Bumped by every change that moves or removes links, for other processes' caches.
-EPOCH_SQL = "SELECT coalesce(max(n), 0) FROM id_epoch"
-
-
-def _epoch(conn: sqlite3.Connection) -> int:
-    return int(conn.execute(EPOCH_SQL).fetchone()[0])
-
-
-def _bump_epoch(conn: sqlite3.Connection) -> int:
-    row = conn.execute("UPDATE id_epoch SET n = n + 1 WHERE id = 1 RETURNING n").fetchone()
-    return int(row[0]) if row else 0
-
-
-def one_id_of(conn: sqlite3.Connection, pseudonym: str) -> int | None:
-    row = conn.execute("SELECT one_id FROM id_links WHERE pseudonym = ?", (pseudonym,)).fetchone()
-    return None if row is None else int(row[0])

@@ -49,6 +49,28 @@ def test_import_direction(package: str) -> None:
                 assert top in THIRD_PARTY[package], f"{path.relative_to(ROOT)} imports {name}"
 
 
+# Only these may speak SQL: the storage adapters (Consentry's own database),
+# destinations writing to a user's warehouse, and the SDK's own spool.
+SQL_DRIVERS = {"sqlite3", "psycopg", "psycopg2", "psycopg_pool"}
+SQL_ALLOWED = ("collector/storage/", "collector/destinations/", "collector/delivery/destinations/")
+SQL_ALLOWED_FILES = {"sdk_python/spool.py"}
+# Moving into collector/storage/sqlite/ under issue 12 (the periphery half).
+SQL_PENDING = {"collector/delivery/forwarder.py"}
+
+
+def test_sql_only_in_storage_adapters() -> None:
+    offenders = []
+    for package in sorted(ALLOWED):
+        for path in (ROOT / package).rglob("*.py"):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel.startswith(SQL_ALLOWED) or rel in SQL_ALLOWED_FILES | SQL_PENDING:
+                continue
+            drivers = {n.split(".")[0] for n in imports(path)} & SQL_DRIVERS
+            if drivers:
+                offenders.append(f"{rel} imports {', '.join(sorted(drivers))}")
+    assert not offenders, "SQL outside collector/storage/: " + "; ".join(offenders)
+
+
 def test_every_cli_command_and_option_has_help() -> None:
     import argparse
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collector.storage.ports import AuditStore
-from collector.store import DecisionRecord
+from collector.storage.ports import AuditStore, DecisionRecord
 from consent.ledger import ConsentRecord
 
 

@@ -36,8 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     from collector.runtime import DB_NAME
+    from collector.storage.sqlite.connection import connect
     from collector.storage.sqlite.outbox import SqliteOutboxAdmin, empty_status
-    from collector.writer import connect
 
     cfg = load(args)
     conn = connect(cfg.data_dir / DB_NAME)

@@ -28,13 +28,14 @@ from collector.delivery.destinations.base import Destination, SendResult, Suppor
 from collector.delivery.retry import retry_delay
 from collector.metrics import Metrics
 from collector.storage.sqlite import outbox
-from collector.writer import Writer, connect
+from collector.storage.sqlite.connection import connect
+from collector.storage.sqlite.graph import current_one_id
+from collector.storage.sqlite.ledger import read_state
+from collector.storage.sqlite.writer import Writer
 from consent.decide import ConsentState, DestinationFacts, EventFacts, decide
 from consent.errors import PolicyError
 from consent.jurisdiction import parse_recheck_label
-from consent.ledger import read_state
 from consent.policy import Policies
-from identity.graph import current_one_id
 from identity.pseudonym import Pseudonymizer
 
 log = logging.getLogger("consentry.forwarder")

@@ -10,20 +10,20 @@ never an error for the whole request.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from collector.errors import RequestError
+from collector.errors import InvalidMessage, Unavailable
 from collector.ingest import Prepared, Rejection, decode_message
 from collector.route import Tally
 from collector.runtime import Runtime
+from collector.storage.ports import UnitOfWork
 
 log = logging.getLogger("consentry.collector.sources")
 
 # Runs first in the unit's transaction; False means "already done: store nothing".
-Before = Callable[[sqlite3.Connection], bool]
+Before = Callable[[UnitOfWork], bool]
 
 
 def prepare(
@@ -48,9 +48,8 @@ def prepare(
                     batch_context=batch_context,
                 )
             )
-        except ValueError as exc:
-            reason, path = exc.args
-            rejected.append(Rejection(index, reason, path, raw))
+        except InvalidMessage as exc:
+            rejected.append(Rejection(index, exc.reason, exc.path, raw))
     return prepared, rejected
 
 
@@ -64,19 +63,19 @@ async def write(
     before: Before | None = None,
 ) -> Tally | None:
     """Store in one transaction; None when ``before`` said it was already stored.
-    Raises RequestError(503) when nothing could be stored durably."""
+    Raises Unavailable (503) when nothing could be stored durably."""
     route = rt.router.unit(prepared, rejected, source=source, received_at=received_at)
 
-    def unit(conn: sqlite3.Connection) -> Tally | None:
-        if before is not None and not before(conn):
+    def unit(uow: UnitOfWork) -> Tally | None:
+        if before is not None and not before(uow):
             return None
-        return route(conn)
+        return route(uow)
 
     try:
         tally = await rt.writer.run(unit)
     except Exception as exc:
         log.error("messages from %s not stored: %s", source, type(exc).__name__)
-        raise RequestError(503, "the request could not be stored durably; retry later") from None
+        raise Unavailable("the request could not be stored durably; retry later") from None
     if tally is not None:
         rt.metrics.ingested(source, len(prepared) + len(rejected), tally)
     return tally

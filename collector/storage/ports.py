@@ -1,8 +1,20 @@
-"""Storage ports: the protocols the collector's modules program against.
+"""Storage ports: what the pipeline, delivery and audit need from a database.
 
-An adapter (``storage/sqlite/`` today, ``storage/postgres/`` next) implements
-them; the CLI, the audit queries and the console depend only on these shapes.
-Times are Unix seconds (float) unless a type says ``datetime``.
+The pipeline runs each batch as a unit of work inside one write transaction
+(see ``collector.storage.sqlite.writer``): it reads and writes through the
+stores of the ``UnitOfWork`` it is handed, and the writer commits (or rolls
+back) all of them together. ``GraphStore`` and ``LedgerStore`` are defined
+beside the pure rules that use them (``identity.graph``, ``consent.ledger``)
+and re-exported here.
+
+Besides the write path: ``OutboxAdmin`` (what an operator does with the
+delivery queues) and ``AuditStore`` (what `consentry audit` and the console
+read, read-only).
+
+Shapes that cross the ports are defined here too: ``OutboxInsert`` and
+``OutboxRow`` (an outbox row going in and coming out), ``DecisionRecord`` (a
+decision as ``audit why`` reads it). Times are seconds since the epoch
+(floats) unless a name says ISO 8601.
 """
 
 from __future__ import annotations
@@ -12,13 +24,207 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from collector.store import DecisionRecord
-from consent.ledger import ConsentRecord, VerifyResult
-from identity.graph import Conflict, MergeRecord
+from consent.ledger import ConsentRecord, LedgerReader, LedgerStore, VerifyResult
+from identity.graph import Conflict, GraphStore, MergeRecord
+
+__all__ = [
+    "AuditStore",
+    "DecisionRecord",
+    "DecisionStore",
+    "DedupeStore",
+    "DeliveryStore",
+    "ErasureEntry",
+    "ErasureStore",
+    "GraphStore",
+    "LedgerReader",
+    "LedgerStore",
+    "OutboxAdmin",
+    "OutboxInsert",
+    "OutboxRow",
+    "OutboxStore",
+    "QuarantineStore",
+    "UnitOfWork",
+    "decode_decisions",
+    "encode_decisions",
+]
 
 
+# An outbox row as the pipeline writes it: (destination, message_id, one_id,
+# jurisdiction, gpc 0/1, pi, created_at, payload). ``payload`` is already the
+# destination's (its pseudonyms, its fields); ``pi`` the personal-information
+# categories in it, comma-separated; ``created_at`` seconds since the epoch.
+# A plain tuple: the pipeline builds one per allowed destination per event.
+OutboxInsert = tuple[str, str, int, str, int, str, float, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """An outbox row as delivery reads it."""
+
+    id: int
+    message_id: str
+    one_id: int
+    jurisdiction: str
+    gpc: bool
+    pi: frozenset[str]
+    payload: bytes
+    created_at: float
+    attempts: int
+
+
+class DecisionRecord(msgspec.Struct, frozen=True, array_like=True):
+    """One destination's decision for one message, as kept for `audit why`:
+    outcome, the law applied, the legal basis, the reasons and the ledger
+    records (seqs) that justified it."""
+
+    destination: str
+    outcome: str
+    jurisdiction: str
+    legal_basis: str
+    reasons: tuple[str, ...]
+    record_ids: tuple[int, ...]
+
+
+_decisions_encoder = msgspec.msgpack.Encoder()
+_decisions_decoder = msgspec.msgpack.Decoder(list[DecisionRecord])
+
+
+def encode_decisions(records: Sequence[DecisionRecord]) -> bytes:
+    """A message's decisions as one body (MessagePack): identical lists give
+    identical bytes, so a store can keep each distinct body once."""
+    return _decisions_encoder.encode(records)
+
+
+def decode_decisions(body: bytes) -> list[DecisionRecord]:
+    return _decisions_decoder.decode(body)
+
+
+class OutboxStore(Protocol):
+    def insert(self, rows: Sequence[OutboxInsert]) -> None:
+        """Queue rows; each is due at once (next attempt = created_at)."""
+        ...
+
+    def delete_people(self, destination: str, one_ids: Sequence[int]) -> int:
+        """Delete a destination's rows of these OneIDs (erasure); returns how many."""
+        ...
+
+    def depth(self) -> list[tuple[str, int]]:
+        """(destination, rows not dead) for destinations with any."""
+        ...
+
+
+class DecisionStore(Protocol):
+    def body_id(self, body: bytes) -> int:
+        """The id of a decisions body (``encode_decisions``), stored on first use."""
+        ...
+
+    def insert(self, rows: Sequence[tuple[str, float, int]]) -> None:
+        """Rows of (message_id, at, body id)."""
+        ...
+
+    def forget_people(self, one_ids: Sequence[int]) -> int:
+        """Delete decisions citing any ledger record of these OneIDs (erasure,
+        GDPR Art. 17); returns rows deleted."""
+        ...
+
+
+class QuarantineStore(Protocol):
+    def add(
+        self,
+        *,
+        received_at: float,
+        expires_at: float,
+        source: str,
+        reason: str,
+        path: str,
+        seal: SealFn,
+    ) -> int:
+        """Keep a rejected message; ``seal(row id)`` encrypts its raw bytes bound
+        to the row. Returns the row id."""
+        ...
+
+    def expire(self, now: float) -> int:
+        """Delete rows past their expiry; returns how many."""
+        ...
+
+
+class SealFn(Protocol):
+    def __call__(self, row_id: int) -> bytes: ...
+
+
+class ErasureStore(Protocol):
+    def add(
+        self, *, one_id: int, one_ids: Sequence[int], destination: str, deleted: int, at: float
+    ) -> None:
+        """Queue a deletion request for a destination (status ``pending``)."""
+        ...
+
+    def status(self, one_ids: Sequence[int]) -> list[dict[str, object]]:
+        """Per request of these people: destination, status, rows deleted here
+        and at the destination, detail."""
+        ...
+
+
+class DeliveryStore(Protocol):
+    """Webhook delivery ids already stored, per source (a retry is a no-op)."""
+
+    def claim(self, source: str, delivery_id: str, at: float) -> bool:
+        """True when the id is new for the source (and is now recorded)."""
+        ...
+
+    def prune(self, now: float) -> int:
+        """Forget ids older than the retention; returns how many."""
+        ...
+
+
+class DedupeStore(Protocol):
+    """messageId keys seen within a window (collector.pipeline.dedupe)."""
+
+    def seen(self, keys: Sequence[int], *, now: float, window_s: float) -> set[int]:
+        """Which of ``keys`` (distinct) were seen within ``window_s`` seconds;
+        the others are recorded as seen at ``now``."""
+        ...
+
+    def discard(self) -> None:
+        """The transaction rolled back: forget what was cached about it."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """The stores of one write transaction. Handed to each unit of work by the
+    writer; a unit must not commit (the writer commits the group)."""
+
+    @property
+    def outbox(self) -> OutboxStore: ...
+    @property
+    def decisions(self) -> DecisionStore: ...
+    @property
+    def quarantine(self) -> QuarantineStore: ...
+    @property
+    def erasures(self) -> ErasureStore: ...
+    @property
+    def deliveries(self) -> DeliveryStore: ...
+    @property
+    def dedupe(self) -> DedupeStore: ...
+    @property
+    def graph_store(self) -> GraphStore: ...
+    @property
+    def ledger_store(self) -> LedgerStore: ...
+
+    def heads(self) -> tuple[tuple[int, bytes] | None, int]:
+        """(ledger head (seq, hash) or None, graph epoch), read in one statement
+        inside the transaction."""
+        ...
+
+    def ping(self) -> None:
+        """A trivial read: raises if the database cannot be used."""
+        ...
+
+
+# -- operators and auditors -------------------------------------------------------
 class OutboxAdmin(Protocol):
     """What an operator does with the delivery queues (``consentry outbox``)."""
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.config import JsonlDestinationConfig
+from collector.errors import InvalidMessage
 from collector.ingest import IngestOptions, Preparer, decode_message
 from consent.purposes import DEFAULT_CATEGORY_MAP
 from identity import Keyring, Pseudonymizer
@@ -122,6 +123,6 @@ def test_memoized_prepare_equals_a_fresh_preparer(seq) -> None:
             try:
                 got = p.prepare(message, index=0, prefix="$", received_at=at)
                 answers.append((got.identifiers, got.payloads, got.signals, got.facts))
-            except ValueError as exc:
+            except InvalidMessage as exc:
                 answers.append(exc.args)
         assert answers[0] == answers[1]

@@ -10,7 +10,10 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector import store
+from collector.storage.ports import DecisionRecord, OutboxInsert, encode_decisions
+from collector.storage.sqlite.decisions import decision_body_id, decisions_for, insert_decisions
+from collector.storage.sqlite.migrate import migrate
+from collector.storage.sqlite.outbox import insert_outbox
 
 _outbox_row = st.tuples(
     st.sampled_from(["lake", "ads"]),
@@ -26,12 +29,12 @@ _outbox_row = st.tuples(
 
 @settings(max_examples=40, deadline=None)
 @given(rows=st.lists(_outbox_row, max_size=700))
-def test_outbox_rows_are_stored_as_given_in_order(rows: list[tuple[object, ...]]) -> None:
+def test_outbox_rows_are_stored_as_given_in_order(rows: list[OutboxInsert]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         conn = sqlite3.connect(Path(tmp) / "o.db", isolation_level=None)
-        store.create(conn)
+        migrate(conn)
         conn.execute("BEGIN")
-        store.insert_outbox(conn, rows)
+        insert_outbox(conn, rows)
         conn.execute("COMMIT")
         stored = conn.execute(
             "SELECT destination, message_id, one_id, jurisdiction, gpc, pi, created_at,"
@@ -42,8 +45,8 @@ def test_outbox_rows_are_stored_as_given_in_order(rows: list[tuple[object, ...]]
     assert all(r[8] == r[6] for r in stored)  # first attempt: right away
 
 
-def _record(destination: str, outcome: str) -> store.DecisionRecord:
-    return store.DecisionRecord(destination, outcome, "GDPR", "consent", ("because",), (1,))
+def _record(destination: str, outcome: str) -> DecisionRecord:
+    return DecisionRecord(destination, outcome, "GDPR", "consent", ("because",), (1,))
 
 
 def test_decision_bodies_are_shared_and_old_rows_still_read(tmp_path: Path) -> None:
@@ -52,16 +55,16 @@ def test_decision_bodies_are_shared_and_old_rows_still_read(tmp_path: Path) -> N
     conn.execute(
         "CREATE TABLE decisions (message_id TEXT NOT NULL, at REAL NOT NULL, body BLOB NOT NULL)"
     )
-    old = store.decisions_encoder.encode([_record("lake", "allow")])
+    old = encode_decisions([_record("lake", "allow")])
     conn.execute("INSERT INTO decisions VALUES ('m-old', 1.0, ?)", (old,))
-    store.create(conn)
+    migrate(conn)
 
-    body = store.decisions_encoder.encode([_record("lake", "deny")])
-    first = store.decision_body_id(conn, body)
-    assert store.decision_body_id(conn, bytes(body)) == first  # stored once
-    store.insert_decisions(conn, [("m-1", 2.0, first), ("m-2", 3.0, first)])
+    body = encode_decisions([_record("lake", "deny")])
+    first = decision_body_id(conn, body)
+    assert decision_body_id(conn, bytes(body)) == first  # stored once
+    insert_decisions(conn, [("m-1", 2.0, first), ("m-2", 3.0, first)])
 
     assert conn.execute("SELECT count(*) FROM decision_bodies").fetchone()[0] == 1
-    assert [d.outcome for _, d in store.decisions_for(conn, "m-old")] == ["allow"]
-    assert [(at, d.outcome) for at, d in store.decisions_for(conn, "m-2")] == [(3.0, "deny")]
-    assert store.decisions_for(conn, "nope") == []
+    assert [d.outcome for _, d in decisions_for(conn, "m-old")] == ["allow"]
+    assert [(at, d.outcome) for at, d in decisions_for(conn, "m-2")] == [(3.0, "deny")]
+    assert decisions_for(conn, "nope") == []

@@ -18,7 +18,9 @@ import pytest
 from collector import config as config_mod
 from collector.ingest import decode_message
 from collector.runtime import Runtime
-from collector.writer import Checkpointer, Writer, connect
+from collector.storage.sqlite.checkpointer import Checkpointer
+from collector.storage.sqlite.connection import connect
+from collector.storage.sqlite.writer import Writer
 
 CONFIG = """
 [[destinations]]

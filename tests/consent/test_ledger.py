@@ -7,15 +7,29 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consent.ledger import Ledger, chain, verify
+from collector.storage.sqlite.connection import open_database
+from collector.storage.sqlite.ledger import SqliteLedgerStore
+from consent.ledger import Ledger, VerifyResult, chain
+from consent.ledger import verify as verify_store
+
+
+def verify(
+    conn: sqlite3.Connection,
+    public_key: object = None,
+    *,
+    anchor: tuple[int, bytes] | None = None,
+) -> VerifyResult:
+    """consent.ledger.verify over the SQLite store on ``conn``."""
+    return verify_store(SqliteLedgerStore(conn), public_key, anchor=anchor)  # type: ignore[arg-type]
+
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 KEY = Ed25519PrivateKey.generate()
 
 
 def build(n: int = 6, *, every: int = 3) -> tuple[sqlite3.Connection, Ledger]:
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    ledger = Ledger(conn, signer=KEY, checkpoint_every=every, checkpoint_seconds=3600)
+    conn = open_database(":memory:")
+    ledger = Ledger(conn.ledger_store, signer=KEY, checkpoint_every=every, checkpoint_seconds=3600)
     for i in range(n):
         at = T0 + timedelta(minutes=i)
         ledger.append(
@@ -48,8 +62,8 @@ def test_clean_ledger_verifies_with_checkpoints() -> None:
 
 
 def test_state_is_latest_record_per_purpose_and_actions() -> None:
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    ledger = Ledger(conn)
+    conn = open_database(":memory:")
+    ledger = Ledger(conn.ledger_store)
     r1 = ledger.append(
         one_id=1,
         subject="s",
@@ -84,8 +98,8 @@ def test_state_is_latest_record_per_purpose_and_actions() -> None:
 
 
 def test_merges_never_widen_consent() -> None:
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    ledger = Ledger(conn)
+    conn = open_database(":memory:")
+    ledger = Ledger(conn.ledger_store)
     ledger.append(
         one_id=1,
         subject="a",

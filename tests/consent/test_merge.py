@@ -3,12 +3,12 @@ random clusters and records in a real SQLite ledger."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collector.storage.sqlite.connection import open_database
 from consent.ledger import Ledger
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -31,8 +31,8 @@ clusters = st.lists(records, min_size=2, max_size=4)
 def test_merged_state_is_exactly_what_the_records_imply(
     histories: list[list[dict[str, bool]]],
 ) -> None:
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    ledger = Ledger(conn)
+    conn = open_database(":memory:")
+    ledger = Ledger(conn.ledger_store)
     at = T0
     latest: list[dict[str, bool]] = []
     for one_id, history in enumerate(histories, start=1):
@@ -77,8 +77,8 @@ def test_merged_state_is_exactly_what_the_records_imply(
 def test_login_keeps_consent() -> None:
     """Issue 14's story: consent as login-user, a consent-less anonymous track,
     then identify merges the two; analytics stays granted."""
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    ledger = Ledger(conn)
+    conn = open_database(":memory:")
+    ledger = Ledger(conn.ledger_store)
     ledger.append(
         one_id=1,
         subject="login-user",

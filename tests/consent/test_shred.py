@@ -7,21 +7,35 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collector.storage.sqlite.connection import open_database
+from collector.storage.sqlite.ledger import SqliteLedgerStore, SqliteSubjectKeys, read_records
 from consent import shred
-from consent.ledger import Ledger, SqliteSubjectKeys, opened, read_records, verify
+from consent.ledger import Ledger, VerifyResult, opened
+from consent.ledger import verify as verify_store
+
+
+def verify(
+    conn: sqlite3.Connection,
+    public_key: Ed25519PublicKey | None = None,
+    *,
+    anchor: tuple[int, bytes] | None = None,
+) -> VerifyResult:
+    """consent.ledger.verify over the SQLite store on ``conn``."""
+    return verify_store(SqliteLedgerStore(conn), public_key, anchor=anchor)
+
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 KEY = Ed25519PrivateKey.generate()
 
 
 def _ledger() -> tuple[sqlite3.Connection, Ledger, SqliteSubjectKeys]:
-    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn = open_database(":memory:")
     keys = SqliteSubjectKeys(conn)
-    return conn, Ledger(conn, signer=KEY, checkpoint_every=4, subject_keys=keys), keys
+    return conn, Ledger(conn.ledger_store, signer=KEY, checkpoint_every=4, subject_keys=keys), keys
 
 
 @settings(max_examples=80, deadline=None)

@@ -6,6 +6,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collector.storage.sqlite.connection import open_database
 from identity import Graph, Identifier, Keyring, Pseudonymizer
 
 ring = Keyring.generate()
@@ -19,7 +20,7 @@ def ident(kind: str, value: str) -> Identifier:
 
 
 def test_anonymous_visitor_keeps_one_id_when_logging_in(tmp_path: Path) -> None:
-    g = Graph(tmp_path / "g.db")
+    g = Graph(open_database(tmp_path / "g.db").graph_store)
     first = g.resolve([ident("anonymous_id", "anon-1")])
     second = g.resolve([ident("user_id", "u1"), ident("anonymous_id", "anon-1")])
     assert second.one_id == first.one_id and not second.created
@@ -27,7 +28,7 @@ def test_anonymous_visitor_keeps_one_id_when_logging_in(tmp_path: Path) -> None:
 
 
 def test_two_users_never_merge_through_a_shared_device(tmp_path: Path) -> None:
-    g = Graph(tmp_path / "g.db")
+    g = Graph(open_database(tmp_path / "g.db").graph_store)
     alice = g.resolve([ident("user_id", "alice"), ident("device_id", "ipad-1")]).one_id
     bob = g.resolve([ident("user_id", "bob"), ident("device_id", "ipad-1")])
     assert bob.one_id != alice
@@ -36,7 +37,7 @@ def test_two_users_never_merge_through_a_shared_device(tmp_path: Path) -> None:
 
 
 def test_merge_of_two_clusters_is_recorded(tmp_path: Path) -> None:
-    g = Graph(tmp_path / "g.db")
+    g = Graph(open_database(tmp_path / "g.db").graph_store)
     a = g.resolve([ident("anonymous_id", "a")]).one_id
     b = g.resolve([ident("email", "x@y.co")]).one_id
     r = g.resolve([ident("email", "x@y.co"), ident("anonymous_id", "a")])
@@ -47,7 +48,7 @@ def test_merge_of_two_clusters_is_recorded(tmp_path: Path) -> None:
 
 
 def test_erase_removes_cluster_and_leaves_tombstone(tmp_path: Path) -> None:
-    g = Graph(tmp_path / "g.db")
+    g = Graph(open_database(tmp_path / "g.db").graph_store)
     one = g.resolve([ident("user_id", "gone"), ident("email", "gone@x.co")]).one_id
     assert g.erase(one) == 2
     assert g.cluster(one) == [] and g.is_erased(one)
@@ -58,7 +59,7 @@ def test_erase_removes_cluster_and_leaves_tombstone(tmp_path: Path) -> None:
 def test_rotation_relinks_under_the_new_key(tmp_path: Path) -> None:
     ring2 = Keyring.generate()
     p = Pseudonymizer(ring2)
-    g = Graph(tmp_path / "g.db")
+    g = Graph(open_database(tmp_path / "g.db").graph_store)
     before = g.resolve([Identifier("user_id", p.pseudonym("user_id", "returning"))]).one_id
     ring2.rotate()
     p2 = Pseudonymizer(ring2)
@@ -84,10 +85,10 @@ msg = st.lists(
 @settings(max_examples=60, deadline=None)
 @given(st.lists(msg, min_size=1, max_size=12))
 def test_limits_are_never_exceeded(messages: list[list[tuple[str, int]]]) -> None:
-    g = Graph(":memory:")
+    g = Graph(open_database(":memory:").graph_store)
     for m in messages:
         g.resolve([ident(k, f"{k}-{v}") for k, v in m])
-    rows = g._conn.execute(
+    rows = g.store.conn.execute(  # type: ignore[attr-defined]
         "SELECT one_id, kind, count(*) FROM id_links GROUP BY one_id, kind"
     ).fetchall()
     for _, kind, n in rows:
@@ -121,12 +122,12 @@ def test_resolution_is_order_independent_without_conflicts(messages, rnd) -> Non
     limits = {"email": 100}
     idents = [[ident(k, f"{k}-{v}") for k, v in m] for m in messages]
     flat = list({i.pseudonym: i for i in itertools.chain.from_iterable(idents)}.values())
-    g1 = Graph(":memory:", limits=limits)
+    g1 = Graph(open_database(":memory:").graph_store, limits=limits)
     for m in idents:
         g1.resolve(m)
     shuffled = list(idents)
     rnd.shuffle(shuffled)
-    g2 = Graph(":memory:", limits=limits)
+    g2 = Graph(open_database(":memory:").graph_store, limits=limits)
     for m in shuffled:
         g2.resolve(list(reversed(m)))
     assert _partition(g1, flat) == _partition(g2, flat)
@@ -135,7 +136,7 @@ def test_resolution_is_order_independent_without_conflicts(messages, rnd) -> Non
 @settings(max_examples=40, deadline=None)
 @given(st.lists(msg, min_size=1, max_size=8), st.integers(0, 7))
 def test_erase_leaves_nothing(messages: list[list[tuple[str, int]]], pick: int) -> None:
-    g = Graph(":memory:")
+    g = Graph(open_database(":memory:").graph_store)
     ones = [g.resolve([ident(k, f"{k}-{v}") for k, v in m]).one_id for m in messages]
     target = g.current(ones[pick % len(ones)])
     members = [p for _, p in g.cluster(target)]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import sqlite3
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from collector.config import SourceConfig
-from collector.errors import ConfigError, RequestError
+from collector.errors import ConfigError, InvalidMessage, RequestError
 from collector.runtime import Runtime
 from collector.sources import feed
 from collector.sources.http import client_address, json_response, read_raw
@@ -41,7 +40,7 @@ from collector.sources.ratelimit import RateLimiter
 from collector.sources.webhooks import PLATFORMS
 from collector.sources.webhooks.base import MarketingConsent, Platform
 from collector.sources.webhooks.woocommerce import is_ping
-from collector.storage.sqlite import deliveries
+from collector.storage.ports import UnitOfWork
 from identity.graph import Identifier
 
 _encoder = msgspec.json.Encoder()
@@ -146,20 +145,20 @@ class Webhooks:
         records = 0
         erased: dict[str, object] | None = None
 
-        def before(conn: sqlite3.Connection) -> bool:
+        def before(uow: UnitOfWork) -> bool:
             nonlocal records, erased
             stamp = received.timestamp()
-            if not deliveries.claim(conn, hook.name, delivery_id, stamp):
+            if not uow.deliveries.claim(hook.name, delivery_id, stamp):
                 return False
             self._claims += 1
             if self._claims % 1000 == 1:
-                deliveries.prune(conn, stamp)
+                uow.deliveries.prune(stamp)
             for consent, identifiers in evidence:
                 if identifiers:
-                    self._record(conn, hook.platform.name, consent, identifiers, received)
+                    self._record(uow, hook.platform.name, consent, identifiers, received)
                     records += 1
             if erase_ids:
-                erased = self.rt.router.erase(conn, erase_ids, now=received)
+                erased = self.rt.router.erase(uow, erase_ids, now=received)
             return True
 
         tally = await feed.write(
@@ -194,12 +193,12 @@ class Webhooks:
         traits = {k: v for k, v in (("email", email), ("phone", phone)) if v}
         try:
             return self.rt.preparer.identifiers_for(None, anonymous_id, traits, "$")
-        except ValueError:
+        except InvalidMessage:
             return []
 
     def _record(
         self,
-        conn: sqlite3.Connection,
+        uow: UnitOfWork,
         platform: str,
         consent: MarketingConsent,
         identifiers: list[Identifier],
@@ -210,7 +209,7 @@ class Webhooks:
             self.rt.config.privacy.country_jurisdictions.get(country) if country else None
         )
         self.rt.router.record_consent(
-            conn,
+            uow,
             identifiers,
             purposes={"marketing": consent.granted},
             jurisdiction=jurisdiction,

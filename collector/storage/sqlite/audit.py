@@ -10,12 +10,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from collector import store
 from collector.errors import CollectorError
-from collector.storage.ports import ErasureEntry
-from consent import ledger
-from consent.ledger import ConsentRecord, VerifyResult
-from identity import graph
+from collector.storage.ports import DecisionRecord, ErasureEntry
+from collector.storage.sqlite import graph, ledger
+from collector.storage.sqlite.decisions import decisions_for
+from consent.ledger import ConsentRecord, VerifyResult, opened, verify
 from identity.graph import Conflict, MergeRecord, OneId
 
 
@@ -33,8 +32,8 @@ class SqliteAuditStore:
     def close(self) -> None:
         self._conn.close()
 
-    def decisions(self, message_id: str) -> list[tuple[float, store.DecisionRecord]]:
-        return store.decisions_for(self._conn, message_id)
+    def decisions(self, message_id: str) -> list[tuple[float, DecisionRecord]]:
+        return decisions_for(self._conn, message_id)
 
     def records(
         self,
@@ -45,11 +44,11 @@ class SqliteAuditStore:
         seqs: Sequence[int] | None = None,
     ) -> Iterator[ConsentRecord]:
         # Subjects and signals unsealed for the auditor; "<erased>" once erased.
-        keys = ledger.SqliteSubjectKeys(self._conn, readonly=True)
+        keys = ledger.SqliteSubjectKeys(self._conn)
         records = ledger.read_records(
             self._conn, since=since, until=until, one_id=one_id, seqs=seqs
         )
-        return (ledger.opened(r, keys) for r in records)
+        return (opened(r, keys) for r in records)
 
     def one_id_of(self, pseudonym: str) -> int | None:
         return graph.one_id_of(self._conn, pseudonym)
@@ -57,7 +56,7 @@ class SqliteAuditStore:
     def verify(
         self, public_key: Ed25519PublicKey | None, *, anchor: tuple[int, bytes] | None
     ) -> VerifyResult:
-        return ledger.verify(self._conn, public_key, anchor=anchor)
+        return verify(ledger.SqliteLedgerStore(self._conn), public_key, anchor=anchor)
 
     def erasures(self, one_id: int | None = None) -> list[ErasureEntry]:
         sql = (

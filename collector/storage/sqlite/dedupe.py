@@ -83,3 +83,22 @@ class SeenSet:
     def discard(self) -> None:
         """The transaction rolled back: read the state again next time."""
         self._ready = False
+
+
+class SqliteDedupeStore:
+    """collector.storage.ports.DedupeStore on the writer's connection: one
+    ``SeenSet`` per window, kept with the connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._sets: dict[float, SeenSet] = {}
+
+    def seen(self, keys: Sequence[int], *, now: float, window_s: float) -> set[int]:
+        seen_set = self._sets.get(window_s)
+        if seen_set is None:
+            seen_set = self._sets[window_s] = SeenSet(window_s)
+        return seen_set.seen(self.conn, keys, now=now)
+
+    def discard(self) -> None:
+        for seen_set in self._sets.values():
+            seen_set.discard()

@@ -4,6 +4,7 @@ Order systems retry a delivery for days (Shopify 48 hours, Shoplazza two days)
 and a retry carries the same id: claiming the id in the same transaction as the
 delivery's outbox and ledger rows makes a repeat a no-op that is still
 acknowledged, across restarts. Ids older than ``KEEP_SECONDS`` are pruned.
+The table is created by ``schema/0002_webhook_deliveries.sql``.
 """
 
 from __future__ import annotations
@@ -11,21 +12,19 @@ from __future__ import annotations
 import sqlite3
 
 KEEP_SECONDS = 30 * 86400.0
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS webhook_deliveries (
-    source TEXT NOT NULL,
-    delivery_id TEXT NOT NULL,
-    received_at REAL NOT NULL,
-    PRIMARY KEY (source, delivery_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS webhook_deliveries_age ON webhook_deliveries(received_at);
-"""
 
 
-def create(conn: sqlite3.Connection) -> None:
-    for statement in SCHEMA.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+class SqliteDeliveryStore:
+    """collector.storage.ports.DeliveryStore on one connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def claim(self, source: str, delivery_id: str, at: float) -> bool:
+        return claim(self.conn, source, delivery_id, at)
+
+    def prune(self, now: float) -> int:
+        return prune(self.conn, now)
 
 
 def claim(conn: sqlite3.Connection, source: str, delivery_id: str, at: float) -> bool:

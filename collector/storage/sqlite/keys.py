@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from identity.graph import forget_kid, relink_progress
+from collector.storage.sqlite.graph import forget_kid, relink_progress
 
 
 class SqliteKeyLinks:

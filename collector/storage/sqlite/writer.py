@@ -7,6 +7,10 @@ the units in one transaction (a unit that fails is answered with its error and
 the others are run again without it), commits once, and only then answers the
 callers. Under load many requests share one fsync; nothing is acknowledged
 before it is durable; the event loop never blocks on SQLite.
+
+A unit of work is any callable taking the ``SqliteUnitOfWork`` (the
+connection with its stores). A unit may also have ``plan()`` (run before the
+write lock) and ``size`` (events it carries); the pipeline's ``RouteUnit`` does.
 """
 
 from __future__ import annotations
@@ -17,128 +21,18 @@ import fcntl
 import logging
 import os
 import queue
-import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+from collector.storage.sqlite.unit import SqliteUnitOfWork
+
 log = logging.getLogger("consentry.collector")
 T = TypeVar("T")
-Work = Callable[[sqlite3.Connection], Any]
+Work = Callable[[SqliteUnitOfWork], Any]
 _STOP = object()
-BACKSTOP_PAGES = 16384  # 64 MB of WAL
-
-
-def connect(path: Path, *, synchronous: str = "full", readonly: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=30.0, cached_statements=512
-    )
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
-    conn.execute("PRAGMA busy_timeout=30000")
-    conn.execute("PRAGMA foreign_keys=ON")
-    # Deleted rows are overwritten with zeros, not left in free pages until
-    # reused: erasure must leave nothing linkable on disk (issue 14 §4). Some
-    # SQLite builds default to it; others do not.
-    conn.execute("PRAGMA secure_delete=ON")
-    conn.execute("PRAGMA cache_size=-262144")
-    conn.execute("PRAGMA mmap_size=4294967296")
-    if readonly:
-        conn.execute("PRAGMA query_only=ON")
-    else:
-        # Checkpoints run on the Checkpointer's thread, outside the write lock; the
-        # writer only checkpoints itself if that thread falls far behind.
-        conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
-    return conn
-
-
-def truncate_wal(path: Path, *, lock_path: Path | None = None, tries: int = 20) -> bool:
-    """Copy the whole WAL into the database and truncate it to zero bytes
-    (``wal_checkpoint(TRUNCATE)``), holding the writers' lock so no commit
-    lands meanwhile: after an erasure, no frame holding the person's deleted
-    rows survives in the ``-wal`` file (issue 14 §4). Retries while readers
-    hold old snapshots; returns whether it completed. Blocking: call it from
-    a thread."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-    lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600) if lock_path else None
-    try:
-        conn.execute("PRAGMA busy_timeout=2000")
-        for _ in range(tries):
-            if lock_fd is not None:
-                fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            try:
-                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            except sqlite3.OperationalError:
-                busy = 1
-            finally:
-                if lock_fd is not None:
-                    fcntl.flock(lock_fd, fcntl.LOCK_UN)
-            if not busy:
-                return True
-            time.sleep(0.05)
-        return False
-    finally:
-        conn.close()
-        if lock_fd is not None:
-            os.close(lock_fd)
-
-
-class Checkpointer:
-    """Copies the WAL back into the database on its own connection and thread,
-    so committing writers never stall on a checkpoint.
-
-    Each round copies what is there without the write lock, then takes the lock
-    for a short catch-up of the frames written meanwhile. Only a WAL that is
-    fully copied when a writer begins is started over from its first frame;
-    with writers committing back to back it never is, and the WAL grew until a
-    writer's COMMIT ran the backstop checkpoint itself: 64 MB copied with the
-    write lock held (commits of 40-190 ms, seen under the ingest benchmark)."""
-
-    def __init__(self, path: Path, *, lock_path: Path | None = None, every: float = 0.5) -> None:
-        self._path = path
-        self._lock_path = lock_path
-        self._every = every
-        self._stop = threading.Event()
-        self.rounds = 0
-        self._thread = threading.Thread(target=self._run, name="consentry-checkpoint", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=1000")
-        lock_fd = (
-            os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            if self._lock_path is not None
-            else None
-        )
-        try:
-            while not self._stop.wait(self._every):
-                try:
-                    # Copy without the lock, twice: the second pass takes what was
-                    # written during the first, so the locked pass has little left.
-                    busy = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[0]
-                    if not busy:
-                        busy = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[0]
-                    if lock_fd is not None and not busy:
-                        fcntl.flock(lock_fd, fcntl.LOCK_EX)
-                        try:
-                            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                        finally:
-                            fcntl.flock(lock_fd, fcntl.LOCK_UN)
-                    self.rounds += 1
-                except sqlite3.Error as exc:  # busy or I/O: the next round retries
-                    log.warning("WAL checkpoint failed: %s", exc)
-        finally:
-            conn.close()
-            if lock_fd is not None:
-                os.close(lock_fd)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
 
 _LATE_UNITS = 64
@@ -189,12 +83,12 @@ def _settle(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
 class Writer:
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: SqliteUnitOfWork,
         *,
         max_group: int = 512,
         after_commit: Callable[[], None] | None = None,
-        before_commit: Callable[[sqlite3.Connection], None] | None = None,
-        on_begin: Callable[[sqlite3.Connection], None] | None = None,
+        before_commit: Callable[[SqliteUnitOfWork], None] | None = None,
+        on_begin: Callable[[SqliteUnitOfWork], None] | None = None,
         lock_path: Path | None = None,
     ) -> None:
         self._conn = conn
@@ -220,18 +114,18 @@ class Writer:
         """Called when a group fails to commit, so in-memory heads can be reloaded."""
         self._on_rollback.append(fn)
 
-    def submit(self, work: Callable[[sqlite3.Connection], T]) -> Future[T]:
+    def submit(self, work: Callable[[SqliteUnitOfWork], T]) -> Future[T]:
         future: Future[T] = Future()
         self._queue.put((work, future))
         return future
 
-    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, work: Callable[[SqliteUnitOfWork], T]) -> T:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[T] = loop.create_future()
         self._queue.put((work, (loop, answer)))
         return await answer
 
-    def call(self, work: Callable[[sqlite3.Connection], T], timeout: float | None = None) -> T:
+    def call(self, work: Callable[[SqliteUnitOfWork], T], timeout: float | None = None) -> T:
         return self.submit(work).result(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
