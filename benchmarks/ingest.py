@@ -51,7 +51,7 @@ purposes = ["personalization", "analytics"]
 """
 
 
-def local_runtime(prefix: str) -> tuple[Any, Path]:
+def local_runtime(prefix: str, extra_config: str = "") -> tuple[Any, Path]:
     """This benchmark's configuration as an in-process Runtime (no HTTP), in a
     new temporary directory; for the per-stage and memory benchmarks."""
     from collector import config as config_mod
@@ -60,7 +60,7 @@ def local_runtime(prefix: str) -> tuple[Any, Path]:
     os.environ.setdefault("CONSENTRY_WRITE_KEY", "bench")
     os.environ.setdefault("CONSENTRY_MASTER_KEY", "A" * 43 + "=")
     work = Path(tempfile.mkdtemp(prefix=prefix))
-    (work / "c.toml").write_text(CONFIG)
+    (work / "c.toml").write_text(CONFIG + extra_config)
     return Runtime(config_mod.load(work / "c.toml", data_dir=str(work / "data"))), work
 
 
@@ -128,6 +128,11 @@ def main() -> None:
     ap.add_argument(
         "--soak", type=int, default=0, help="then run N more seconds at 50%% and report RSS"
     )
+    ap.add_argument(
+        "--no-pii-scan",
+        action="store_true",
+        help="[privacy] pii_scan = false: the cost of the PII scan by difference (issue 14 §1)",
+    )
     args = ap.parse_args()
     if args.unique_ids:
         os.environ["BENCH_UNIQUE_IDS"] = "1"
@@ -136,6 +141,8 @@ def main() -> None:
         if args.dedupe_hours is not None
         else ""
     )
+    if args.no_pii_scan:
+        extra_config += "\n[privacy]\npii_scan = false\n"
 
     bodies = batches(400, 100, people=args.people)
     singles = [

@@ -26,12 +26,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import msgspec
 from _common import batches
 from ingest import local_runtime
 
-from collector.app import _batch_decoder
 from collector.ingest import Prepared, decode_message
 from collector.runtime import tune_gc
+from sdk_python.messages import Batch
 
 
 def main() -> None:
@@ -39,9 +40,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--batches", type=int, default=200)
     ap.add_argument("--people", type=int, default=5000)
+    ap.add_argument("--no-pii-scan", action="store_true", help="[privacy] pii_scan = false")
     args = ap.parse_args()
-    rt, work = local_runtime("bench-stages-")
+    rt, work = local_runtime(
+        "bench-stages-", "\n[privacy]\npii_scan = false\n" if args.no_pii_scan else ""
+    )
     tune_gc()
+    _batch_decoder = msgspec.json.Decoder(Batch)
     bodies = batches(args.batches, 100, people=args.people)
     conn = rt.writer._conn  # the writer thread is idle: we drive the connection ourselves
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote
 
+import msgspec
 import phonenumbers
 
 Kind = Literal["email", "phone", "cn_resident_id", "card", "device_id"]
@@ -285,11 +286,38 @@ def scan(
     """Every value under ``sections`` of a decoded message that holds an
     identifier, found by key or by shape, depth first in document order."""
     found: list[Finding] = []
-    for section in sections:
-        value = message.get(section)
-        if isinstance(value, dict | list) and (section,) not in options.skip:
+    roots = [(s, v) for s in sections if isinstance(v := message.get(s), dict | list)]
+    if not roots or _nothing_to_find([v for _, v in roots]):
+        return found
+    for section, value in roots:
+        if (section,) not in options.skip:
             _walk(value, (section,), None, options, found)
     return found
+
+
+def _nothing_to_find(values: list[Any]) -> bool:
+    """The whole-message pre-filter: one encode, two substring searches, one
+    digit-run search and the object keys read out of the bytes. True when no
+    value can hold an identifier (no ``@``, ``%40`` or digit run) and no key
+    names one (``device`` too: ``context.device.id``): the walk is skipped,
+    which is the common case."""
+    try:
+        blob = _blob_encoder.encode(values)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    if b"@" in blob or b"%40" in blob or b"\\" in blob:  # escapes: not read here
+        return False
+    if b"0000000" in blob.translate(_RUN_TABLE):  # seven digits or separators in a row
+        return False
+    for key in _JSON_KEY.findall(blob):
+        named = _KEY_BYTES_MEMO.get(key)
+        if named is None:
+            named = key == b"device" or key_kind(key.decode()) is not None
+            if len(_KEY_BYTES_MEMO) < 4096:
+                _KEY_BYTES_MEMO[key] = named
+        if named:
+            return False
+    return True
 
 
 def _walk(
@@ -337,6 +365,15 @@ def _walk(
             found.append(Finding((*path, k), text, (span,), True))
 
 
+_blob_encoder = msgspec.json.Encoder()
+# Digits and the separators a number may have -> "0", anything else -> "x".
+_RUN_TABLE = bytes(
+    48 if (chr(i).isdigit() and i < 128) or chr(i) in " -()%" else 120 for i in range(256)
+)
+# A JSON object key: a string directly followed by a colon (values never are).
+_JSON_KEY = re.compile(rb'"([^"\\]*)":')
+# Key bytes -> whether it may name an identifier (bounded like _KEY_MEMO).
+_KEY_BYTES_MEMO: dict[bytes, bool] = {}
 _DEVICE_PARENT: Path = ("context", "device")
 _DEVICE_KEYS = frozenset({"advertisingId", "id"})
 # Key spelling -> kind, filled as keys are seen (a pure function's memo).
