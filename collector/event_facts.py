@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from consent import tcf
+from consent.errors import ConsentSignalError
 from sdk_python.messages import Message
 
 
@@ -34,15 +36,43 @@ def locate(region: str | None, context: Mapping[str, Any]) -> tuple[str | None, 
     return country, None
 
 
-def signal_time(msg: Message, received_at: datetime) -> float:
-    """When the event says its consent signal held: its own timestamp, never later
-    than its arrival (a client clock ahead must not outrank later records)."""
-    at = msg.originalTimestamp or msg.timestamp
-    if at is None:
-        return received_at.timestamp()
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return min(at.timestamp(), received_at.timestamp())
+class SignalClock:
+    """When an event's consent signal held, in epoch seconds: the CMP's own time
+    where the signal carries one (a TCF string's ``LastUpdated``, TCF v2.2
+    §"The core string"), else the event's ``originalTimestamp``/``timestamp``;
+    never later than the event's arrival, so a client clock ahead cannot outrank
+    later records. TCF times are memoized per string (bounded)."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._tcf: dict[str, float | None] = {}
+        self._max = max_entries
+
+    def __call__(self, msg: Message, received_at: datetime, context: Mapping[str, Any]) -> float:
+        arrival = received_at.timestamp()
+        consent = context.get("consent")
+        tc = consent.get("tcString") if isinstance(consent, dict) else None
+        if isinstance(tc, str):
+            cmp_time = self._tcf_time(tc)
+            if cmp_time is not None:
+                return min(cmp_time, arrival)
+        at = msg.originalTimestamp or msg.timestamp
+        if at is None:
+            return arrival
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        return min(at.timestamp(), arrival)
+
+    def _tcf_time(self, tc: str) -> float | None:
+        if tc in self._tcf:
+            return self._tcf[tc]
+        try:
+            when: float | None = tcf.decode(tc).last_updated.timestamp()
+        except ConsentSignalError:
+            when = None  # unreadable: the signals step already warned; the event's time
+        if len(self._tcf) >= self._max:
+            self._tcf.clear()
+        self._tcf[tc] = when
+        return when
 
 
 def _country(context: Mapping[str, Any]) -> str | None:

@@ -22,7 +22,7 @@ import msgspec
 
 from collector.config import DestinationConfig
 from collector.errors import InvalidMessage
-from collector.event_facts import locate, signal_time
+from collector.event_facts import SignalClock, locate
 from collector.pipeline import integrations as flags
 from collector.pipeline import ip as client_ips
 from collector.pipeline import scrub as pii_scrub
@@ -239,6 +239,7 @@ class Preparer:
         self._at: tuple[datetime, str] | None = None
         self._signal_memo: dict[bytes, Signals] = {}
         self._facts_memo: dict[tuple[object, ...], EventFacts] = {}
+        self._clock = SignalClock()
 
     def memo_sizes(self) -> dict[str, int]:
         """Entries per memo (benchmarks/ingest_memory.py)."""
@@ -566,7 +567,7 @@ class Preparer:
             blocked=flags.blocked(
                 flags.merged(data.get("integrations"), batch_integrations), self._names
             ),
-            signal_at=signal_time(msg, received_at) if not signals.empty else None,
+            signal_at=self._clock(msg, received_at, context) if not signals.empty else None,
         )
 
     def _times(

@@ -3,14 +3,22 @@ notice versions are checked at load time, each error naming the key."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from collector.config import parse
 from collector.errors import ConfigError
+from collector.event_facts import SignalClock
 from collector.route import destination_facts
 from collector.runtime import build_policies
+from consent import tcf
+from sdk_python.messages import Track
+
+# tests/consent/test_tcf.py's BITFIELD vector (a TCF v2 string).
+TC = "CLcVDxRMWfGmWAVAHCENAXCkAKDAADnAABRgA5mdfCKZuYJez-NQm0TBMYA4oCAAGQYIAAAAAAEAIAEgAA"
 
 BASE = """
 [[destinations]]
@@ -64,3 +72,19 @@ def test_country_map_naming_no_pack_is_a_config_error() -> None:
     ok = build_policies(parse('[privacy]\ncountry_jurisdictions = { CH = "GDPR" }\n'))
     assert ok.resolve(None, "CH").name == "GDPR"
     assert ok.resolve(None, "CN").name == "PIPL"  # the built-in map stays
+
+
+def test_signals_are_timed_by_the_cmp_when_it_says_when() -> None:
+    """A TCF string's LastUpdated orders its signal (the event may replay an old
+    banner state); otherwise the event's own time; never later than arrival."""
+    base = tcf.decode(TC)
+    two_days_ago = datetime(2026, 11, 27, tzinfo=UTC)
+    old_tc = tcf.encode(dataclasses.replace(base, last_updated=two_days_ago))
+    now = datetime(2026, 11, 29, 12, tzinfo=UTC)
+    clock = SignalClock()
+    msg = Track(event="x", userId="u", timestamp=now - timedelta(minutes=1))
+    assert clock(msg, now, {"consent": {"tcString": old_tc}}) == two_days_ago.timestamp()
+    assert clock(msg, now, {}) == (now - timedelta(minutes=1)).timestamp()
+    ahead = Track(event="x", userId="u", timestamp=now + timedelta(days=1))
+    assert clock(ahead, now, {}) == now.timestamp()
+    assert clock(msg, now, {"consent": {"tcString": "%%%"}}) == msg.timestamp.timestamp()  # type: ignore[union-attr]
