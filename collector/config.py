@@ -359,7 +359,13 @@ def _destination(raw: object, index: int, where: str) -> DestinationConfig:
 
 
 def load(path: Path | None, *, data_dir: str | None = None) -> Config:
-    config = parse(path.read_bytes(), where=str(path)) if path is not None else Config()
+    data = None
+    if path is not None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"--config {path}: cannot read it ({exc.strerror})") from None
+    config = parse(data, where=str(path)) if data is not None else Config()
     if data_dir is not None:
         config = msgspec.structs.replace(
             config, storage=msgspec.structs.replace(config.storage, data_dir=data_dir)

@@ -2,6 +2,7 @@
 
 ConsentryError                    base of every collector error
 ├── ConfigError                   the configuration is invalid; names the key or variable
+├── UsageError                    a command-line argument is invalid; names it
 ├── StorageError                  the database cannot be opened or upgraded
 ├── DeliveryError                 a destination could not be set up or reached
 ├── QuarantineError               a quarantined payload cannot be decrypted
@@ -31,6 +32,10 @@ CollectorError = ConsentryError  # the name this base had before the error tree
 class ConfigError(ConsentryError):
     """The configuration is invalid; the message names the key (or the
     environment variable) and the problem."""
+
+
+class UsageError(ConsentryError):
+    """A command-line argument is invalid; the message names it and what is allowed."""
 
 
 class StorageError(ConsentryError):

@@ -20,6 +20,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from collector.config import Config, DestinationConfig, env_secret
 from collector.delivery.destinations.base import Destination
 from collector.delivery.forwarder import Forwarder, Lane
@@ -57,13 +59,29 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def open_keyring(config: Config, *, create: bool = True) -> tuple[Keyring, bytes, bool]:
-    master = load_master_key(config.master_key_path(), create=create)
+def open_keyring(
+    config: Config, *, create: bool = True, create_master_anywhere: bool = False
+) -> tuple[Keyring, bytes, bool]:
+    """The keyring (made if ``create``), its master key and whether it was made.
+    A missing master key file is made only inside the data directory, or
+    anywhere when ``create_master_anywhere`` (``consentry keys init``): a copied
+    example path such as /etc/consentry/master.key is never made silently."""
+    path = config.master_key_path()
+    inside = _inside(path, config.data_dir)
+    master = load_master_key(path, create=create and (inside or create_master_anywhere))
     path = config.keyring_path()
     if create:
         ring, created = Keyring.open_or_create(path, master)
         return ring, master, created
     return Keyring.load(path, master), master, False
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    try:
+        path.resolve().relative_to(directory.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 def destination_types() -> dict[str, Any]:
@@ -140,6 +158,32 @@ def load_sources(config: Config) -> Sources:
         with os.fdopen(fd, "w") as fh:
             json.dump(stored, fh)
     return sources
+
+
+def validate(config: Config) -> None:
+    """What ``serve`` checks before it opens anything, for ``consentry config``
+    to check exactly the same: the jurisdiction packs and maps, identity options,
+    the PII scan, and every destination secret named by a ``*_env`` key whose
+    variable is unset (a destination could never be built). Raises ConfigError
+    naming the key or the variable."""
+    build_policies(config)
+    normalize_options(config)
+    try:
+        scrub_policy(config)
+    except ValueError as exc:
+        raise ConfigError(f"privacy: {exc}") from exc
+    for i, dest in enumerate(config.destinations or []):
+        for key in msgspec.structs.fields(dest):
+            name = key.name
+            if not name.endswith("_env"):
+                continue
+            variable = getattr(dest, name)
+            given = getattr(dest, name.removesuffix("_env"), None)
+            if variable and not given and not os.environ.get(variable):
+                raise ConfigError(
+                    f"destinations[{i}] ({dest.name}).{name}: the environment variable"
+                    f" {variable} is not set"
+                )
 
 
 def scrub_policy(config: Config) -> scrub.ScrubPolicy | None:

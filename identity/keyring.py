@@ -125,7 +125,10 @@ def load_master_key(file: Path | None, *, create: bool = False) -> bytes:
         raise KeyringError(f"no master key: set {MASTER_KEY_ENV} or configure a key file")
     if not file.exists():
         if not create:
-            raise KeyringError(f"master key file {file} does not exist; run `consentry keys init`")
+            raise KeyringError(
+                f"master key file {file} does not exist: run `consentry keys init` with the same"
+                f" --config to create it, or set {MASTER_KEY_ENV}"
+            )
         file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Written whole under a unique name, then linked into place: a process
         # racing us sees no file or a complete one, and the first link wins.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
+from typing import NoReturn
 
 from collector.cli import audit, config, keys, outbox, plan, serve
 from collector.cli.common import fail
@@ -22,10 +23,15 @@ from identity.errors import IdentityError
 __all__ = ["main", "parser"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line naming the argument (subcommands inherit it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="consentry", description="Privacy-first first-party event collector"
-    )
+    p = _Parser(prog="consentry", description="Privacy-first first-party event collector")
     sub = p.add_subparsers(dest="cmd", required=True)
     for group in (serve, keys, audit, outbox, config, plan):
         group.register(sub)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
 from pathlib import Path
 
 from collector.audit import ledger, report, why
-from collector.cli.common import add_common, fail, load
+from collector.cli.common import add_common, cli_time, fail, load
 from collector.storage.ports import AuditStore
 
 
@@ -72,8 +71,8 @@ def _verify(store: AuditStore, args: argparse.Namespace) -> int:
 def _export(store: AuditStore, args: argparse.Namespace) -> int:
     records = ledger.records(
         store,
-        since=datetime.fromisoformat(args.since) if args.since else None,
-        until=datetime.fromisoformat(args.until) if args.until else None,
+        since=cli_time("--from", args.since) if args.since else None,
+        until=cli_time("--to", args.until) if args.until else None,
         subject=args.subject,
     )
     if args.format == "json":

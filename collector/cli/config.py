@@ -16,6 +16,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from collector.runtime import validate
+
     cfg = load(args)
+    validate(cfg)  # exactly what serve checks before it starts
     print(msgspec.json.format(msgspec.json.encode(cfg)).decode())
     return 0

@@ -49,7 +49,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     cfg = load(args)
     if args.keys_cmd == "init":
         cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        ring, _, created = open_keyring(cfg, create=True)
+        ring, _, created = open_keyring(cfg, create=True, create_master_anywhere=True)
         print(
             ("Created" if created else "Keyring already exists at")
             + f" {cfg.keyring_path()}; active key {ring.active_kid}"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from datetime import datetime
 
-from collector.cli.common import add_common, fail, load
+from collector.cli.common import add_common, cli_time, fail, load
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,14 +49,19 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                 status.setdefault(dest.name, empty_status())
             print(json.dumps(status, indent=2, sort_keys=True))
             return 0
+        if args.outbox_cmd in ("replay", "retry", "purge"):
+            names = [d.name for d in cfg.effective_destinations()]
+            if args.destination not in names:
+                return fail(
+                    f"outbox {args.outbox_cmd}: unknown destination {args.destination!r};"
+                    f" configured: {', '.join(names)}"
+                )
         if args.outbox_cmd == "replay":
-            since = datetime.fromisoformat(args.since).timestamp() if args.since else None
+            since = cli_time("--since", args.since).timestamp() if args.since else None
             n = admin.replay(args.destination, since, now)
             print(f"{n} dead rows of {args.destination} queued again")
             return 0
         if args.outbox_cmd == "retry":
-            if args.destination not in {d.name for d in cfg.effective_destinations()}:
-                return fail(f"unknown destination {args.destination!r}")
             n = admin.retry_now(args.destination, now)
             print(f"{args.destination}: back-off lifted; {n} waiting rows due now")
             return 0

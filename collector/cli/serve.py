@@ -48,9 +48,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from collector.app import create_app
-    from collector.runtime import Runtime, tune_gc
+    from collector.runtime import Runtime, tune_gc, validate
     from collector.workers import run_workers
 
+    validate(cfg)  # before anything is opened or created; `consentry config` runs the same
     runtime = Runtime(cfg)
     forward = cfg.server.forward and not args.no_forward
     if forward:
