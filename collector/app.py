@@ -30,6 +30,7 @@ from collector import openapi
 from collector.access.principals import bearer
 from collector.consent_calls import call_keys, call_recipients
 from collector.errors import InvalidMessage, RequestError
+from collector.health import not_ready_reason
 from collector.http.body import BodyError, inflate
 from collector.http.envelope import read_batch, read_single
 from collector.ingest import Prepared, Rejection, decode_message, split_error
@@ -409,10 +410,15 @@ class Api:
         return _json({"status": "ok", "worker": self.rt.worker})
 
     async def readyz(self, request: Request) -> Response:
+        """Ready when writes can land: the database answers, the data directory
+        has room, and after a failed commit a test write succeeds."""
         try:
             await self.rt.writer.run(lambda uow: uow.ping())
         except Exception as exc:  # any failure means not ready
             return _json({"status": "not ready", "error": str(exc)}, 503)
+        reason = await asyncio.to_thread(not_ready_reason, self.rt.data_dir, self.rt.writer.failing)
+        if reason is not None:
+            return _json({"status": "not ready", "error": reason}, 503)
         return _json({"status": "ready", "active_key": self.rt.keyring.active_kid})
 
     async def openapi(self, request: Request) -> Response:

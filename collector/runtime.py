@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
@@ -301,6 +302,7 @@ class Runtime:
             lock_path=self.data_dir / WRITER_LOCK,
         )
         self.writer.on_rollback(self._rolled_back)
+        self.writer.on_recovered(self._recovered)
         # One checkpointer is enough for the workers sharing this database.
         self.checkpointer = (
             Checkpointer(self.db_path, lock_path=self.data_dir / WRITER_LOCK)
@@ -331,6 +333,19 @@ class Runtime:
     def _after_commit(self) -> None:
         if self.forwarder is not None:
             self.forwarder.wake()
+
+    def _recovered(self) -> None:
+        """Commits land again (a full disk has room): the WAL grew while commits
+        failed, so copy it back and truncate it, on a thread of its own (it takes
+        the writers' lock, which the calling writer holds)."""
+        log.warning("writes succeed again; truncating the WAL")
+        threading.Thread(
+            target=truncate_wal,
+            args=(self.db_path,),
+            kwargs={"lock_path": self.data_dir / WRITER_LOCK},
+            name="consentry-wal-truncate",
+            daemon=True,
+        ).start()
 
     def _rolled_back(self) -> None:
         self.router.discard()

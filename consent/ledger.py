@@ -220,10 +220,12 @@ class Ledger:
 
     def reload_head(self) -> None:
         """Re-read the head after a rolled-back transaction (and forget cached
-        state and subject keys: a key created in it was rolled back too)."""
+        state and subject keys: a key created in it was rolled back too), and
+        the last checkpoint (see ``_reread_sealed``)."""
         self._states.clear()
         self._key_cache.clear()
         self._seq, self._hash = self._store.head() or (0, GENESIS)
+        self._reread_sealed()
 
     def sync(self, head: tuple[int, bytes] | None) -> int:
         """Take the head read inside the current write transaction (the caller
@@ -238,6 +240,7 @@ class Ledger:
         if seq <= self._seq:
             self._states.clear()
             self._key_cache.clear()
+            self._reread_sealed()
         else:
             for body in self._store.bodies_after(self._seq):
                 record = _decoder.decode(body)
@@ -253,6 +256,14 @@ class Ledger:
         sealed = self._store.sealed()
         if sealed is not None and sealed[0] > self._sealed_seq:
             self._sealed_seq, self._sealed_at = sealed[0], datetime.fromisoformat(sealed[1])
+
+    def _reread_sealed(self) -> None:
+        """Forget the sealed position and read it again: when the chain went
+        backwards, a checkpoint sealed in the rolled-back transaction (a COMMIT
+        on a full disk) is gone, and believing it was kept would leave the
+        records after the real last checkpoint unsealed (issue 19 item 2)."""
+        self._sealed_seq, self._sealed_at = 0, None
+        self._read_sealed()
 
     # -- state ---------------------------------------------------------------
     def cached_state(self, one_id: int) -> ConsentState | None:

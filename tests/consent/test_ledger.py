@@ -217,3 +217,41 @@ def test_tail_truncation_is_caught_by_an_auditor_anchor() -> None:
     assert verify(conn, KEY.public_key()).ok  # internally consistent, shorter
     r = verify(conn, KEY.public_key(), anchor=(seq, digest))
     assert not r.ok and "truncated" in str(r.problem)
+
+
+def test_a_rolled_back_checkpoint_is_forgotten_with_the_head() -> None:
+    """Issue 19 item 2: a checkpoint sealed in a transaction that failed to
+    commit (a full disk) must not count: after the rollback the records are
+    sealed again by the next checkpoint, not left outside any."""
+    conn, ledger = build(3, every=3)  # records 1-3, a checkpoint at 1
+    conn.execute("BEGIN")
+    at = T0 + timedelta(minutes=10)
+    for i in range(3):
+        ledger.append(
+            one_id=1,
+            subject="ps1.k1.s",
+            purposes={"analytics": i % 2 == 0},
+            jurisdiction="GDPR",
+            method="banner_accept",
+            given_at=at,
+            received_at=at,
+        )
+    assert ledger.due(at) and ledger.checkpoint(at) is not None  # seals seq 6 ...
+    conn.execute("ROLLBACK")  # ... but the COMMIT failed
+    ledger.reload_head()
+    assert ledger.head[0] == 3 and not ledger.due(at)
+    for i in range(3):
+        ledger.append(
+            one_id=2,
+            subject="ps1.k1.t",
+            purposes={"analytics": i % 2 == 1},
+            jurisdiction="GDPR",
+            method="banner_accept",
+            given_at=at,
+            received_at=at,
+        )
+    assert ledger.due(at)
+    sealed = ledger.checkpoint(at)
+    assert sealed is not None and sealed.seq == 6
+    rows = conn.execute("SELECT seq FROM consent_checkpoints ORDER BY seq").fetchall()
+    assert [r[0] for r in rows] == [1, 6]

@@ -105,6 +105,10 @@ class Writer:
         self._after_commit = after_commit
         self._before_commit = before_commit
         self._on_rollback: list[Callable[[], None]] = []
+        self._on_recovered: list[Callable[[], None]] = []
+        # Why the last group failed to commit (None once a group commits again):
+        # /readyz reports it, e.g. "OperationalError: database or disk is full".
+        self.failing: str | None = None
         self.commits = 0
         self.units = 0
         self._thread = threading.Thread(target=self._run, name="consentry-writer", daemon=True)
@@ -113,6 +117,11 @@ class Writer:
     def on_rollback(self, fn: Callable[[], None]) -> None:
         """Called when a group fails to commit, so in-memory heads can be reloaded."""
         self._on_rollback.append(fn)
+
+    def on_recovered(self, fn: Callable[[], None]) -> None:
+        """Called (on the writer thread, write lock held: do not block) when a
+        group commits after one failed, e.g. once a full disk has room again."""
+        self._on_recovered.append(fn)
 
     def submit(self, work: Callable[[SqliteUnitOfWork], T]) -> Future[T]:
         future: Future[T] = Future()
@@ -211,6 +220,7 @@ class Writer:
                     conn.execute("COMMIT")
             except BaseException as exc:
                 log.exception("group commit failed; %d units rejected", len(pending))
+                self.failing = f"{type(exc).__name__}: {exc}"
                 self._rollback()
                 _answer([(target, False, exc) for _, target in pending])
                 return
@@ -223,6 +233,13 @@ class Writer:
             del pending[index]
         self.commits += 1
         self.units += len(pending)
+        if self.failing is not None:
+            self.failing = None
+            for fn in self._on_recovered:
+                try:
+                    fn()
+                except Exception:
+                    log.exception("recovery hook failed")
         _answer([(target, True, value) for (_, target), value in zip(pending, values, strict=True)])
         if self._after_commit is not None:
             self._after_commit()
