@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import message, people_consent
 from ingest import local_runtime
 
-from collector.ingest import decode_message
+from collector.pipeline.decode import decode_message
 
 
 def rss_mb() -> float:

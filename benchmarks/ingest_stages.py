@@ -30,7 +30,8 @@ import msgspec
 from _common import batches
 from ingest import local_runtime
 
-from collector.ingest import Prepared, decode_message
+from collector.pipeline.decode import decode_message
+from collector.pipeline.prepare import Prepared
 from collector.runtime import tune_gc
 from sdk_python.messages import Batch
 

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import batches
 
-from collector.ingest import Preparer, decode_message
+from collector.pipeline.decode import decode_message
+from collector.pipeline.prepare import Preparer
 
 
 def main() -> None:

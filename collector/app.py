@@ -33,8 +33,9 @@ from collector.errors import InvalidMessage, RequestError
 from collector.health import not_ready_reason
 from collector.http.body import BodyError, inflate
 from collector.http.envelope import read_batch, read_single
-from collector.ingest import Prepared, Rejection, decode_message, split_error
 from collector.limits import check_batch_size, summarise_rejections, summarise_warnings
+from collector.pipeline.decode import Rejection, decode_message, split_error
+from collector.pipeline.prepare import Prepared
 from collector.pipeline.warnings import InputWarning
 from collector.runtime import Runtime
 from collector.sources.browser import Browser, Visit

@@ -20,7 +20,7 @@ from collections import Counter
 import msgspec
 
 from collector.errors import RequestError
-from collector.ingest import Rejection
+from collector.pipeline.decode import Rejection
 from sdk_python.messages import MessageWarning
 
 _encoder = msgspec.json.Encoder()

@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 import msgspec
 
 from collector.config import DestinationConfig
-from collector.ingest import Prepared, Rejection
 from collector.pipeline import integrations as integration_flags
+from collector.pipeline.decode import Rejection
 from collector.pipeline.dedupe import dedupe_key, repeats_within
+from collector.pipeline.prepare import Prepared
 from collector.storage.ports import (
     DecisionRecord,
     OutboxInsert,

@@ -27,9 +27,9 @@ from collector.config import Config, DestinationConfig, env_secret
 from collector.delivery.destinations.base import Destination
 from collector.delivery.forwarder import Forwarder, Lane
 from collector.errors import ConfigError
-from collector.ingest import IngestOptions, Preparer
 from collector.metrics import Metrics
 from collector.pipeline import scrub
+from collector.pipeline.prepare import IngestOptions, Preparer
 from collector.route import Router, destination_facts
 from collector.sources.wechat import WechatKeys
 from collector.storage.sqlite.checkpointer import Checkpointer, truncate_wal

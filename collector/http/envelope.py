@@ -25,7 +25,7 @@ import msgspec
 
 from collector.errors import RequestError
 from collector.http.body import repair_utf8
-from collector.ingest import split_error
+from collector.pipeline.decode import split_error
 from collector.pipeline.limits import deep_path, element_spans, member_span, too_deep
 from collector.pipeline.relax import relax_sent_at
 from collector.pipeline.warnings import InputWarning

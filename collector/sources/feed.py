@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from collector.errors import InvalidMessage, Unavailable
-from collector.ingest import Prepared, Rejection, decode_message
+from collector.pipeline.decode import Rejection, decode_message
+from collector.pipeline.prepare import Prepared
 from collector.route import Tally
 from collector.runtime import Runtime
 from collector.storage.ports import UnitOfWork

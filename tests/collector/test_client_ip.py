@@ -7,7 +7,7 @@ import ipaddress
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.ingest import truncate_ip
+from collector.pipeline.egress import truncate_ip
 from collector.pipeline.ip import client_ip, truncate
 
 v4 = st.ip_addresses(v=4)

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from collector.config import JsonlDestinationConfig
 from collector.errors import InvalidMessage
-from collector.ingest import IngestOptions, Preparer, decode_message
+from collector.pipeline.decode import decode_message
+from collector.pipeline.prepare import IngestOptions, Preparer
 from consent.purposes import DEFAULT_CATEGORY_MAP
 from identity import Keyring, Pseudonymizer
 

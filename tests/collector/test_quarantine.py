@@ -9,7 +9,7 @@ import pytest
 
 from collector import config
 from collector.errors import CollectorError
-from collector.ingest import Rejection
+from collector.pipeline.decode import Rejection
 from collector.runtime import Runtime
 from identity.keyring import new_master_key
 

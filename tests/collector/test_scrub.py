@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.config import FieldRule, JsonlDestinationConfig
-from collector.ingest import IngestOptions, Preparer, decode_message
 from collector.pipeline import scrub
+from collector.pipeline.decode import decode_message
+from collector.pipeline.prepare import IngestOptions, Preparer
 from consent.purposes import DEFAULT_CATEGORY_MAP
 from identity import Keyring, Pseudonymizer
 from identity.pseudonym import INTERNAL

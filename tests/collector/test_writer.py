@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from collector import config as config_mod
-from collector.ingest import decode_message
+from collector.pipeline.decode import decode_message
 from collector.runtime import Runtime
 from collector.storage.sqlite.checkpointer import Checkpointer
 from collector.storage.sqlite.connection import connect
