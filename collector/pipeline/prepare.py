@@ -193,6 +193,7 @@ class Preparer(PseudonymizeStep, SignalsStep, EgressStep):
             scrubbed=scrubbed,
             raw=raw,
         )
+        context = data.get("context") or {}  # without an unreadable ip, as the payloads
         return Prepared(
             index=index,
             message_id=data["messageId"],
