@@ -177,6 +177,19 @@ TransferMechanism = Literal[
 ]
 
 
+class AuditConfig(_Section, frozen=True):
+    """Where sealed ledger checkpoints are witnessed outside the database.
+
+    ``witness_file``: a path; each checkpoint is appended as one JSON line
+    (``collector.audit.witness``), so ``consentry audit verify --witness FILE``
+    detects ledger records deleted after it. ``witness_url``: optionally, an
+    HTTP endpoint each checkpoint is also POSTed to (best effort, in the
+    background)."""
+
+    witness_file: str | None = None
+    witness_url: str | None = None
+
+
 class DestinationConfig(_Section, frozen=True, kw_only=True, tag_field="type"):
     """Options every destination type has; a type's own Struct subclasses this
     with ``tag="<type>"`` and is found through the ``consentry.destinations``
@@ -271,6 +284,7 @@ class Config(_Section, frozen=True):
     ingest: IngestConfig = IngestConfig()
     keys: KeysConfig = KeysConfig()
     browser: BrowserConfig = BrowserConfig()
+    audit: AuditConfig = AuditConfig()
     sources: list[SourceConfig] = []
     # Decoded in two steps: each table by the config Struct of its ``type``.
     destinations: list[Any] | None = None

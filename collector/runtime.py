@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from collector.audit import witness
 from collector.config import Config, DestinationConfig, env_secret
 from collector.delivery.destinations.base import Destination
 from collector.delivery.forwarder import Forwarder, Lane
@@ -256,9 +257,16 @@ class Runtime:
             limits={**DEFAULT_LIMITS, **config.identity.limits},
             priority=config.identity.priority or DEFAULT_PRIORITY,
         )
+        # A checkpoint at every commit that appended records, witnessed outside
+        # the database: cutting records off the end is then always detectable
+        # (issue 14 §6; cost: benchmarks/ledger_checkpoints.py).
         self.ledger = Ledger(
-            conn.ledger_store, signer=self.keyring.signing_key, subject_keys=conn.subject_keys
+            conn.ledger_store,
+            signer=self.keyring.signing_key,
+            subject_keys=conn.subject_keys,
+            checkpoint_every=1,
         )
+        self.witnesses = witness.from_config(config.audit.witness_file, config.audit.witness_url)
         categories = {
             **DEFAULT_CATEGORY_MAP,
             **{k.lower(): tuple(v) for k, v in config.privacy.categories.items()},
@@ -323,7 +331,9 @@ class Runtime:
         self.router.flush(uow)
         now = datetime.now(UTC)
         if self.ledger.due(now):
-            self.ledger.checkpoint(now)
+            sealed = self.ledger.checkpoint(now)
+            if sealed is not None and self.witnesses:
+                self.witnesses.seal(sealed)
         stamp = now.timestamp()
         if stamp - self._last_expiry >= 60:
             # Quarantined payloads may hold raw identifiers: they live only for their TTL.
@@ -331,6 +341,7 @@ class Runtime:
             uow.quarantine.expire(stamp)
 
     def _after_commit(self) -> None:
+        self.witnesses.publish()
         if self.forwarder is not None:
             self.forwarder.wake()
 
@@ -348,6 +359,7 @@ class Runtime:
         ).start()
 
     def _rolled_back(self) -> None:
+        self.witnesses.discard()
         self.router.discard()
         self._uow.dedupe.discard()
         self.ledger.reload_head()
@@ -378,5 +390,6 @@ class Runtime:
 
     def close(self) -> None:
         self.writer.close()
+        self.witnesses.close()
         if self.checkpointer is not None:
             self.checkpointer.close()

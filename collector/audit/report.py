@@ -11,6 +11,8 @@ from typing import TextIO
 import msgspec
 
 from collector.audit.why import Explanation
+from collector.audit.witness import WitnessResult
+from collector.storage.ports import DeliveryOutcome
 from consent.ledger import ConsentRecord, VerifyResult
 
 RECORD_COLUMNS = (
@@ -51,6 +53,16 @@ def verify_text(result: VerifyResult) -> str:
     )
 
 
+def witness_text(result: WitnessResult) -> str:
+    """One line: ``witness OK: …`` or ``FAILED at record N: …``."""
+    if not result.ok:
+        return f"FAILED at record {result.first_bad_seq}: {result.problem}"
+    return (
+        f"witness OK: {result.checked} checkpoints, every witnessed record up to"
+        f" {result.last_seq} is in the ledger"
+    )
+
+
 def record_line(record: ConsentRecord) -> str:
     return (
         f"record {record.seq}: {record.action} {json.dumps(record.purposes, sort_keys=True)}"
@@ -71,6 +83,35 @@ def why_lines(explanation: Explanation) -> Iterator[str]:
         yield f"  - {reason}"
     for record in explanation.records:
         yield "  " + record_line(record)
+    if d.outcome == "allow":
+        yield "  final outcome: " + outcome_text(explanation.outcome)
+        for record in explanation.outcome_records:
+            yield "    " + record_line(record)
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat()
+
+
+def outcome_text(outcome: DeliveryOutcome | None) -> str:
+    """The final outcome of an allowed message at a destination, in one line."""
+    if outcome is None:
+        return "NOT QUEUED (no outbox row and no delivery recorded)"
+    tries = f"{outcome.attempts} attempt{'s' if outcome.attempts != 1 else ''}"
+    if outcome.status == "delivered":
+        return f"DELIVERED at {_iso(outcome.at or 0)} in batch {outcome.batch} ({tries})"
+    if outcome.status == "dropped":
+        return f"DROPPED at send time at {_iso(outcome.at or 0)}: {outcome.detail}"
+    if outcome.status == "dead":
+        return f"DEAD-LETTERED after {tries}; last error: {outcome.error}"
+    if outcome.status == "purged":
+        return (
+            f"PURGED dead letter at {_iso(outcome.at or 0)} after {tries};"
+            f" last error: {outcome.error}"
+        )
+    when = f"; next attempt at {_iso(outcome.at)}" if outcome.at is not None else ""
+    last = f"; last error: {outcome.error}" if outcome.error else ""
+    return f"PENDING after {tries}{last}{when}"
 
 
 def records_csv(records: Iterable[ConsentRecord], out: TextIO) -> None:

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from collector.audit import ledger, report, why
+from collector.audit import ledger, report, why, witness
 from collector.cli.common import add_common, cli_time, fail, load
 from collector.storage.ports import AuditStore
 
@@ -20,6 +20,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     v.add_argument("--pubkey", help="Ed25519 public key (PEM) to verify checkpoints against")
     v.add_argument(
         "--anchor", help="SEQ:HEX from an earlier verify; fails if the ledger was cut short"
+    )
+    v.add_argument(
+        "--witness",
+        help="witness file ([audit] witness_file); fails if a witnessed record is gone or differs",
     )
     e = asub.add_parser("export", help="export consent records")
     add_common(e)
@@ -65,7 +69,13 @@ def _verify(store: AuditStore, args: argparse.Namespace) -> int:
     anchor = ledger.parse_anchor(args.anchor) if args.anchor else None
     result = ledger.verify(store, public_key=key, anchor=anchor)
     print(report.verify_text(result), file=sys.stdout if result.ok else sys.stderr)
-    return 0 if result.ok else 1
+    if not result.ok:
+        return 1
+    if args.witness:
+        witnessed = witness.check(store, witness.read(Path(args.witness)))
+        print(report.witness_text(witnessed), file=sys.stdout if witnessed.ok else sys.stderr)
+        return 0 if witnessed.ok else 1
+    return 0
 
 
 def _export(store: AuditStore, args: argparse.Namespace) -> int:

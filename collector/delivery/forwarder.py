@@ -44,6 +44,16 @@ _encoder = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True, slots=True)
+class Verdict:
+    """The send-time decision for a row: the ledger records it cites and its
+    reasons, joined (kept with a drop for `audit why`)."""
+
+    allowed: bool
+    records: tuple[int, ...]
+    reasons: str
+
+
+@dataclass(frozen=True, slots=True)
 class Lane:
     config: DestinationConfig
     destination: Destination
@@ -61,8 +71,10 @@ def _finish(
     outbox.finish_erasure(conn, erasure_id, status, deleted, detail, at)
 
 
-def _delivered(name: str, ids: list[int], at: float, conn: sqlite3.Connection) -> None:
-    outbox.delete_rows(conn, ids)
+def _delivered(
+    name: str, rows: list[outbox.OutboxRow], at: float, conn: sqlite3.Connection
+) -> None:
+    outbox.record_delivered(conn, name, rows, at)
     outbox.set_in_flight(name, 0, at, conn)
     outbox.clear_backoff(name, conn)
 
@@ -251,32 +263,32 @@ class Forwarder:
 
     def _recheck(
         self, conn: sqlite3.Connection, lane: Lane, rows: list[outbox.OutboxRow]
-    ) -> tuple[list[tuple[outbox.OutboxRow, int]], list[outbox.OutboxRow]]:
+    ) -> tuple[list[tuple[outbox.OutboxRow, int]], list[outbox.Drop]]:
         send: list[tuple[outbox.OutboxRow, int]] = []
-        drop: list[outbox.OutboxRow] = []
+        drop: list[outbox.Drop] = []
         people: dict[int, tuple[int, bool]] = {}
         states: dict[int, Any] = {}
-        verdicts: dict[tuple[int, str, bool, frozenset[str]], bool] = {}
+        verdicts: dict[tuple[int, str, bool, frozenset[str]], Verdict] = {}
         for row in rows:
             if row.one_id not in people:
                 people[row.one_id] = current_one_id(conn, row.one_id)
             one_id, erased = people[row.one_id]
             if erased:
-                drop.append(row)
+                drop.append(outbox.Drop(row, (), "the person was erased"))
                 continue
             key = (one_id, row.jurisdiction, row.gpc, row.pi)
-            allowed = verdicts.get(key)
-            if allowed is None:
+            verdict = verdicts.get(key)
+            if verdict is None:
                 if one_id not in states:
                     states[one_id] = read_state(conn, one_id)
-                allowed = verdicts[key] = self._allowed(states[one_id], row, lane)
-            if allowed:
+                verdict = verdicts[key] = self._verdict(states[one_id], row, lane)
+            if verdict.allowed:
                 send.append((row, one_id))
             else:
-                drop.append(row)
+                drop.append(outbox.Drop(row, verdict.records, verdict.reasons))
         return send, drop
 
-    def _allowed(self, state: ConsentState, row: outbox.OutboxRow, lane: Lane) -> bool:
+    def _verdict(self, state: ConsentState, row: outbox.OutboxRow, lane: Lane) -> Verdict:
         """The decision again, under the packs, country and age the row was routed
         with (a pack no longer loaded blocks: fail closed)."""
         name, country, age = parse_recheck_label(row.jurisdiction)
@@ -286,9 +298,10 @@ class Forwarder:
             log.warning(
                 "destination %s: jurisdiction %s has no pack now; not sent", lane.facts.name, name
             )
-            return False
+            return Verdict(False, (), f"jurisdiction {name} has no policy pack now")
         facts = EventFacts(country=country, age=age, gpc=row.gpc, pi_categories=row.pi)
-        return decide(state, facts, lane.facts, regime).allowed
+        decision = decide(state, facts, lane.facts, regime)
+        return Verdict(decision.allowed, decision.record_ids, "; ".join(decision.reasons))
 
     def _finalize(self, row: outbox.OutboxRow, one_id: int, domain: str) -> bytes:
         """Add the OneID as this destination sees it (its own domain, current
@@ -326,14 +339,8 @@ class Forwarder:
             if await asyncio.to_thread(outbox.ledger_seq, conn) == head:
                 break
         if drop:
-            ids = [r.id for r in drop]
-
-            def dropped(c: sqlite3.Connection) -> None:
-                outbox.delete_rows(c, ids)
-                outbox.log_delivery(c, name, "dropped_for_consent", len(ids), None, now)
-
-            await self._writer.run(dropped)
-            self._metrics.dropped_consent.labels(name).inc(len(ids))
+            await self._writer.run(lambda c: outbox.record_dropped(c, name, drop, now))
+            self._metrics.dropped_consent.labels(name).inc(len(drop))
         if not send:
             return True
         # Not awaited: the marker rides along with the next group commit.
@@ -341,7 +348,7 @@ class Forwarder:
         parts = await self._send_isolating(
             lane, list(zip([r for r, _ in send], payloads, strict=True))
         )
-        delivered = [row.id for rows, result in parts if result.ok for row in rows]
+        delivered = [row for rows, result in parts if result.ok for row in rows]
         failed = [(rows, result) for rows, result in parts if not result.ok]
         if delivered:
             await self._writer.run(functools.partial(_delivered, name, delivered, self._clock()))

@@ -267,6 +267,26 @@ class ErasureEntry:
     done_at: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """What became of one message at one destination after its decision.
+
+    ``status``: ``delivered`` (``batch`` is the delivery batch's id),
+    ``dropped`` (at send time: consent was withdrawn or the person erased;
+    ``records`` are the ledger records the new decision cites, ``detail`` its
+    reasons), ``dead`` (dead-lettered), ``pending`` (queued or retrying; ``at``
+    is the next attempt) or ``purged`` (a dead letter an operator deleted).
+    ``at`` in Unix seconds; ``attempts`` sends tried; ``error`` the last error."""
+
+    status: str
+    at: float | None
+    attempts: int
+    batch: int | None = None
+    error: str | None = None
+    records: tuple[int, ...] = ()
+    detail: str | None = None
+
+
 class AuditStore(Protocol):
     """What the audit queries read: decisions, ledger records, identity history
     and erasures. Read-only; an auditor may point it at a copy of the database."""
@@ -295,6 +315,16 @@ class AuditStore(Protocol):
         self, public_key: Ed25519PublicKey | None, *, anchor: tuple[int, bytes] | None
     ) -> VerifyResult:
         """``consent.ledger.verify`` over this store's ledger."""
+        ...
+
+    def outcome(self, message_id: str, destination: str) -> DeliveryOutcome | None:
+        """The message's delivery state at the destination: its outbox row if it
+        is still queued (pending or dead), else the last recorded outcome; None
+        when neither exists (denied at ingest, or never queued)."""
+        ...
+
+    def chain_hashes(self, seqs: Sequence[int]) -> dict[int, bytes]:
+        """The stored chain hash of each of these records that exists."""
         ...
 
     def erasures(self, one_id: int | None = None) -> list[ErasureEntry]:

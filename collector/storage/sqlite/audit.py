@@ -11,7 +11,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from collector.errors import CollectorError
-from collector.storage.ports import DecisionRecord, ErasureEntry
+from collector.storage.ports import DecisionRecord, DeliveryOutcome, ErasureEntry
 from collector.storage.sqlite import graph, ledger
 from collector.storage.sqlite.decisions import decisions_for
 from consent.ledger import ConsentRecord, VerifyResult, opened, verify
@@ -57,6 +57,54 @@ class SqliteAuditStore:
         self, public_key: Ed25519PublicKey | None, *, anchor: tuple[int, bytes] | None
     ) -> VerifyResult:
         return verify(ledger.SqliteLedgerStore(self._conn), public_key, anchor=anchor)
+
+    def outcome(self, message_id: str, destination: str) -> DeliveryOutcome | None:
+        row = self._conn.execute(
+            "SELECT dead, attempts, last_error, next_attempt_at FROM outbox"
+            " WHERE message_id = ? AND destination = ? ORDER BY id DESC LIMIT 1",
+            (message_id, destination),
+        ).fetchone()
+        if row is not None:
+            dead, attempts, error, next_at = row
+            if dead:
+                return DeliveryOutcome("dead", None, attempts, error=error)
+            return DeliveryOutcome("pending", next_at, attempts, error=error)
+        exists = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'delivery_outcomes'"
+        ).fetchone()
+        if exists is None:  # nothing was forwarded yet by a version that records outcomes
+            return None
+        row = self._conn.execute(
+            "SELECT outcome, at, batch, attempts, records, detail FROM delivery_outcomes"
+            " WHERE message_id = ? AND destination = ? ORDER BY rowid DESC LIMIT 1",
+            (message_id, destination),
+        ).fetchone()
+        if row is None:
+            return None
+        status, at, batch, attempts, records, detail = row
+        seqs = tuple(int(s) for s in records.split(",")) if records else ()
+        error = detail if status == "purged" else None
+        return DeliveryOutcome(
+            status,
+            at,
+            attempts,
+            batch=batch,
+            error=error,
+            records=seqs,
+            detail=None if status == "purged" else detail,
+        )
+
+    def chain_hashes(self, seqs: Sequence[int]) -> dict[int, bytes]:
+        out: dict[int, bytes] = {}
+        wanted = sorted(set(seqs))
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            rows = self._conn.execute(
+                f"SELECT seq, hash FROM consent_ledger WHERE seq IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            out.update((int(seq), bytes(digest)) for seq, digest in rows)
+        return out
 
     def erasures(self, one_id: int | None = None) -> list[ErasureEntry]:
         sql = (

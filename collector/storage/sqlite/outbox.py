@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from collector.storage.ports import OutboxInsert, OutboxRow
@@ -117,6 +119,58 @@ def next_due(conn: sqlite3.Connection, destination: str) -> float | None:
         "SELECT min(next_attempt_at) FROM outbox WHERE destination = ? AND dead = 0", (destination,)
     ).fetchone()
     return row[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """A row dropped at send time: the ledger records the new decision cites
+    (the withdrawal among them) and its reasons."""
+
+    row: OutboxRow
+    records: tuple[int, ...]
+    detail: str
+
+
+def record_delivered(
+    conn: sqlite3.Connection, destination: str, rows: Sequence[OutboxRow], at: float
+) -> int:
+    """The destination confirmed ``rows``: log the batch, record each row's
+    outcome under the batch's id, delete the rows. Returns the batch id."""
+    cur = conn.execute(
+        "INSERT INTO delivery_log (destination, event, count, detail, at)"
+        " VALUES (?, 'delivered', ?, NULL, ?)",
+        (destination, len(rows), at),
+    )
+    batch = int(cur.lastrowid or 0)
+    conn.executemany(
+        "INSERT INTO delivery_outcomes (message_id, destination, outcome, at, batch, attempts)"
+        " VALUES (?, ?, 'delivered', ?, ?, ?)",
+        [(r.message_id, destination, at, batch, r.attempts + 1) for r in rows],
+    )
+    delete_rows(conn, [r.id for r in rows])
+    return batch
+
+
+def record_dropped(
+    conn: sqlite3.Connection, destination: str, drops: Sequence[Drop], at: float
+) -> None:
+    """Consent no longer allows these rows (or the person was erased): record
+    why, delete them, log the drop."""
+    conn.executemany(
+        "INSERT INTO delivery_outcomes"
+        " (message_id, destination, outcome, at, attempts, records, detail)"
+        " VALUES (?, ?, 'dropped', ?, ?, ?, ?)",
+        [
+            (d.row.message_id, destination, at, d.row.attempts, _seqs(d.records), d.detail)
+            for d in drops
+        ],
+    )
+    delete_rows(conn, [d.row.id for d in drops])
+    log_delivery(conn, destination, "dropped_for_consent", len(drops), None, at)
+
+
+def _seqs(records: Sequence[int]) -> str | None:
+    return ",".join(map(str, records)) or None
 
 
 def delete_rows(conn: sqlite3.Connection, ids: Sequence[int]) -> int:
@@ -275,7 +329,16 @@ def replay(conn: sqlite3.Connection, destination: str, since: float | None, now:
     return conn.execute(sql, args).rowcount
 
 
-def purge_dead(conn: sqlite3.Connection, destination: str) -> int:
+def purge_dead(conn: sqlite3.Connection, destination: str, now: float | None = None) -> int:
+    """Delete the destination's dead letters, recording each as ``purged`` at
+    ``now`` (Unix seconds) with its attempts and last error."""
+    conn.execute(
+        "INSERT INTO delivery_outcomes"
+        " (message_id, destination, outcome, at, attempts, detail)"
+        " SELECT message_id, destination, 'purged', ?, attempts, last_error FROM outbox"
+        " WHERE destination = ? AND dead = 1",
+        (time.time() if now is None else now, destination),
+    )
     return conn.execute(
         "DELETE FROM outbox WHERE destination = ? AND dead = 1", (destination,)
     ).rowcount
