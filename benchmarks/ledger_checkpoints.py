@@ -11,7 +11,6 @@ Prints records/s per policy and commit size (median of the rounds).
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import statistics
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector.audit.witness import FileWitness
+from collector.storage.sqlite.connection import open_database
 from consent.ledger import Ledger
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -30,12 +30,16 @@ def run(directory: Path, *, per_commit: int, every_commit: bool, seconds: float)
     """Append for about ``seconds``; returns records/s."""
     key = Ed25519PrivateKey.generate()
     path = directory / f"l-{per_commit}-{every_commit}-{time.monotonic_ns()}.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn = open_database(path)
     conn.execute("PRAGMA synchronous=NORMAL")
     every = 1 if every_commit else 1000
     ledger = Ledger(
-        conn, signer=key, checkpoint_every=every, checkpoint_seconds=10.0, state_cache_size=0
+        conn.ledger_store,
+        signer=key,
+        checkpoint_every=every,
+        checkpoint_seconds=10.0,
+        state_cache_size=0,
+        subject_keys=conn.subject_keys,
     )
     witness = FileWitness(path.with_suffix(".witness")) if every_commit else None
     n = 0
