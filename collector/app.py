@@ -31,6 +31,7 @@ from collector.access.principals import bearer
 from collector.consent_calls import call_keys, call_recipients
 from collector.errors import InvalidMessage, RequestError
 from collector.health import not_ready_reason
+from collector.http.allowed import explain
 from collector.http.body import BodyError, inflate
 from collector.http.envelope import read_batch, read_single
 from collector.limits import check_batch_size, summarise_rejections, summarise_warnings
@@ -315,7 +316,7 @@ class Api:
                 call = _consent_decoder.decode(body)
             except msgspec.ValidationError as exc:
                 reason, path = split_error(str(exc), "$")
-                raise RequestError(400, reason, path) from None
+                raise RequestError(400, explain(ConsentCall, reason, path), path) from None
             except msgspec.DecodeError as exc:
                 raise RequestError(400, f"body is not valid JSON: {exc}", "$") from None
             self._authenticate(request, call.writeKey)

@@ -383,3 +383,15 @@ def test_national_phone_without_region_keeps_event(server: Server) -> None:
     ]
     (event,) = _out(server, "phone-national")
     assert "1234567" not in json.dumps(event)
+
+
+# -- 12. request errors name what is allowed ---------------------------------------------------
+
+
+def test_consent_method_error_lists_the_allowed_values(server: Server) -> None:
+    call = {"userId": "u-consent", "purposes": {"analytics": "granted"}, "method": "checkbox"}
+    r = server.post("/v1/consent", call)
+    assert r.status_code == 400 and r.json()["path"] == "$.method"
+    assert "banner_accept" in r.json()["error"] and "checkbox" not in r.json()["error"]
+    r = server.post("/v1/consent", {**call, "method": "api", "purposes": {"analytics": "yes"}})
+    assert r.status_code == 400 and "granted, denied" in r.json()["error"]
