@@ -319,7 +319,13 @@ class Api:
                 raise RequestError(400, explain(ConsentCall, reason, path), path) from None
             except msgspec.DecodeError as exc:
                 raise RequestError(400, f"body is not valid JSON: {exc}", "$") from None
-            self._authenticate(request, call.writeKey)
+            source = self._authenticate(request, call.writeKey)
+            if not self.rt.router.may_record(source):
+                raise RequestError(
+                    403,
+                    f"source {source!r} may not record consent: only sources with"
+                    " consent_authority = true in [[sources]] may",
+                )
             for key in call.purposes:
                 if not is_state_key(key):
                     raise RequestError(
@@ -357,6 +363,7 @@ class Api:
                     notice_id=call.noticeId,
                     notice_version=call.noticeVersion,
                     signal=call.signal,
+                    source=source,
                 )
             )
             self.rt.metrics.consent_records.inc()

@@ -143,6 +143,10 @@ class SourceConfig(_Section, frozen=True):
     secret_env: str | None = None
     secret_file: str | None = None
     allowed_origins: list[Origin] = []
+    # Who may record consent (explicit calls and event signals): when any
+    # source sets true, only those do; false excludes this source. Default:
+    # every source, each record naming it (issue 19 item 9).
+    consent_authority: bool | None = None
 
 
 class BrowserConfig(_Section, frozen=True):

@@ -82,9 +82,12 @@ class Router:
         quarantine_ttl_s: float,
         notice_versions: Mapping[str, str] | None = None,
         dedupe_window_s: float = 0.0,
+        consent_sources: frozenset[str] | None = None,
     ) -> None:
-        """``dedupe_window_s``: repeats of a source's messageId within it are
+        """``consent_sources``: the sources that may record consent (None: all).
+        ``dedupe_window_s``: repeats of a source's messageId within it are
         stored once (0: off; collector.pipeline.dedupe)."""
+        self.consent_sources = consent_sources
         self.graph = graph
         self.dedupe_window_s = dedupe_window_s
         self.ledger = ledger
@@ -175,7 +178,7 @@ class Router:
             regime = self._regime(p)
             if p.signals.purposes or p.signals.gpc:
                 tally.consent_records += self._record_event_consent(
-                    p, one_id, regime.name, received_at
+                    p, one_id, regime.name, received_at, source
                 )
             state = self.ledger.state(one_id)
             body, allowed = self._decisions(state, regime, p)
@@ -380,10 +383,14 @@ class Router:
             )
         return resolution.one_id
 
+    def may_record(self, source: str | None) -> bool:
+        """Whether ``source`` may record consent (``consent_authority``)."""
+        return self.consent_sources is None or source in self.consent_sources
+
     def _record_event_consent(
-        self, p: Prepared, one_id: int, jurisdiction: str, at: datetime
+        self, p: Prepared, one_id: int, jurisdiction: str, at: datetime, source: str
     ) -> int:
-        if self.event_consent == "ignore":
+        if self.event_consent == "ignore" or not self.may_record(source):
             return 0
         state = self.ledger.state(one_id)
         seen = self._unchanged.get(one_id)
@@ -417,7 +424,8 @@ class Router:
             given_at=datetime.fromtimestamp(given, UTC),
             received_at=at,
             signal=p.signals.raw,
-            source=",".join(p.signals.sources) or None,
+            source=source,
+            signals=p.signals.sources,
         )
         return 1
 
@@ -441,6 +449,7 @@ class Router:
         notice_id: str | None,
         notice_version: str | None,
         signal: str | None,
+        source: str | None = None,
     ) -> tuple[int, int, str]:
         one_id = self._person(identifiers, identifiers[0].pseudonym, jurisdiction, received_at)
         policy = self.policies.get(jurisdiction)
@@ -461,6 +470,7 @@ class Router:
             notice_id=notice_id,
             notice_version=notice_version,
             signal=signal,
+            source=source,
         )
         return record.seq, one_id, record.action
 

@@ -188,6 +188,19 @@ def validate(config: Config) -> None:
                 )
 
 
+def consent_authorities(config: Config) -> frozenset[str] | None:
+    """The sources that may record consent: those with ``consent_authority =
+    true`` if any has it, else every source except those set false; None when
+    that is every source (the default)."""
+    sources = config.effective_sources()
+    chosen = [s.name for s in sources if s.consent_authority]
+    if chosen:
+        return frozenset(chosen)
+    if any(s.consent_authority is False for s in sources):
+        return frozenset(s.name for s in sources if s.consent_authority is not False)
+    return None
+
+
 def scrub_policy(config: Config) -> scrub.ScrubPolicy | None:
     """The PII scan from ``[privacy]`` (None when ``pii_scan = false``)."""
     privacy = config.privacy
@@ -298,6 +311,7 @@ class Runtime:
             quarantine_ttl_s=config.privacy.quarantine_ttl_days * 86400.0,
             notice_versions=config.privacy.min_notice_versions,
             dedupe_window_s=config.ingest.dedupe_window_hours * 3600.0,
+            consent_sources=consent_authorities(config),
         )
         self.forwarder: Forwarder | None = None
         self._last_expiry = 0.0

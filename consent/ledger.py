@@ -80,7 +80,10 @@ class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     notice_version: str | None = None
     signal: str | None = None
     merged_from: tuple[int, ...] = ()
+    # The collector source (write key or webhook) that recorded it; for records
+    # from events, ``signals`` names the signals read (categoryPreferences, gpp, ...).
     source: str | None = None
+    signals: tuple[str, ...] = ()
     # Per sensitive key, the purposes the consent was given for (GDPR Art. 9(2)(a)).
     scopes: dict[str, tuple[str, ...]] = {}
     # Merge records: per key, what each side contributed.

@@ -16,8 +16,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -427,3 +428,70 @@ def test_a_full_disk_loses_nothing_acknowledged(
         f" lost {len(lost)}, duplicates {duplicates}, batches refused {refused}"
     )
     assert not lost
+
+
+# -- item 9: which source may record consent, and every record names it ------------------
+def _ledger(server: Server) -> list[dict[str, Any]]:
+    cmd = [sys.executable, "-m", "collector.cli", "audit", "export", "--format", "json"]
+    cmd += ["--data-dir", str(server.data_dir)]
+    if server.config_path is not None:
+        cmd += ["--config", str(server.config_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=server.env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    records: list[dict[str, Any]] = json.loads(done.stdout)
+    return records
+
+
+def test_only_consent_authorities_record_consent_and_records_name_their_source(
+    server_factory: ServerFactory,
+) -> None:
+    config = """
+[[sources]]
+name = "backend"
+write_key_env = "BACKEND_KEY"
+consent_authority = true
+
+[[sources]]
+name = "browser"
+write_key_env = "BROWSER_KEY"
+"""
+    keys = {"BACKEND_KEY": "backend-key", "BROWSER_KEY": "browser-key"}
+    server = server_factory(config, env=keys).start()
+
+    def post(key: str, path: str, body: Mapping[str, object]) -> httpx.Response:
+        return httpx.post(server.url + path, json=body, auth=(key, ""), timeout=30)
+
+    grant = {"userId": "vip-1", "purposes": {"analytics": "granted"}}
+    assert post("backend-key", "/v1/consent", grant).status_code == 200
+    withdraw = {"userId": "vip-1", "purposes": {"analytics": "denied"}}
+    refused = post("browser-key", "/v1/consent", withdraw)
+    assert refused.status_code == 403 and "consent_authority" in refused.json()["error"]
+    # The browser's events are accepted, but their consent signals are not recorded.
+    event: dict[str, object] = {
+        "userId": "vip-1",
+        "event": "Viewed",
+        "context": {"consent": {"categoryPreferences": {"analytics": False}}},
+    }
+    assert post("browser-key", "/v1/track", event).status_code == 200
+    event["context"] = {"consent": {"categoryPreferences": {"marketing": True}}}
+    assert post("backend-key", "/v1/track", event).status_code == 200
+    server.stop()
+    records = _ledger(server)
+    assert [r["source"] for r in records] == ["backend", "backend"]
+    assert records[0]["purposes"] == {"analytics": True}  # the browser's denial not recorded
+    assert records[1]["purposes"]["marketing"] is True
+    assert records[1]["signals"] == ["categoryPreferences"]
+
+
+def test_by_default_every_source_records_and_is_named(server_factory: ServerFactory) -> None:
+    server = server_factory().start()
+    event = {
+        "userId": "d-1",
+        "event": "Viewed",
+        "context": {"consent": {"categoryPreferences": {"analytics": True}}},
+    }
+    assert server.post("/v1/track", event).status_code == 200
+    body = {"userId": "d-1", "purposes": {"marketing": "denied"}}
+    assert server.post("/v1/consent", body).status_code == 200
+    server.stop()
+    assert [r["source"] for r in _ledger(server)] == ["default", "default"]

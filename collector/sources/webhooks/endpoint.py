@@ -154,8 +154,8 @@ class Webhooks:
             if self._claims % 1000 == 1:
                 uow.deliveries.prune(stamp)
             for consent, identifiers in evidence:
-                if identifiers:
-                    self._record(uow, hook.platform.name, consent, identifiers, received)
+                if identifiers and self.rt.router.may_record(hook.name):
+                    self._record(uow, hook, consent, identifiers, received)
                     records += 1
             if erase_ids:
                 erased = self.rt.router.erase(uow, erase_ids, now=received)
@@ -199,7 +199,7 @@ class Webhooks:
     def _record(
         self,
         uow: UnitOfWork,
-        platform: str,
+        hook: _Hook,
         consent: MarketingConsent,
         identifiers: list[Identifier],
         received: datetime,
@@ -223,7 +223,9 @@ class Webhooks:
             consenter="self",
             notice_id=None,
             notice_version=None,
-            signal=f"{platform}:{consent.channel}:{'granted' if consent.granted else 'withdrawn'}",
+            signal=f"{hook.platform.name}:{consent.channel}:"
+            f"{'granted' if consent.granted else 'withdrawn'}",
+            source=hook.name,
         )
 
 
