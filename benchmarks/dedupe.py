@@ -5,7 +5,8 @@
 Each design runs the same batches of new message ids inside write transactions
 on a SQLite file (WAL, synchronous=NORMAL; fsync is excluded on purpose: it is
 shared by every design and dominated by the disk): (a) no check, (b) the seen
-set Consentry uses (63-bit BLAKE2b keys as the rowid of a generation table,
+set Consentry uses (63-bit BLAKE2b keys appended to a log, kept in memory
+until merged in sorted runs into a generation table keyed by them,
 collector.storage.sqlite.dedupe), (c) the earlier probe's design, a TEXT
 column of random UUIDs with a UNIQUE index. Each writes one stand-in outbox row
 per message so the figure is relative to real work. Prints µs of CPU per

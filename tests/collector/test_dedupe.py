@@ -4,10 +4,11 @@ worker processes and restarts; the seen set's rotation with a passed clock."""
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.pipeline.dedupe import dedupe_key, repeats_within
@@ -87,6 +88,37 @@ def test_seen_set_rotates_generations_with_the_clock(tmp_path: Path) -> None:
         "SELECT (SELECT count(*) FROM dedupe_current) + (SELECT count(*) FROM dedupe_previous)"
     ).fetchone()
     assert count <= 4  # bounded: only the last two generations are kept
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.lists(st.integers(min_value=1, max_value=30), max_size=6)),
+        max_size=25,
+    )
+)
+def test_two_processes_see_every_earlier_key(steps: list[tuple[bool, list[int]]]) -> None:
+    """Two processes' seen sets on one file, merging into the B-tree every few
+    keys: within a window a key is a repeat exactly when it was recorded before."""
+    with tempfile.TemporaryDirectory() as tmp:
+        conn = sqlite3.connect(Path(tmp) / "d.db", isolation_level=None)
+        sets = (SeenSet(window_s=100, merge_at=4), SeenSet(window_s=100, merge_at=4))
+        recorded: set[int] = set()
+        for which, keys in steps:
+            distinct = list(dict.fromkeys(keys))
+            assert sets[which].seen(conn, distinct, now=1.0) == recorded & set(distinct)
+            recorded |= set(distinct)
+
+
+def test_a_rolled_back_batch_leaves_no_key(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "d.db", isolation_level=None)
+    seen = SeenSet(window_s=100, merge_at=2)
+    conn.execute("BEGIN")
+    assert seen.seen(conn, [1, 2, 3], now=0) == set()
+    conn.execute("ROLLBACK")
+    seen.discard()
+    assert seen.seen(conn, [1, 2, 3], now=1) == set()
+    assert seen.seen(conn, [3, 4], now=2) == {3}
 
 
 @given(st.lists(st.one_of(st.none(), st.integers(min_value=0, max_value=5)), max_size=20))
