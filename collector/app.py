@@ -135,6 +135,7 @@ class Api:
         self.browser = Browser(
             config,
             {s.name: s.allowed_origins for s in config.effective_sources() if s.type == "http_api"},
+            count=lambda source, outcome: runtime.metrics.browser.labels(source, outcome).inc(),
         )
 
     def _authenticate(self, request: Request, body_key: str | None) -> str:

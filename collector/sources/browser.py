@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,8 +160,17 @@ def apply_facts(
 class Browser:
     """CORS, signals, cookie and limits for the browser-facing endpoints."""
 
-    def __init__(self, config: Config, origins: Mapping[str, Sequence[str]]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        origins: Mapping[str, Sequence[str]],
+        *,
+        count: Callable[[str, str], None] | None = None,
+    ) -> None:
+        """``count(source, outcome)``: origin_refused, rate_limited, cookie_set,
+        cookie_cleared (``consentry_browser_requests``)."""
         self.config = config
+        self._count = count or (lambda source, outcome: None)
         self.origins = {name: frozenset(o) for name, o in origins.items()}
         self.any_origin = frozenset().union(*self.origins.values()) if self.origins else frozenset()
         self.cookie = CookiePolicy(config.browser)
@@ -194,6 +203,7 @@ class Browser:
         cors = False
         if facts.origin is not None:
             if facts.origin not in self.origins.get(source, frozenset()):
+                self._count(source, "origin_refused")
                 raise RequestError(
                     403,
                     f"origin {facts.origin!r} is not allowed for source {source!r}:"
@@ -204,6 +214,7 @@ class Browser:
         visit = Visit(facts, source, cors)
         retry = self.limiter.hit(source, facts.client_ip)
         if retry is not None:
+            self._count(source, "rate_limited")
             raise RateLimited(retry, visit)
         return visit
 
@@ -245,8 +256,10 @@ class Browser:
             response.headers["Vary"] = "Origin"
         if visit.cookie_action == "set":
             response.headers.append("Set-Cookie", self.cookie.header(visit.cookie_id))
+            self._count(visit.source, "cookie_set")
         elif visit.cookie_action == "clear":
             response.headers.append("Set-Cookie", self.cookie.header(None))
+            self._count(visit.source, "cookie_cleared")
         return response
 
     def error(self, visit: Visit | None, exc: RequestError, response: Response) -> Response:

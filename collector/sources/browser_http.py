@@ -56,9 +56,8 @@ class BrowserEndpoints:
             return
         try:
             visit = self.browser.begin(request, source, always=True)
-        except RequestError as exc:
-            self._count(source, "rate_limited" if exc.status == 429 else "pixel_rejected")
-            return
+        except RequestError:
+            return  # counted by the browser source (origin_refused, rate_limited)
         assert visit is not None
         raw = _encoder.encode(pixel_message(kind, request.query_params.multi_items()))
         (raw,) = self.browser.rewrite(visit, [raw])

@@ -185,6 +185,9 @@ def test_browser_requests(server_factory: ServerFactory, tmp_path: Path) -> None
         'consentry_browser_requests_total{outcome="pixel_rejected",source="unknown"} 1.0' in metrics
     )
     assert 'consentry_browser_requests_total{outcome="pixel_rejected",source="web"}' in metrics
+    assert 'consentry_browser_requests_total{outcome="origin_refused",source="web"} 1.0' in metrics
+    assert 'consentry_browser_requests_total{outcome="cookie_set",source="web"}' in metrics
+    assert 'consentry_browser_requests_total{outcome="cookie_cleared",source="web"} 1.0' in metrics
 
     # session_key: removed, reported, never stored.
     r = httpx.post(
@@ -221,6 +224,8 @@ def test_rate_limit_answers_429_with_retry_after(
     codes = [beacon(server.url + "/v1/t", message, Origin=SHOP) for _ in range(4)]
     assert [c.status_code for c in codes] == [200, 200, 200, 429]
     assert int(codes[-1].headers["retry-after"]) >= 1
+    metrics = httpx.get(server.url + "/metrics", timeout=30).text
+    assert 'consentry_browser_requests_total{outcome="rate_limited",source="web"} 1.0' in metrics
     assert codes[-1].headers["access-control-allow-origin"] == SHOP
     # server clients (no Origin) are not browser traffic: not limited per address
     assert server.post("/v1/track", message).status_code == 200
