@@ -220,10 +220,12 @@ def pseudonymizer(key: str | None) -> Any:
     try:
         secret = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
     except ValueError:
+        secret = b""
+    if len(secret) != 32:
         raise ValueError(
             "pseudonym_key must be urlsafe base64 of 32 random bytes"
             " (base64.urlsafe_b64encode(os.urandom(32)))"
-        ) from None
+        )
 
     class _OneKey:
         active_kid = "s1"
