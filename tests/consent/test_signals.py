@@ -24,7 +24,8 @@ def test_segment_category_preferences() -> None:
 
 def test_any_denial_wins_when_categories_share_a_purpose() -> None:
     s = read_context({"consent": {"categoryPreferences": {"targeting": True, "ads": False}}})
-    assert s.purposes == {"advertising": False}
+    # "targeting" covers advertising and marketing (issue 21: the category map review)
+    assert s.purposes == {"advertising": False, "marketing": True}
 
 
 def test_rudderstack_consent_management() -> None:
@@ -36,7 +37,8 @@ def test_rudderstack_consent_management() -> None:
             }
         }
     )
-    assert s.purposes == {"analytics": True, "marketing": False}
+    # a CMP's "marketing" category covers advertising too (issue 21)
+    assert s.purposes == {"analytics": True, "advertising": False, "marketing": False}
 
 
 def test_consent_mode_v2() -> None:
