@@ -17,6 +17,9 @@ WRITER_LOCK = "consentry.db-writer.lock"
 BACKSTOP_PAGES = 16384  # 64 MB of WAL
 
 
+WAL_SIZE_LIMIT = 4 * 1024 * 1024  # bytes (issue 19 item 2)
+
+
 def connect(
     path: Path | str,
     *,
@@ -54,6 +57,9 @@ def connect(
         # Checkpoints run on the Checkpointer's thread, outside the write lock; the
         # writer only checkpoints itself if that thread falls far behind.
         conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+        # When the WAL starts over, a file grown past this by a spike (or while a
+        # full disk refused commits) is cut back: it does not keep its peak size.
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         if upgrade:
             migrate(conn)
     return conn
