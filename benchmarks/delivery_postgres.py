@@ -28,7 +28,6 @@ from rich.progress import Progress
 from collector import config as config_mod
 from collector.delivery.destinations.postgres import COLUMNS, row
 from collector.runtime import Runtime
-from collector.storage.sqlite.connection import connect
 
 
 def payload(i: int) -> bytes:
@@ -109,12 +108,12 @@ batch_size = {args.batch}
 
     async def forward() -> float:
         fwd = rt.make_forwarder()
-        conn = connect(rt.db_path, readonly=True)
+        reader = fwd.open_reader()
         start = time.perf_counter()
         with Progress(transient=True) as progress:
             task = progress.add_task("forwarding", total=args.rows)
             done = 0
-            while await fwd.drain_once("warehouse", conn):
+            while await fwd.drain_once("warehouse", reader):
                 done += args.batch
                 progress.update(task, completed=min(done, args.rows))
         took = time.perf_counter() - start

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,10 +26,9 @@ from collector.config import DestinationConfig
 from collector.delivery.destinations.base import Destination, SendResult, SupportsDeletion
 from collector.delivery.retry import retry_delay
 from collector.metrics import Metrics
-from collector.storage.sqlite import outbox
-from collector.storage.sqlite.connection import connect
-from collector.storage.sqlite.graph import current_one_id
-from collector.storage.sqlite.ledger import read_state
+from collector.storage.ports import DeliveryReader, OutboxRow
+from collector.storage.sqlite import delivery
+from collector.storage.sqlite.outbox import Drop
 from collector.storage.sqlite.writer import Writer
 from consent.decide import ConsentState, DestinationFacts, EventFacts, decide
 from consent.errors import PolicyError
@@ -58,38 +56,6 @@ class Lane:
     config: DestinationConfig
     destination: Destination
     facts: DestinationFacts
-
-
-def _finish(
-    erasure_id: int,
-    status: str,
-    deleted: int | None,
-    detail: str | None,
-    at: float,
-    conn: sqlite3.Connection,
-) -> None:
-    outbox.finish_erasure(conn, erasure_id, status, deleted, detail, at)
-
-
-def _delivered(
-    name: str, rows: list[outbox.OutboxRow], at: float, conn: sqlite3.Connection
-) -> None:
-    outbox.record_delivered(conn, name, rows, at)
-    outbox.set_in_flight(name, 0, at, conn)
-    outbox.clear_backoff(name, conn)
-
-
-def _retry(
-    name: str,
-    plans: list[tuple[int, float, bool, str]],
-    at: float,
-    backoff: tuple[float, str] | None,
-    conn: sqlite3.Connection,
-) -> None:
-    outbox.retry_rows(conn, plans)
-    outbox.set_in_flight(name, 0, at, conn)
-    if backoff is not None:
-        outbox.set_backoff(name, backoff[0], backoff[1], conn)
 
 
 class Forwarder:
@@ -120,6 +86,10 @@ class Forwarder:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
+    def open_reader(self) -> DeliveryReader:
+        """A read-only view of the database for one lane (close it when done)."""
+        return delivery.SqliteDeliveryReader(self._db_path)
+
     async def start(self, *, deliver: bool = True) -> None:
         """Start delivering; with ``deliver=False`` (the other worker processes)
         only erasure fan-out is available, so one process reads each outbox."""
@@ -134,11 +104,11 @@ class Forwarder:
     async def propagate_erasures(self) -> int:
         """Ask every destination that can delete to forget erased people (GDPR
         Art. 17/19); record per destination what happened. Returns requests made."""
-        conn = connect(self._db_path, readonly=True)
+        reader = self.open_reader()
         try:
-            pending = await asyncio.to_thread(outbox.pending_erasures, conn)
+            pending = await asyncio.to_thread(reader.pending_erasures)
         finally:
-            conn.close()
+            reader.close()
         for erasure_id, name, one_ids in pending:
             lane = self._lanes.get(name)
             now = self._clock()
@@ -148,7 +118,9 @@ class Forwarder:
             else:
                 status, deleted, detail = await self._delete_everywhere(lane, one_ids)
             await self._writer.run(
-                functools.partial(_finish, erasure_id, status, deleted, detail, now)
+                functools.partial(
+                    delivery.finish_erasure_unit, erasure_id, status, deleted, detail, now
+                )
             )
         return len(pending)
 
@@ -235,25 +207,25 @@ class Forwarder:
             await lane.destination.close()
 
     async def _run(self, name: str) -> None:
-        conn = connect(self._db_path, readonly=True)
+        reader = self.open_reader()
         try:
             while not self._stopping:
                 try:
-                    worked = await self.drain_once(name, conn)
+                    worked = await self.drain_once(name, reader)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.exception("destination %s: forwarding loop error; retrying", name)
                     worked = False
                 if not worked:
-                    await self._idle(name, conn)
+                    await self._idle(name, reader)
         finally:
-            conn.close()
+            reader.close()
 
-    async def _idle(self, name: str, conn: sqlite3.Connection) -> None:
+    async def _idle(self, name: str, reader: DeliveryReader) -> None:
         event = self._events[name]
-        nxt = await asyncio.to_thread(outbox.next_due, conn, name)
-        until = await asyncio.to_thread(outbox.backoff_until, conn, name)
+        nxt = await asyncio.to_thread(reader.next_due, name)
+        until = await asyncio.to_thread(reader.backoff_until, name)
         if until is not None and nxt is not None:
             nxt = max(nxt, until)
         timeout = self._poll if nxt is None else min(self._poll, max(0.0, nxt - self._clock()))
@@ -262,33 +234,33 @@ class Forwarder:
         event.clear()
 
     def _recheck(
-        self, conn: sqlite3.Connection, lane: Lane, rows: list[outbox.OutboxRow]
-    ) -> tuple[list[tuple[outbox.OutboxRow, int]], list[outbox.Drop]]:
-        send: list[tuple[outbox.OutboxRow, int]] = []
-        drop: list[outbox.Drop] = []
+        self, reader: DeliveryReader, lane: Lane, rows: list[OutboxRow]
+    ) -> tuple[list[tuple[OutboxRow, int]], list[Drop]]:
+        send: list[tuple[OutboxRow, int]] = []
+        drop: list[Drop] = []
         people: dict[int, tuple[int, bool]] = {}
         states: dict[int, Any] = {}
         verdicts: dict[tuple[int, str, bool, frozenset[str]], Verdict] = {}
         for row in rows:
             if row.one_id not in people:
-                people[row.one_id] = current_one_id(conn, row.one_id)
+                people[row.one_id] = reader.person(row.one_id)
             one_id, erased = people[row.one_id]
             if erased:
-                drop.append(outbox.Drop(row, (), "the person was erased"))
+                drop.append(Drop(row, (), "the person was erased"))
                 continue
             key = (one_id, row.jurisdiction, row.gpc, row.pi)
             verdict = verdicts.get(key)
             if verdict is None:
                 if one_id not in states:
-                    states[one_id] = read_state(conn, one_id)
+                    states[one_id] = reader.consent_state(one_id)
                 verdict = verdicts[key] = self._verdict(states[one_id], row, lane)
             if verdict.allowed:
                 send.append((row, one_id))
             else:
-                drop.append(outbox.Drop(row, verdict.records, verdict.reasons))
+                drop.append(Drop(row, verdict.records, verdict.reasons))
         return send, drop
 
-    def _verdict(self, state: ConsentState, row: outbox.OutboxRow, lane: Lane) -> Verdict:
+    def _verdict(self, state: ConsentState, row: OutboxRow, lane: Lane) -> Verdict:
         """The decision again, under the packs, country and age the row was routed
         with (a pack no longer loaded blocks: fail closed)."""
         name, country, age = parse_recheck_label(row.jurisdiction)
@@ -303,7 +275,7 @@ class Forwarder:
         decision = decide(state, facts, lane.facts, regime)
         return Verdict(decision.allowed, decision.record_ids, "; ".join(decision.reasons))
 
-    def _finalize(self, row: outbox.OutboxRow, one_id: int, domain: str) -> bytes:
+    def _finalize(self, row: OutboxRow, one_id: int, domain: str) -> bytes:
         """Add the OneID as this destination sees it (its own domain, current
         after merges). The collector wrote the marker itself, so a byte-level
         insert is exact; anything else takes the decode path."""
@@ -319,39 +291,41 @@ class Forwarder:
         marker["oneId"] = their_one_id
         return _encoder.encode(message)
 
-    async def drain_once(self, name: str, conn: sqlite3.Connection) -> bool:
+    async def drain_once(self, name: str, reader: DeliveryReader) -> bool:
         """Deliver one batch for ``name``; returns whether there was work."""
         lane = self._lanes[name]
         now = self._clock()
-        until = await asyncio.to_thread(outbox.backoff_until, conn, name)
+        until = await asyncio.to_thread(reader.backoff_until, name)
         if until is not None and until > now:
             return False  # the destination is backing off (a failure or its Retry-After)
-        rows = await asyncio.to_thread(outbox.due_rows, conn, name, now, lane.config.batch_size)
+        rows = await asyncio.to_thread(reader.due_rows, name, now, lane.config.batch_size)
         if not rows:
             return False
         # Consent is decided again at send time. If the ledger moved while we were
         # deciding (a withdrawal was acknowledged), decide again, so nothing goes
         # out on the strength of consent withdrawn before the send.
         for _ in range(5):
-            head = await asyncio.to_thread(outbox.ledger_seq, conn)
-            send, drop = await asyncio.to_thread(self._recheck, conn, lane, rows)
+            head = await asyncio.to_thread(reader.ledger_seq)
+            send, drop = await asyncio.to_thread(self._recheck, reader, lane, rows)
             payloads = [self._finalize(row, one_id, lane.config.domain()) for row, one_id in send]
-            if await asyncio.to_thread(outbox.ledger_seq, conn) == head:
+            if await asyncio.to_thread(reader.ledger_seq) == head:
                 break
         if drop:
-            await self._writer.run(lambda c: outbox.record_dropped(c, name, drop, now))
+            await self._writer.run(functools.partial(delivery.dropped_unit, name, drop, now))
             self._metrics.dropped_consent.labels(name).inc(len(drop))
         if not send:
             return True
         # Not awaited: the marker rides along with the next group commit.
-        self._writer.submit(functools.partial(outbox.set_in_flight, name, len(payloads), now))
+        self._writer.submit(functools.partial(delivery.in_flight_unit, name, len(payloads), now))
         parts = await self._send_isolating(
             lane, list(zip([r for r, _ in send], payloads, strict=True))
         )
         delivered = [row for rows, result in parts if result.ok for row in rows]
         failed = [(rows, result) for rows, result in parts if not result.ok]
         if delivered:
-            await self._writer.run(functools.partial(_delivered, name, delivered, self._clock()))
+            await self._writer.run(
+                functools.partial(delivery.delivered_unit, name, delivered, self._clock())
+            )
             self._metrics.forwarded.labels(name).inc(len(delivered))
         if not failed:
             return True
@@ -379,7 +353,9 @@ class Forwarder:
                 is_dead = not result.retryable or too_old or exhausted
                 plans.append((row.id, now + delay, is_dead, result.error or "delivery failed"))
                 dead += is_dead
-        await self._writer.run(functools.partial(_retry, name, plans, self._clock(), backoff))
+        await self._writer.run(
+            functools.partial(delivery.retry_unit, name, plans, self._clock(), backoff)
+        )
         self._metrics.retries.labels(name).inc(len(plans))
         if dead:
             self._metrics.dead.labels(name).inc(dead)
@@ -394,8 +370,8 @@ class Forwarder:
         return bool(delivered)
 
     async def _send_isolating(
-        self, lane: Lane, items: list[tuple[outbox.OutboxRow, bytes]]
-    ) -> list[tuple[list[outbox.OutboxRow], SendResult]]:
+        self, lane: Lane, items: list[tuple[OutboxRow, bytes]]
+    ) -> list[tuple[list[OutboxRow], SendResult]]:
         """Send a batch; one that fails with a non-retryable error (a message the
         destination refuses) is split in halves until the messages it refuses are
         isolated, so they alone are dead-lettered and the rest delivered (issue 19

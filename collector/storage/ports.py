@@ -27,6 +27,7 @@ from typing import Protocol
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from consent.decide import ConsentState
 from consent.ledger import ConsentRecord, LedgerReader, LedgerStore, VerifyResult
 from identity.graph import Conflict, GraphStore, MergeRecord
 
@@ -338,3 +339,38 @@ class AuditStore(Protocol):
     def conflicts(self, one_id: int | None = None) -> list[Conflict]:
         """Links and merges the identity graph refused (limits), oldest first."""
         ...
+
+
+class DeliveryReader(Protocol):
+    """What one forwarder lane reads, on a read-only connection of its own.
+    Times are Unix seconds."""
+
+    def due_rows(self, destination: str, now: float, limit: int) -> list[OutboxRow]:
+        """Up to ``limit`` rows of the destination, not dead, due at ``now``, oldest first."""
+        ...
+
+    def next_due(self, destination: str) -> float | None:
+        """When the destination's next row is due (None: nothing queued)."""
+        ...
+
+    def backoff_until(self, destination: str) -> float | None:
+        """Until when the whole destination waits (None: it does not)."""
+        ...
+
+    def ledger_seq(self) -> int:
+        """The consent ledger's head seq, to see whether it moved."""
+        ...
+
+    def person(self, one_id: int) -> tuple[int, bool]:
+        """(the OneID ``one_id`` was merged into, or itself; erased?)."""
+        ...
+
+    def consent_state(self, one_id: int) -> ConsentState:
+        """The person's effective consent now."""
+        ...
+
+    def pending_erasures(self) -> list[tuple[int, str, list[int]]]:
+        """(erasure id, destination, the person's OneIDs) not yet propagated."""
+        ...
+
+    def close(self) -> None: ...
