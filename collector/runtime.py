@@ -31,7 +31,7 @@ from collector.errors import ConfigError
 from collector.metrics import Metrics
 from collector.pipeline import scrub
 from collector.pipeline.prepare import IngestOptions, Preparer
-from collector.route import Router, destination_facts
+from collector.pipeline.route import Router, destination_facts
 from collector.sources.wechat import WechatKeys
 from collector.storage.sqlite.checkpointer import Checkpointer, truncate_wal
 from collector.storage.sqlite.connection import DB_NAME, WRITER_LOCK, connect

@@ -17,7 +17,7 @@ from typing import Any
 from collector.errors import InvalidMessage, Unavailable
 from collector.pipeline.decode import Rejection, decode_message
 from collector.pipeline.prepare import Prepared
-from collector.route import Tally
+from collector.pipeline.route import Tally
 from collector.runtime import Runtime
 from collector.storage.ports import UnitOfWork
 

@@ -12,7 +12,7 @@ import pytest
 from collector.config import parse
 from collector.errors import ConfigError
 from collector.event_facts import SignalClock
-from collector.route import destination_facts
+from collector.pipeline.route import destination_facts
 from collector.runtime import build_policies
 from consent import tcf
 from sdk_python.messages import Track
