@@ -10,6 +10,7 @@ from typing import TextIO
 
 import msgspec
 
+from collector.audit.ledger import History
 from collector.audit.why import Explanation
 from collector.audit.witness import WitnessResult
 from collector.storage.ports import DeliveryOutcome
@@ -141,3 +142,22 @@ def records_csv(records: Iterable[ConsentRecord], out: TextIO) -> None:
 def records_json(records: list[ConsentRecord]) -> str:
     """The records as a JSON array of their full ledger form."""
     return msgspec.json.encode(records).decode()
+
+
+def history_lines(history: History) -> Iterator[str]:
+    """A person's identity merges, refused links and erasures, one per line."""
+    yield f"OneID {history.one_id}"
+    for m in history.merges:
+        yield f"  merge: OneID {m.absorbed} joined {m.one_id} through {m.cause_kind} at {m.at}"
+    for c in history.conflicts:
+        other = f" (OneID {c.other})" if c.other is not None else ""
+        yield f"  refused link: {c.kind} {c.pseudonym}{other}: {c.reason}"
+    for e in history.erasures:
+        remote = "-" if e.remote_rows_deleted is None else str(e.remote_rows_deleted)
+        yield (
+            f"  erasure at {_iso(e.at)}: {e.destination} {e.status}"
+            f" (outbox rows deleted {e.outbox_rows_deleted}, at the destination {remote})"
+            + (f": {e.detail}" if e.detail else "")
+        )
+    if not (history.merges or history.conflicts or history.erasures):
+        yield "  no merges, refused links or erasures recorded"

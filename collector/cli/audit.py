@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_common(w)
     w.add_argument("message_id", help="the message's messageId")
     w.add_argument("destination", help="destination name")
+    h = asub.add_parser("history", help="a person's merges, refused links and erasures")
+    add_common(h)
+    h.add_argument("subject", help="OneID or internal pseudonym")
     pk = asub.add_parser("pubkey", help="print the ledger's public key (PEM)")
     add_common(pk)
     a.set_defaults(fn=cmd_audit)
@@ -59,6 +62,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
             return _export(store, args)
         if args.audit_cmd == "why":
             return _why(store, args)
+        if args.audit_cmd == "history":
+            for line in report.history_lines(ledger.history(store, args.subject)):
+                print(line)
+            return 0
     finally:
         store.close()
     return fail("unknown audit command")

@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.collector.receiver import Receiver
@@ -145,3 +146,55 @@ def test_witness_detects_deleted_tail_records(
     caught = cli(server, "audit", "verify", "--witness", str(witness))
     assert caught.returncode == 1
     assert "record 3" in caught.stderr and "gone" in caught.stderr
+
+
+def test_checkpoints_are_posted_to_the_witness_url(
+    server_factory: ServerFactory, receiver: Receiver, tmp_path: Path
+) -> None:
+    server = server_factory(f'[audit]\nwitness_url = "{receiver.url}"\n').start()
+    consent(server, "h1", True)
+    consent(server, "h2", True)
+    assert wait_for(
+        lambda: max((json.loads(b)["seq"] for _, b in receiver.requests), default=0) == 2
+    )
+    headers, body = receiver.requests[-1]
+    line = json.loads(body)
+    assert headers["content-type"] == "application/json"
+    assert set(line) == {"seq", "hash", "signed_at"} and len(line["hash"]) == 64
+    server.stop()
+    # the posted hash is the ledger's own at that seq
+    conn = sqlite3.connect(server.data_dir / "consentry.db")
+    stored = conn.execute("SELECT hash FROM consent_ledger WHERE seq = 2").fetchone()[0]
+    assert bytes(stored).hex() == line["hash"]
+
+
+def test_history_shows_merges_and_erasures(server_factory: ServerFactory) -> None:
+    server = server_factory(env={"CONSENTRY_ADMIN_TOKEN": "adm"}).start()
+    for body in (
+        {"userId": "hist-user", "event": "A"},
+        {"anonymousId": "hist-anon", "event": "B"},
+    ):
+        assert server.post("/v1/track", body).status_code == 200
+    linked = {"userId": "hist-user", "anonymousId": "hist-anon"}
+    assert server.post("/v1/identify", linked).status_code == 200
+    server.stop()
+    conn = sqlite3.connect(server.data_dir / "consentry.db")
+    [(into, absorbed)] = conn.execute("SELECT one_id, absorbed FROM id_merges").fetchall()
+    conn.close()
+    merged = cli(server, "audit", "history", str(into))
+    assert merged.returncode == 0, merged.stderr
+    assert f"OneID {into}" in merged.stdout
+    assert f"merge: OneID {absorbed} joined {into} through " in merged.stdout
+
+    server.start()
+    erased = httpx.post(
+        server.url + "/v1/erase",
+        json={"userId": "hist-user"},
+        headers={"Authorization": "Bearer adm"},
+        timeout=30,
+    )
+    assert erased.status_code == 200, erased.text
+    server.stop()
+    after = cli(server, "audit", "history", str(into)).stdout
+    assert "erasure at " in after and "lake " in after
+    assert "no merges" not in after
