@@ -29,7 +29,7 @@ from starlette.routing import Route
 from collector import openapi
 from collector.access.principals import bearer
 from collector.consent_calls import call_keys, call_recipients
-from collector.errors import InvalidMessage, RequestError
+from collector.errors import HeldByPlan, InvalidMessage, RequestError
 from collector.health import not_ready_reason
 from collector.http.allowed import explain
 from collector.http.body import BodyError, inflate
@@ -168,6 +168,7 @@ class Api:
         prepared: list[Prepared] = []
         rejected: list[Rejection] = []
         found = list(warnings)
+        plan = self.rt.plans.get(source)
         max_depth = self.rt.config.ingest.max_depth
         for index, raw, kind in items:
             prefix = f"$.batch[{index}]" if kind is None else "$"
@@ -191,7 +192,15 @@ class Api:
                     sent_at=sent_at,
                     batch_integrations=integrations,
                     request_consent=cookie_consent,
+                    plan=plan,
                 )
+            except HeldByPlan as held:
+                # Kept (encrypted) for a replay even from a single-message endpoint.
+                self.rt.metrics.plan_checked(
+                    source, held.event, held.verdict, (v[0] for v in held.violations)
+                )
+                rejected.append(Rejection(index, held.reason, held.path, held.kept))
+                continue
             except Exception as exc:  # one bad message never fails its batch
                 reason, path = _rejection(exc, prefix)
                 if kind is not None:
@@ -199,6 +208,10 @@ class Api:
                 rejected.append(Rejection(index, reason, path, raw))
                 continue
             prepared.append(p)
+            if p.plan is not None and p.plan.violations:
+                self.rt.metrics.plan_checked(
+                    source, p.plan.event, p.plan.verdict, (v.kind for v in p.plan.violations)
+                )
             found += decoded
             found += p.warnings
             found += [InputWarning(index, "consent_unreadable", r, at) for r, at in cookie_warnings]

@@ -147,6 +147,9 @@ class SourceConfig(_Section, frozen=True):
     # source sets true, only those do; false excludes this source. Default:
     # every source, each record naming it (issue 19 item 9).
     consent_authority: bool | None = None
+    # A tracking plan file (YAML or JSON; collector.quality.plan), relative to
+    # the working directory like data_dir. Checked after pseudonymization.
+    tracking_plan: str | None = None
 
 
 class BrowserConfig(_Section, frozen=True):

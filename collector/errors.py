@@ -9,6 +9,7 @@ ConsentryError                    base of every collector error
 └── RequestError                  a request is refused; ``status`` is the HTTP status
     ├── BadRequest                400: the body as a whole is unusable (encoding, empty)
     │   └── InvalidMessage        400: bad input; ``reason`` and ``path`` (a JSON path)
+    │       └── HeldByPlan        a tracking plan quarantines the message (kept, replayable)
     ├── Unauthorized              401: no or wrong write key / admin token
     ├── Forbidden                 403: the endpoint is off, or the origin/role may not use it
     ├── PayloadTooLarge           413: over a size limit (bytes are in the message)
@@ -123,3 +124,29 @@ class Unavailable(_Refused):
     """503: nothing was stored (the database failed); the client should retry."""
 
     status = 503
+
+
+class HeldByPlan(InvalidMessage):
+    """A valid message that its source's tracking plan quarantines (action
+    ``quarantine``, or ``block`` for an unplanned event). Unlike other invalid
+    input it is quarantined even on a single-message endpoint (the request
+    gets 200 with the message listed as rejected), so it can be replayed once
+    the plan is fixed. ``violations`` are (kind, path, reason) triples;
+    ``kept`` is what the quarantine keeps (JSON, with its ``type``);
+    ``verdict`` is ``quarantine`` or ``block``; ``event`` the metric label."""
+
+    def __init__(
+        self,
+        reason: str,
+        path: str,
+        *,
+        violations: tuple[tuple[str, str, str], ...],
+        kept: bytes,
+        verdict: str,
+        event: str,
+    ) -> None:
+        super().__init__(reason, path)
+        self.violations = violations
+        self.kept = kept
+        self.verdict = verdict
+        self.event = event

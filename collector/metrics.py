@@ -75,6 +75,13 @@ class Metrics:
             ["source", "warning"],
             registry=r,
         )
+        self.plan_violations = Counter(
+            "consentry_plan_violations",
+            "Tracking-plan violations per source, event (planned names only;"
+            " '(unplanned)' otherwise), kind and what was done (flag, omit, quarantine, block)",
+            ["source", "event", "kind", "action"],
+            registry=r,
+        )
         self.outbox_depth = Gauge(
             "consentry_outbox_depth",
             "Pending outbox rows",
@@ -122,6 +129,11 @@ class Metrics:
         """One request's warnings, by code (collector.pipeline.warnings.CODES)."""
         for code in codes:
             self.warnings.labels(source, code).inc()
+
+    def plan_checked(self, source: str, event: str, action: str, kinds: Iterable[str]) -> None:
+        """One message's tracking-plan violations."""
+        for kind in kinds:
+            self.plan_violations.labels(source, event, kind, action).inc()
 
     def _child(self, counter: Counter, label: str) -> Any:
         # labels() takes a lock and builds a key on every call; the set of

@@ -32,6 +32,7 @@ from collector.metrics import Metrics
 from collector.pipeline import scrub
 from collector.pipeline.prepare import IngestOptions, Preparer
 from collector.pipeline.route import Router, destination_facts
+from collector.quality.plan import TrackingPlan, load_plan
 from collector.sources.wechat import WechatKeys
 from collector.storage.sqlite.checkpointer import Checkpointer, truncate_wal
 from collector.storage.sqlite.connection import DB_NAME, WRITER_LOCK, connect
@@ -170,6 +171,7 @@ def validate(config: Config) -> None:
     naming the key or the variable."""
     build_policies(config)
     normalize_options(config)
+    load_plans(config)
     try:
         scrub_policy(config)
     except ValueError as exc:
@@ -186,6 +188,19 @@ def validate(config: Config) -> None:
                     f"destinations[{i}] ({dest.name}).{name}: the environment variable"
                     f" {variable} is not set"
                 )
+
+
+def load_plans(config: Config) -> dict[str, TrackingPlan]:
+    """Each source's tracking plan, compiled once (raises ConfigError naming
+    the source, the file and the key)."""
+    plans: dict[str, TrackingPlan] = {}
+    for i, source in enumerate(config.effective_sources()):
+        if source.tracking_plan:
+            try:
+                plans[source.name] = load_plan(source.tracking_plan)
+            except ConfigError as exc:
+                raise ConfigError(f"sources[{i}] ({source.name}).tracking_plan: {exc}") from None
+    return plans
 
 
 def consent_authorities(config: Config) -> frozenset[str] | None:
@@ -261,6 +276,7 @@ class Runtime:
             self.keyring, options=options, cache_size=config.identity.cache_size
         )
         self.sources = load_sources(config)
+        self.plans = load_plans(config)
         self.db_path = self.data_dir / DB_NAME
         conn = connect(self.db_path, synchronous=config.storage.synchronous, upgrade=True)
         self._uow = conn  # the writer's connection and its stores

@@ -70,8 +70,9 @@ class OutboxStep:
                     )
                 )
         if body is not None:
-            if p.scrubbed:
-                body = _with_notes(body, p.scrubbed)
+            notes = p.scrubbed + (p.plan.notes() if p.plan is not None else ())
+            if notes:
+                body = _with_notes(body, notes)
             decision_rows.append((p.message_id, now, body))
 
     def flush(self, uow: UnitOfWork) -> None:

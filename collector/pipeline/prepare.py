@@ -21,16 +21,18 @@ from typing import Any
 
 import msgspec
 
-from collector.errors import InvalidMessage
+from collector.errors import HeldByPlan, InvalidMessage
 from collector.event_facts import SignalClock
 from collector.pipeline import integrations as flags
 from collector.pipeline import scrub as pii_scrub
 from collector.pipeline.egress import EgressStep, _placeholder
 from collector.pipeline.options import IngestOptions
 from collector.pipeline.pseudonymize import PseudonymizeStep
+from collector.pipeline.quality import PlanResult, apply_plan
 from collector.pipeline.signals import SignalsStep, _signal_warnings
 from collector.pipeline.timestamps import iso_z, segment_times
 from collector.pipeline.warnings import InputWarning
+from collector.quality.plan import TrackingPlan
 from collector.sources.cookies import with_request_consent
 from consent.decide import EventFacts
 from consent.signals import Signals
@@ -65,6 +67,7 @@ class Prepared:
     blocked: frozenset[str] = frozenset()  # destinations the integrations flags keep out
     generated_id: bool = False  # messageId made here (never a repeat)
     signal_at: float | None = None  # the event's own time (epoch s), for its consent signals
+    plan: PlanResult | None = None  # what the source's tracking plan said (kept messages)
 
 
 class Preparer(PseudonymizeStep, SignalsStep, EgressStep):
@@ -105,6 +108,7 @@ class Preparer(PseudonymizeStep, SignalsStep, EgressStep):
         request_consent: Mapping[str, Any] | None = None,
         sent_at: datetime | None = None,
         batch_integrations: Mapping[str, Any] | None = None,
+        plan: TrackingPlan | None = None,
     ) -> Prepared:
         """Raises InvalidMessage(reason, JSON path); neither quotes a key or
         value that may be personal data (issue 14 §1). ``sent_at``: the batch's
@@ -119,7 +123,10 @@ class Preparer(PseudonymizeStep, SignalsStep, EgressStep):
                 request_consent=request_consent,
                 sent_at=sent_at,
                 batch_integrations=batch_integrations,
+                plan=plan,
             )
+        except HeldByPlan:
+            raise  # its reason and paths are built without values or personal keys
         except InvalidMessage as exc:
             raise InvalidMessage(redact_text(exc.reason), redact_path(exc.path)) from None
 
@@ -134,6 +141,7 @@ class Preparer(PseudonymizeStep, SignalsStep, EgressStep):
         request_consent: Mapping[str, Any] | None = None,
         sent_at: datetime | None = None,
         batch_integrations: Mapping[str, Any] | None = None,
+        plan: TrackingPlan | None = None,
     ) -> Prepared:
         data: dict[str, Any] = msgspec.to_builtins(msg)
         data["messageId"] = msg.messageId or str(uuid.uuid4())
@@ -162,6 +170,16 @@ class Preparer(PseudonymizeStep, SignalsStep, EgressStep):
             if scrubbed is not None:
                 data = scrubbed.data
                 found.extend((f"~{kind}", value, ()) for kind, value in scrubbed.values)
+        checked = None
+        if plan is not None:  # after pseudonymization, before any payload exists
+            checked = apply_plan(
+                plan,
+                data,
+                (p for _, _, p in found),
+                prefix=prefix,
+                held=lambda: _held(raw),
+            )
+            warnings += checked.warnings(index)
         previous = None
         if msg_type == "alias":
             previous = self._normalized(
@@ -213,6 +231,7 @@ class Preparer(PseudonymizeStep, SignalsStep, EgressStep):
                 flags.merged(data.get("integrations"), batch_integrations), self._names
             ),
             signal_at=self._clock(msg, received_at, context) if not signals.empty else None,
+            plan=checked,
         )
 
     def _times(
@@ -241,3 +260,12 @@ class Preparer(PseudonymizeStep, SignalsStep, EgressStep):
             data["originalTimestamp"] = iso_z(times.original_timestamp)
         if times.sent_at is not None:
             data["sentAt"] = iso_z(times.sent_at)
+
+
+def _held(raw: dict[str, Any]) -> bytes:
+    """What a plan-held message keeps for a replay: the message as received
+    (batch context and request consent merged in, its messageId, its timestamp
+    already corrected for clock skew), without ``sentAt``/``receivedAt`` so a
+    replay does not correct the time twice."""
+    kept = {k: v for k, v in raw.items() if k not in ("sentAt", "receivedAt")}
+    return msgspec.json.encode(kept)

@@ -20,6 +20,9 @@ Codes (each a label value of the metric):
 ``duplicate``            a repeated ``messageId`` was acknowledged and stored once
 ``session_key_removed``  a WeChat ``session_key`` was removed (it never leaves the backend)
 ``nul_replaced``         U+0000, which destinations cannot store, became U+FFFD
+``plan_violation``       the source's tracking plan found a violation (kind, path);
+                         the event was forwarded (flag) or forwarded without the
+                         offending properties (omit)
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ CODES = (
     "duplicate",
     "session_key_removed",
     "nul_replaced",
+    "plan_violation",
 )
 
 

@@ -151,6 +151,30 @@ class QuarantineStore(Protocol):
         """Delete rows past their expiry; returns how many."""
         ...
 
+    def rows(
+        self, *, source: str | None = None, ids: Sequence[int] = (), limit: int = 10_000
+    ) -> list[QuarantinedRow]:
+        """Kept messages, oldest first, of one source and/or with the given ids."""
+        ...
+
+    def delete(self, ids: Sequence[int]) -> int:
+        """Remove rows (after a replay stored them again); returns how many."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedRow:
+    """One quarantined message: times in epoch seconds; ``sealed`` is its raw
+    bytes encrypted by the vault, bound to ``quarantine/<id>/<expires_at>``."""
+
+    id: int
+    received_at: float
+    expires_at: float
+    source: str
+    reason: str
+    path: str
+    sealed: bytes
+
 
 class SealFn(Protocol):
     def __call__(self, row_id: int) -> bytes: ...
