@@ -16,6 +16,7 @@ from collector.errors import InvalidMessage
 from collector.pipeline.limits import DEFAULT_MAX_DEPTH, deep_path, too_deep
 from collector.pipeline.relax import relax
 from collector.pipeline.warnings import InputWarning
+from identity.pii import redact_path, redact_text
 from sdk_python.messages import MAX_MESSAGE_BYTES, MESSAGE_TYPES, Message
 
 _message_decoder = msgspec.json.Decoder(Message)
@@ -27,12 +28,18 @@ _QUOTED = re.compile(r" '.*'$")
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """A message that failed decoding or preparation: its position in the
-    request, why, where (JSON path), and its raw bytes (for the quarantine only)."""
+    request, why, where (JSON path), and its raw bytes (for the quarantine only).
+    Reason and path never quote a key or value that looks like personal data
+    (issue 14 §1): they are stored unencrypted beside the sealed payload."""
 
     index: int
     reason: str
     path: str
     raw: bytes
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", redact_text(self.reason))
+        object.__setattr__(self, "path", redact_path(self.path))
 
 
 def split_error(text: str, prefix: str) -> tuple[str, str]:

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from identity.pii import redact_path, redact_text
+
 CODES = (
     "time_unreadable",
     "text_repaired",
@@ -55,3 +57,6 @@ class InputWarning:
 
     def __post_init__(self) -> None:
         assert self.code in CODES, self.code
+        # A key in the path may itself be personal data (issue 14 §1).
+        object.__setattr__(self, "reason", redact_text(self.reason))
+        object.__setattr__(self, "path", redact_path(self.path))

@@ -214,3 +214,16 @@ def test_a_rejection_never_quotes_a_consent_category_named_by_an_email() -> None
     for text in (reason, path):
         assert "jane" not in text and "example" not in text and "@" not in text
     assert path.startswith("$.context.consent.categoryPreferences")
+
+
+def test_warnings_and_rejections_never_quote_a_key_that_is_personal_data() -> None:
+    from collector.pipeline.decode import Rejection
+    from collector.pipeline.warnings import InputWarning
+
+    path = "$.batch[2].properties.jane.doe@example.com.note"
+    warning = InputWarning(2, "nul_replaced", "U+0000 became U+FFFD", path)
+    rejection = Rejection(2, f"{path} must be a string", path, b"")
+    for text in (warning.path, rejection.path, rejection.reason):
+        assert "jane" not in text and "@" not in text
+        assert text.startswith("$.batch[2].properties.<redacted>")
+    assert warning.reason == "U+0000 became U+FFFD"
