@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -92,11 +92,16 @@ async def read_body(request: Request) -> bytes:
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            raise RequestError(413, f"request body is over the {MAX_REQUEST_BYTES}-byte limit")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_REQUEST_BYTES:
+                raise RequestError(413, f"request body is over the {MAX_REQUEST_BYTES}-byte limit")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Gone before the body was complete (or cut by the body timeout): nothing
+        # was stored, and nobody is left to answer; no traceback for it.
+        raise RequestError(400, "the client disconnected before the body was complete") from None
     body = b"".join(chunks)
     try:
         body = inflate(body, request.headers.get("content-encoding", ""), limit=MAX_REQUEST_BYTES)

@@ -45,6 +45,12 @@ class ServerConfig(_Section, frozen=True):
     max_batch_messages: Annotated[int, Meta(ge=1)] = 2500
     max_quarantined_per_request: Annotated[int, Meta(ge=1)] = 100
     max_warnings_per_request: Annotated[int, Meta(ge=1)] = 100
+    # Slow and greedy clients (collector/http/server.py): request head size,
+    # seconds to send a request head / a body, idle keep-alive seconds.
+    max_header_bytes: Annotated[int, Meta(ge=1024)] = 32 * 1024
+    header_timeout_seconds: Annotated[float, Meta(gt=0)] = 10.0
+    body_timeout_seconds: Annotated[float, Meta(gt=0)] = 30.0
+    idle_timeout_seconds: Annotated[float, Meta(gt=0)] = 5.0
 
 
 class StorageConfig(_Section, frozen=True):

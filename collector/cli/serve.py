@@ -48,6 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from collector.app import create_app
+    from collector.http.server import Limits, protocol_class
     from collector.runtime import Runtime, tune_gc, validate
     from collector.workers import run_workers
 
@@ -86,6 +87,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 log_level="warning",
                 access_log=cfg.server.access_log,
                 lifespan="on",
+                http=protocol_class(
+                    Limits(
+                        max_header_bytes=cfg.server.max_header_bytes,
+                        header_timeout_seconds=cfg.server.header_timeout_seconds,
+                        body_timeout_seconds=cfg.server.body_timeout_seconds,
+                    )
+                ),
+                timeout_keep_alive=int(max(1, cfg.server.idle_timeout_seconds)),
             )
         )
         server.run(sockets=sockets)
