@@ -25,9 +25,13 @@ ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
-    """A launched Playwright `Browser` (sync API), shared by the session's tests."""
+    """A launched Playwright `Browser` (sync API), shared by one module's tests.
+
+    Module scope, not session: while Playwright's sync API is open it runs an
+    event loop on the main thread, and every later test that calls
+    `asyncio.run` would fail with "cannot be called from a running event loop"."""
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM.exists(), (
