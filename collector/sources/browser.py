@@ -37,12 +37,13 @@ from starlette.responses import Response
 
 from collector.config import BrowserConfig, Config
 from collector.errors import RequestError
+from collector.sources.cookies import request_consent
 from collector.sources.http import client_address
 from collector.sources.ratelimit import RateLimiter
 from consent.errors import ConsentSignalError
 from consent.purposes import DEFAULT_CATEGORY_MAP
 from consent.signals import read_context
-from sdk_python.cmp import combine_consent, parse_consent_cookies
+from sdk_python.cmp import combine_consent
 
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 # Content-Type and Authorization (Basic write key); RudderStack's SDK adds AnonymousId.
@@ -183,9 +184,10 @@ class Browser:
         return "origin" in request.headers
 
     def facts(self, request: Request) -> RequestFacts:
-        cookies = request.cookies
-        cookie = cookies.get(self.config.browser.cookie_name)
-        cmp = parse_consent_cookies(cookies).context() if cookies else None
+        cookie = request.cookies.get(self.config.browser.cookie_name)
+        # The CMP cookies' consent, read as the API path reads it (every Cookie
+        # header); needed here too: the first-party cookie is decided on it.
+        cmp, _warnings = request_consent(request.headers.getlist("cookie"))
         return RequestFacts(
             client_ip=client_address(request, self.config),
             gpc=request.headers.get("sec-gpc", "").strip() == "1",
