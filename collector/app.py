@@ -11,9 +11,7 @@ import base64
 import binascii
 import contextlib
 import functools
-import hmac
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -27,13 +25,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collector import openapi
-from collector.access.principals import bearer
+from collector.access.principals import Principals
+from collector.access.roles import Permission
 from collector.consent_calls import call_keys, call_recipients
 from collector.errors import HeldByPlan, InvalidMessage, RequestError
 from collector.health import not_ready_reason
+from collector.http import erasure
+from collector.http.admin import AdminApi
 from collector.http.allowed import explain
 from collector.http.body import BodyError, inflate
 from collector.http.envelope import read_batch, read_single
+from collector.http.guard import Guard, access_entry
 from collector.limits import check_batch_size, summarise_rejections, summarise_warnings
 from collector.pipeline.decode import Rejection, decode_message, split_error
 from collector.pipeline.prepare import Prepared
@@ -44,6 +46,7 @@ from collector.sources.browser_http import BrowserEndpoints
 from collector.sources.cookies import request_consent
 from collector.sources.webhooks.endpoint import Webhooks
 from collector.sources.wechat import strip_session_keys
+from collector.storage.sqlite.dsr import log_access
 from collector.storage.sqlite.outbox import gauges as outbox_gauges
 from collector.text_rules import replace_nul
 from consent.errors import ConsentScopeError
@@ -134,8 +137,9 @@ def _basic_user(header: str) -> str | None:
 
 
 class Api:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, guard: Guard) -> None:
         self.rt = runtime
+        self.guard = guard
         config = runtime.config
         self.browser = Browser(
             config,
@@ -392,15 +396,7 @@ class Api:
 
     async def erase(self, request: Request) -> Response:
         try:
-            token = os.environ.get(self.rt.config.server.admin_token_env)
-            if not token:
-                raise RequestError(
-                    403, f"the erasure API is off: set {self.rt.config.server.admin_token_env}"
-                )
-            # RFC 6750 §2.1: only the Bearer scheme; a bare token is refused.
-            given = bearer(request.headers.get("authorization")) or ""
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                raise RequestError(401, "erasure needs the admin token as a Bearer token")
+            principal = self.guard.check(request, Permission.ERASE)
             body = await read_body(request)
             try:
                 req = _erase_decoder.decode(body)
@@ -410,26 +406,19 @@ class Api:
             identifiers = self.rt.preparer.identifiers_for(
                 req.userId, req.anonymousId, req.traits, "$"
             )
-            now = datetime.now(UTC)
-            summary = await self.rt.writer.run(
-                lambda c: self.rt.router.erase(c, identifiers, now=now)
-            )
+            summary = await erasure.erase(self.rt, identifiers)
             people = summary.get("people")
-            if self.rt.forwarder is not None and isinstance(people, list):
-                await self.rt.forwarder.propagate_erasures()
-                one_ids = [p["one_id"] for p in people]
-                summary["destinations"] = await self.rt.writer.run(
-                    lambda uow: uow.erasures.status(one_ids)
-                )
-                # Never stored: what an operator deletes by hand downstream.
-                manual = self.rt.forwarder.manual_deletions(
-                    [o for p in people for o in p["one_ids"]]
-                )
-                if manual:
-                    summary["manual_deletion"] = manual
-            if isinstance(people, list):
-                # Nothing of the person may survive in the WAL's old frames.
-                summary["wal_truncated"] = await asyncio.to_thread(self.rt.truncate_wal)
+            subject = (
+                ",".join(str(p["one_id"]) for p in people) if isinstance(people, list) else None
+            )
+            entry = access_entry(
+                principal,
+                Permission.ERASE,
+                "erase",
+                subject=subject,
+                outcome="erased" if subject else "not found",
+            )
+            await self.rt.writer.run(lambda c: log_access(c, entry))
         except RequestError as exc:
             return _error(exc)
         return _json(summary)
@@ -489,7 +478,12 @@ def _unmigrated(runtime: Runtime, kid: str, conn: object) -> int:
 def create_app(runtime: Runtime, *, forward: bool = True, deliver: bool = True) -> Starlette:
     """``forward``: this server forwards (and fans erasures out); ``deliver``:
     this process is the one that reads the outbox (one worker among several)."""
-    api = Api(runtime)
+    principals = Principals.from_config(
+        runtime.config.access, admin_token_env=runtime.config.server.admin_token_env
+    )
+    guard = Guard(principals)
+    api = Api(runtime, guard)
+    admin = AdminApi(runtime, guard)
     pages = BrowserEndpoints(runtime, api.browser)
     webhooks = Webhooks(runtime, api.browser.limiter)
 
@@ -531,5 +525,6 @@ def create_app(runtime: Runtime, *, forward: bool = True, deliver: bool = True) 
         Route("/readyz", api.readyz, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
+        *admin.routes(),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

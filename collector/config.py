@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from collector.access.principals import AccessConfig
 from collector.errors import ConfigError
 
 Country = Annotated[str, Meta(pattern="^[A-Z]{2}$")]
@@ -298,6 +299,8 @@ class Config(_Section, frozen=True):
     keys: KeysConfig = KeysConfig()
     browser: BrowserConfig = BrowserConfig()
     audit: AuditConfig = AuditConfig()
+    # Who may use the admin API and the console (issue 15): tokens and users, each with a role.
+    access: AccessConfig = AccessConfig()
     sources: list[SourceConfig] = []
     # Decoded in two steps: each table by the config Struct of its ``type``.
     destinations: list[Any] | None = None

@@ -1,0 +1,196 @@
+"""The admin API over real HTTP: the role x endpoint matrix, person lookup,
+data subject requests end to end (export contents, erasure receipts), the
+access log, records of processing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from typing import Any
+
+import httpx
+import pytest
+
+from collector.access.roles import MATRIX, ROLES, Permission
+from tests.conftest import Server, ServerFactory, wait_for
+
+TOKENS = {role: f"{role}-token-0123456789abcdef" for role in ROLES}
+CONFIG = "\n".join(
+    f'[[access.tokens]]\nname = "{role}-bot"\nrole = "{role}"\ntoken_env = "TOK_{role.upper()}"\n'
+    for role in ROLES
+)
+ENV = {f"TOK_{role.upper()}": token for role, token in TOKENS.items()}
+CAROL = "Carol@Example.com"
+
+# (method, path, body, permission)
+ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, Permission]] = [
+    (
+        "POST",
+        "/v1/admin/subjects/lookup",
+        {"identifiers": {"email": "nobody@example.com"}},
+        Permission.PERSON_LOOKUP,
+    ),
+    (
+        "POST",
+        "/v1/admin/dsr",
+        {"type": "access", "identifiers": {"email": "nobody@example.com"}},
+        Permission.DSR_MANAGE,
+    ),
+    ("GET", "/v1/admin/dsr", None, Permission.DSR_MANAGE),
+    ("GET", "/v1/admin/dsr/dsr_0", None, Permission.DSR_MANAGE),
+    ("POST", "/v1/admin/dsr/dsr_0/verify", {"method": "email_link"}, Permission.DSR_MANAGE),
+    ("POST", "/v1/admin/dsr/dsr_0/complete", {}, Permission.DSR_MANAGE),
+    ("GET", "/v1/admin/dsr/dsr_0/export", None, Permission.DSR_EXPORT),
+    ("GET", "/v1/admin/ropa", None, Permission.ROPA),
+    ("GET", "/v1/admin/access-log", None, Permission.ACCESS_LOG),
+    ("POST", "/v1/erase", {"userId": "nobody"}, Permission.ERASE),
+]
+
+
+def call(
+    server: Server, method: str, path: str, body: object = None, token: str | None = None
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.request(method, server.url + path, json=body, headers=headers, timeout=30)
+
+
+@pytest.fixture
+def admin_server(server_factory: ServerFactory) -> Server:
+    return server_factory(config=CONFIG, env=ENV).start()
+
+
+def test_role_endpoint_matrix(admin_server: Server) -> None:
+    for method, path, body, permission in ENDPOINTS:
+        assert call(admin_server, method, path, body).status_code == 401, path
+        bad = call(admin_server, method, path, body, token="not-a-token-0123456789")
+        assert bad.status_code == 401, path
+        for role in ROLES:
+            r = call(admin_server, method, path, body, token=TOKENS[role])
+            if permission in MATRIX[role]:
+                assert r.status_code not in (401, 403), (role, path, r.text)
+            else:
+                assert r.status_code == 403, (role, path, r.text)
+                reason = r.json()["error"]
+                assert f"the {role} role may not do {permission.value}" in reason
+                assert "admin" in reason  # names who may
+
+
+def seed_carol(server: Server) -> None:
+    consent = {
+        "userId": "carol-1",
+        "traits": {"email": CAROL},
+        "purposes": {"analytics": "granted"},
+        "noticeId": "privacy",
+        "noticeVersion": "7",
+    }
+    assert server.post("/v1/consent", consent).status_code == 200
+    for n in range(3):
+        track = {"userId": "carol-1", "event": f"Viewed {n}", "traits": {"email": CAROL}}
+        assert server.post("/v1/track", track).status_code == 200
+
+
+def test_lookup_dsr_export_and_access_log(admin_server: Server) -> None:
+    server = admin_server
+    seed_carol(server)
+    auditor, admin = TOKENS["auditor"], TOKENS["admin"]
+    who = {"identifiers": {"email": "  carol@EXAMPLE.com "}}
+
+    def routed() -> dict[str, Any] | None:
+        r = call(server, "POST", "/v1/admin/subjects/lookup", who, auditor)
+        found: dict[str, Any] = r.json()
+        return found if r.status_code == 200 and found["destinations"][0]["events"] == 3 else None
+
+    person = wait_for(routed)
+    assert person, call(server, "POST", "/v1/admin/subjects/lookup", who, auditor).text
+    kinds = {i["kind"] for i in person["identifiers"]}
+    assert {"email", "user_id"} <= kinds
+    assert person["consent"]["state"] == {"analytics": True}
+    assert person["consent"]["history"][0]["notice_version"] == "7"
+    assert person["destinations"][0]["name"] == "lake"
+
+    unknown = call(
+        server, "POST", "/v1/admin/subjects/lookup", {"identifiers": {"email": "x@y.org"}}, auditor
+    )
+    assert unknown.status_code == 404 and unknown.json()["path"] == "$.identifiers"
+    bad = call(server, "POST", "/v1/admin/subjects/lookup", {"identifiers": {"ssn": "1"}}, auditor)
+    assert bad.status_code == 400 and bad.json()["path"] == "$.identifiers.ssn"
+
+    opened = call(server, "POST", "/v1/admin/dsr", {"type": "access", **who}, auditor)
+    assert opened.status_code == 201, opened.text
+    rid = opened.json()["id"]
+    assert opened.json()["request"]["days_left"] > 27
+    early = call(server, "GET", f"/v1/admin/dsr/{rid}/export", None, auditor)
+    assert early.status_code == 409 and "verify" in early.json()["error"]
+    not_yet = call(server, "POST", f"/v1/admin/dsr/{rid}/complete", {}, auditor)
+    assert not_yet.status_code == 409, not_yet.text
+    verified = call(
+        server, "POST", f"/v1/admin/dsr/{rid}/verify", {"method": "email_link"}, auditor
+    )
+    assert verified.status_code == 200 and verified.json()["verified_by"] == "auditor-bot"
+    done = call(server, "POST", f"/v1/admin/dsr/{rid}/complete", {}, auditor)
+    assert done.status_code == 200 and done.json()["request"]["state"] == "completed"
+
+    z = call(server, "GET", f"/v1/admin/dsr/{rid}/export", None, auditor)
+    assert z.status_code == 200 and z.headers["content-type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(z.content))
+    assert set(archive.namelist()) == {
+        "export.json",
+        "consent_history.csv",
+        "destinations.csv",
+        "erasures.csv",
+        "index.html",
+    }
+    doc = json.loads(archive.read("export.json"))
+    assert doc["request"]["id"] == rid and doc["person"]["one_id"] == person["one_id"]
+    assert sorted(doc["statements"])[0].startswith("a_") and len(doc["statements"]) == 8
+    assert "Measuring how the service is used" in doc["statements"]["a_purposes"]
+    dests = list(csv.DictReader(io.StringIO(archive.read("destinations.csv").decode())))
+    assert dests[0]["name"] == "lake" and dests[0]["events"] == "3"
+    history = list(csv.DictReader(io.StringIO(archive.read("consent_history.csv").decode())))
+    assert history[0]["notice_version"] == "7" and history[0]["action"] == "grant"
+    page = archive.read("index.html").decode()
+    assert "Where your events went" in page and "<script" not in page
+    for name in archive.namelist():
+        assert b"carol" not in archive.read(name).lower(), name
+
+    log = call(server, "GET", "/v1/admin/access-log", None, admin).json()["entries"]
+    actions = [(e["principal"], e["action"]) for e in log]
+    assert ("auditor-bot", "lookup") in actions and ("auditor-bot", "export") in actions
+    lookups = [e for e in log if e["action"] == "lookup" and e["outcome"] == "ok"]
+    assert lookups and lookups[0]["subject"] == str(person["one_id"])
+    assert all("carol" not in json.dumps(e).lower() for e in log)
+    server.stop()
+    assert b"carol@example.com" not in (server.data_dir / "consentry.db").read_bytes().lower()
+
+
+def test_erasure_request_needs_admin_and_returns_receipts(admin_server: Server) -> None:
+    server = admin_server
+    seed_carol(server)
+    auditor, admin = TOKENS["auditor"], TOKENS["admin"]
+    who = {"identifiers": {"userId": "carol-1"}}
+    assert wait_for(
+        lambda: call(server, "POST", "/v1/admin/subjects/lookup", who, auditor).status_code == 200
+    )
+    rid = call(server, "POST", "/v1/admin/dsr", {"type": "erasure", **who}, auditor).json()["id"]
+    call(server, "POST", f"/v1/admin/dsr/{rid}/verify", {"method": "signed_in_account"}, auditor)
+    refused = call(server, "POST", f"/v1/admin/dsr/{rid}/complete", {}, auditor)
+    assert refused.status_code == 403 and "person.erase" in refused.json()["error"]
+    done = call(server, "POST", f"/v1/admin/dsr/{rid}/complete", {"note": "ok"}, admin)
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert body["request"]["state"] == "completed"
+    assert body["erasure"]["erased"] is True
+    assert [d["destination"] for d in body["erasure"]["destinations"]] == ["lake"]
+    gone = call(server, "POST", "/v1/admin/subjects/lookup", who, auditor)
+    assert gone.status_code == 404
+
+
+def test_ropa_csv(admin_server: Server) -> None:
+    r = call(admin_server, "GET", "/v1/admin/ropa?format=csv", None, TOKENS["auditor"])
+    assert r.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert rows[0]["destination"] == "lake" and rows[0]["purposes"] == "analytics"
+    wrong = call(admin_server, "GET", "/v1/admin/ropa?format=pdf", None, TOKENS["auditor"])
+    assert wrong.status_code == 400 and wrong.json()["path"] == "format"
