@@ -4,14 +4,15 @@
 version 1) lists the section ids in a Fibonacci-coded range, each id an
 offset from the previous one. Every US section is decoded: 7 (``usnat``, US
 National Privacy, v1 with 12 sensitive-data categories and 2 child consents,
-v2 with 16 and 3, optional GPC sub-section), the state sections 8-12
-(``usca``, ``usva``, ``usco``, ``usut``, ``usct``; layouts in
+v2 with 16 and 3, optional GPC sub-section), the state sections 8-13 and 16
+(``usca``, ``usva``, ``usco``, ``usut``, ``usct``, ``usfl``, ``ustx``; layouts in
 ``consent.gpp_us``) and 6 (``uspv1``). Other sections are kept as their raw text.
 
 A malformed header raises ConsentSignalError (the whole string is unreadable).
 A US section that cannot be read does not: it is kept in ``unreadable`` with
 its reason and counts as an opt-out of sale, sharing and targeted advertising
-(fail closed), as do US sections this version does not decode (13-27).
+(fail closed), as do the US sections this version does not decode yet
+(14, 15 and 17-27).
 """
 
 from __future__ import annotations

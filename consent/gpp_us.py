@@ -1,7 +1,7 @@
 """US privacy sections of the IAB Global Privacy Platform, and the US Privacy string (pure).
 
 Sources: IAB Tech Lab, *Global Privacy Platform* section specifications
-(``Sections/US-States/{CA,VA,CO,UT,CT}``), checked against the reference
+(``Sections/US-States/{CA,VA,CO,UT,CT,FL,TX}``), checked against the reference
 encoders' layouts and test vectors (``IABTechLab/iabgpp-es``
 ``modules/cmpapi/src/encoder/segment/Us*CoreSegment.ts``, ``test/encoder/section/Us*.test.ts``;
 ``IABTechLab/iabgpp-java`` ``section/Us*Test.java``), and the IAB *CCPA
@@ -104,6 +104,36 @@ LAYOUTS: dict[int, tuple[str, tuple[tuple[str, int | None], ...], bool]] = {
             ("TargetedAdvertisingOptOut", _N),
             ("SensitiveDataProcessing", 8),
             ("KnownChildSensitiveDataConsents", 3),
+            *_MSPA,
+        ),
+        True,
+    ),
+    13: (
+        "usfl",
+        (
+            ("ProcessingNotice", _N),
+            ("SaleOptOutNotice", _N),
+            ("TargetedAdvertisingOptOutNotice", _N),
+            ("SaleOptOut", _N),
+            ("TargetedAdvertisingOptOut", _N),
+            ("SensitiveDataProcessing", 8),
+            ("KnownChildSensitiveDataConsents", 3),
+            ("AdditionalDataProcessingConsent", _N),
+            *_MSPA,
+        ),
+        False,
+    ),
+    16: (
+        "ustx",
+        (
+            ("ProcessingNotice", _N),
+            ("SaleOptOutNotice", _N),
+            ("TargetedAdvertisingOptOutNotice", _N),
+            ("SaleOptOut", _N),
+            ("TargetedAdvertisingOptOut", _N),
+            ("SensitiveDataProcessing", 8),
+            ("KnownChildSensitiveDataConsents", _N),
+            ("AdditionalDataProcessingConsent", _N),
             *_MSPA,
         ),
         True,

@@ -3,7 +3,8 @@
 Vectors (field values and the strings they encode to) come from the IAB Tech
 Lab reference encoders' test suites:
 - ``IABTechLab/iabgpp-java`` ``iabgpp-encoder/src/test/java/com/iab/gpp/encoder/section/``
-  ``UsCaTest``, ``UsVaTest``, ``UsCoTest``, ``UsUtTest``, ``UsCtTest`` (testEncode1,
+  ``UsCaTest``, ``UsVaTest``, ``UsCoTest``, ``UsUtTest``, ``UsCtTest``, ``UsFlTest``,
+  ``UsTxTest`` (testEncode1,
   testEncode2, testEncodeWithGpcSegmentExcluded, testDecode1) and ``UspV1Test``;
 - ``IABTechLab/iabgpp-es`` ``modules/cmpapi/test/encoder/section/UsCa.test.ts`` (same
   vectors). Whole strings with several sections and a ranged header come from
@@ -126,6 +127,43 @@ VECTORS: list[tuple[int, str, dict[str, Any], bool | None]] = [
         },
         True,
     ),
+    # UsFlTest.testEncode1 / testEncode2 + testDecode1 (Florida has no GPC sub-section)
+    (13, "BAAAAABA", {}, None),
+    (
+        13,
+        "BVWSSZlY",
+        {
+            "ProcessingNotice": 1,
+            "SaleOptOutNotice": 1,
+            "TargetedAdvertisingOptOutNotice": 1,
+            "SaleOptOut": 1,
+            "TargetedAdvertisingOptOut": 1,
+            "SensitiveDataProcessing": (2, 1, 0, 2, 1, 0, 2, 1),
+            "KnownChildSensitiveDataConsents": (2, 1, 2),
+            "AdditionalDataProcessingConsent": 1,
+            **MSPA_112,
+        },
+        None,
+    ),
+    # UsTxTest.testEncode1 / testEncodeWithGpcSegmentExcluded / testEncode2 + testDecode1
+    (16, "BAAAAAQA.QA", {}, False),
+    (16, "BAAAAAQA", {}, None),
+    (
+        16,
+        "BVWSSVWA.YA",
+        {
+            "ProcessingNotice": 1,
+            "SaleOptOutNotice": 1,
+            "TargetedAdvertisingOptOutNotice": 1,
+            "SaleOptOut": 1,
+            "TargetedAdvertisingOptOut": 1,
+            "SensitiveDataProcessing": (2, 1, 0, 2, 1, 0, 2, 1),
+            "KnownChildSensitiveDataConsents": 1,
+            "AdditionalDataProcessingConsent": 1,
+            **MSPA_112,
+        },
+        True,
+    ),
 ]
 
 
@@ -230,7 +268,7 @@ def test_uspv1_inside_gpp() -> None:
         (6, "2NYY", "version must be 1"),
         (6, "1YX", "4 characters"),
         (6, "1YXN", "OptOutSale must be Y, N or -"),
-        (16, "BVVVVVVV", "not decoded"),
+        (17, "BVVVVVVV", "not decoded"),
     ],
 )
 def test_unreadable_sections_are_opt_outs(sid: int, text: str, needle: str) -> None:
