@@ -30,6 +30,7 @@ from collector.delivery.forwarder import Forwarder, Lane
 from collector.errors import ConfigError
 from collector.metrics import Metrics
 from collector.pipeline import scrub
+from collector.pipeline.pipeline import IngestLimits, Pipeline
 from collector.pipeline.prepare import IngestOptions, Preparer
 from collector.pipeline.route import Router, destination_facts
 from collector.quality.plan import TrackingPlan, load_plan
@@ -340,6 +341,18 @@ class Runtime:
             lock_path=self.data_dir / WRITER_LOCK,
         )
         self.writer.on_rollback(self._rolled_back)
+        self.pipeline = Pipeline(
+            preparer=self.preparer,
+            router=self.router,
+            writer=self.writer,
+            metrics=self.metrics,
+            limits=IngestLimits(
+                max_depth=config.ingest.max_depth,
+                max_quarantined=config.server.max_quarantined_per_request,
+                max_warnings=config.server.max_warnings_per_request,
+            ),
+            plans=self.plans,
+        )
         self.writer.on_recovered(self._recovered)
         # One checkpointer is enough for the workers sharing this database.
         self.checkpointer = (

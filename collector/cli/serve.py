@@ -47,7 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from collector.app import create_app
+    from collector.http.app import create_app
     from collector.http.server import Limits, protocol_class
     from collector.runtime import Runtime, tune_gc, validate
     from collector.workers import run_workers

@@ -199,7 +199,7 @@ def test_metrics_endpoint(server: Server) -> None:
 def test_openapi_document_is_valid() -> None:
     from openapi_spec_validator import validate
 
-    from collector.openapi import document
+    from collector.http.openapi import document
 
     validate(document())  # raises with the JSON path of any problem
 

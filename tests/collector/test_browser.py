@@ -311,7 +311,7 @@ def test_session_key_is_gone_at_any_depth(value: object) -> None:
 
 
 def test_openapi_lists_the_browser_and_webhook_paths() -> None:
-    from collector.openapi import document
+    from collector.http.openapi import document
 
     paths = document()["paths"]
     for path in (
