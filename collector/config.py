@@ -59,6 +59,12 @@ class StorageConfig(_Section, frozen=True):
     synchronous: Literal["full", "normal"] = "full"
     group_commit_max: Annotated[int, Meta(ge=1)] = 512
     decisions: Literal["all", "allowed", "none"] = "all"
+    # Consentry's own database: "sqlite" (one file in data_dir, the embedded
+    # default) or "postgres" (one database shared by several replicas, issue
+    # 18). The PostgreSQL DSN is read from the environment variable named by
+    # dsn_env, never from this file (it may carry a password).
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    dsn_env: Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "CONSENTRY_DATABASE_DSN"
 
 
 class PrivacyConfig(_Section, frozen=True):

@@ -172,6 +172,7 @@ def validate(config: Config) -> None:
     naming the key or the variable."""
     build_policies(config)
     normalize_options(config)
+    check_storage(config)
     load_plans(config)
     try:
         scrub_policy(config)
@@ -189,6 +190,18 @@ def validate(config: Config) -> None:
                     f"destinations[{i}] ({dest.name}).{name}: the environment variable"
                     f" {variable} is not set"
                 )
+
+
+def check_storage(config: Config) -> None:
+    """``[storage] backend = "postgres"``: the DSN variable must be set (raises
+    ConfigError naming it). Serving from PostgreSQL is not wired into the
+    runtime yet (issue 18: the schema, ``consentry db migrate``, the graph and
+    ledger stores are), so serve refuses rather than silently using SQLite."""
+    if config.storage.backend != "postgres":
+        return
+    from collector.storage.postgres.connection import dsn_from_env
+
+    dsn_from_env(config.storage.dsn_env)
 
 
 def load_plans(config: Config) -> dict[str, TrackingPlan]:
@@ -278,6 +291,12 @@ class Runtime:
         )
         self.sources = load_sources(config)
         self.plans = load_plans(config)
+        if config.storage.backend == "postgres":
+            check_storage(config)
+            raise ConfigError(
+                'storage.backend = "postgres": serving from PostgreSQL is not available in'
+                ' this version yet (only `consentry db migrate` is); use "sqlite"'
+            )
         self.db_path = self.data_dir / DB_NAME
         conn = connect(self.db_path, synchronous=config.storage.synchronous, upgrade=True)
         self._uow = conn  # the writer's connection and its stores
