@@ -1,0 +1,188 @@
+"""The PostgreSQL stores behind ``collector.storage.ports`` against a real
+PostgreSQL: the shared outbox (SKIP LOCKED claims with leases), the dedupe
+window across connections, decisions, quarantine, erasures, webhook ids."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+
+from collector.storage.ports import DecisionRecord, UnitOfWork, encode_decisions
+from collector.storage.postgres.connection import connect
+from collector.storage.postgres.outbox import claim, delivered, retry_later
+from collector.storage.postgres.unit import PostgresUnitOfWork
+from tests.collector.pg import needs_pg, pg_dsn
+
+__all__ = ["pg_dsn"]
+pytestmark = needs_pg
+
+
+def uow(dsn: str, *, upgrade: bool = False) -> PostgresUnitOfWork:
+    return PostgresUnitOfWork(connect(dsn, upgrade=upgrade))
+
+
+def queue(u: PostgresUnitOfWork, n: int, *, destination: str = "lake", at: float = 1000.0) -> None:
+    with u.conn.transaction():
+        u.outbox.insert(
+            [(destination, f"m{i}", i % 7 + 1, "GDPR", 0, "", at, b"{}") for i in range(n)]
+        )
+
+
+def test_the_unit_of_work_satisfies_the_port(pg_dsn: str) -> None:
+    u: UnitOfWork = uow(pg_dsn, upgrade=True)  # mypy checks the protocol
+    u.ping()
+    assert u.heads() == (None, 0)
+
+
+def test_forwarders_on_several_connections_claim_each_row_once(pg_dsn: str) -> None:
+    u = uow(pg_dsn, upgrade=True)
+    queue(u, 600)
+    queue(u, 50, destination="failing")
+    claimed: list[list[str]] = [[] for _ in range(4)]
+    barrier = threading.Barrier(4)
+
+    def forwarder(i: int) -> None:
+        conn = connect(pg_dsn)
+        barrier.wait()
+        while rows := claim(conn, "lake", now=2000.0, limit=25, lease_s=60):
+            claimed[i].extend(r.message_id for r in rows)
+            delivered(conn, [r.id for r in rows])
+        conn.close()
+
+    threads = [threading.Thread(target=forwarder, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    every = [m for c in claimed for m in c]
+    assert sorted(every) == sorted(f"m{i}" for i in range(600))  # each exactly once
+    assert sum(1 for c in claimed if c) >= 2  # the work was actually shared
+    # the other destination's rows were never touched
+    assert u.outbox.depth() == [("failing", 50)]
+    counts = u.conn.execute(
+        "SELECT destination, sum(events) FROM subject_destinations GROUP BY destination"
+        " ORDER BY destination"
+    ).fetchall()
+    assert counts == [("failing", 50), ("lake", 600)]  # kept by the trigger
+
+
+def test_a_dead_forwarders_lease_expires_and_another_takes_the_rows(pg_dsn: str) -> None:
+    u = uow(pg_dsn, upgrade=True)
+    queue(u, 10)
+    dying = connect(pg_dsn)
+    taken = claim(dying, "lake", now=2000.0, limit=6, lease_s=30)
+    assert [r.message_id for r in taken] == [f"m{i}" for i in range(6)]
+    dying.close()  # the replica died mid-batch: nothing was delivered
+    other = connect(pg_dsn)
+    assert [r.message_id for r in claim(other, "lake", now=2010.0, limit=100, lease_s=30)] == [
+        f"m{i}" for i in range(6, 10)
+    ]
+    again = claim(other, "lake", now=2031.0, limit=100, lease_s=30)  # past the lease
+    assert [r.message_id for r in again] == [f"m{i}" for i in range(6)]
+    # a failure releases the lease, counts the attempt and dead-letters at the limit
+    assert retry_later(other, [again[0].id], error="503", at=2035.0, dead_after=2) == 1
+    assert claim(other, "lake", now=2034.0, limit=100, lease_s=30) == []
+    [retried] = claim(other, "lake", now=2035.0, limit=100, lease_s=30)
+    assert retried.message_id == "m0" and retried.attempts == 1
+    retry_later(other, [retried.id], error="503", at=2036.0, dead_after=2)
+    assert claim(other, "lake", now=2036.0, limit=100, lease_s=30) == []  # m0 is dead
+    late = claim(other, "lake", now=9999.0, limit=100, lease_s=30)
+    assert sorted(r.message_id for r in late) == sorted(f"m{i}" for i in range(1, 10))
+    assert u.outbox.depth() == [("lake", 9)]
+
+
+def test_dedupe_is_exact_across_connections_and_expires(pg_dsn: str) -> None:
+    a, b = uow(pg_dsn, upgrade=True), uow(pg_dsn)
+    with a.conn.transaction():
+        assert a.dedupe.seen([1, 2, 3], now=100.0, window_s=60) == set()
+    with b.conn.transaction():
+        assert b.dedupe.seen([2, 3, 4], now=110.0, window_s=60) == {2, 3}
+    with a.conn.transaction():
+        assert a.dedupe.seen([1, 4], now=165.0, window_s=60) == {4}  # 1 expired at 160
+    # a rolled-back batch records nothing
+    try:
+        with b.conn.transaction():
+            assert b.dedupe.seen([9], now=170.0, window_s=60) == set()
+            raise RuntimeError("batch failed")
+    except RuntimeError:
+        b.dedupe.discard()
+    with a.conn.transaction():
+        assert a.dedupe.seen([9], now=171.0, window_s=60) == set()
+
+
+def test_dedupe_same_key_at_once_on_two_connections(pg_dsn: str) -> None:
+    a, b = uow(pg_dsn, upgrade=True), uow(pg_dsn)
+    results: dict[str, set[int]] = {}
+    with a.conn.transaction():
+        results["a"] = a.dedupe.seen([42], now=100.0, window_s=60)
+
+        def other() -> None:
+            with b.conn.transaction():
+                results["b"] = b.dedupe.seen([42], now=100.0, window_s=60)
+
+        t = threading.Thread(target=other)
+        t.start()
+        time.sleep(0.3)  # b waits on a's row lock
+        assert "b" not in results
+    t.join(10)
+    assert results == {"a": set(), "b": {42}}
+
+
+def test_decisions_quarantine_erasures_and_webhook_ids(pg_dsn: str) -> None:
+    u = uow(pg_dsn, upgrade=True)
+    body = encode_decisions(
+        [DecisionRecord("lake", "allowed", "GDPR", "consent", ("granted",), (1,))]
+    )
+    with u.conn.transaction():
+        first = u.decisions.body_id(body)
+        assert u.decisions.body_id(body) == first  # stored once
+        u.decisions.insert([("m1", 1.0, first), ("m2", 2.0, first)])
+        qid = u.quarantine.add(
+            received_at=1.0,
+            expires_at=5.0,
+            source="api",
+            reason="bad",
+            path="$.userId",
+            seal=lambda row_id: f"sealed-{row_id}".encode(),
+        )
+        u.erasures.add(one_id=3, one_ids=[3, 4], destination="lake", deleted=2, at=1.0)
+        assert u.deliveries.claim("shop", "d1", 1.0)
+        assert not u.deliveries.claim("shop", "d1", 2.0)
+    [row] = u.quarantine.rows(source="api")
+    assert row.id == qid and row.sealed == f"sealed-{qid}".encode() and row.path == "$.userId"
+    assert u.quarantine.expire(6.0) == 1 and u.quarantine.rows() == []
+    assert u.erasures.status([4]) == []
+    assert u.erasures.status([3]) == [
+        {
+            "destination": "lake",
+            "status": "pending",
+            "outbox_rows_deleted": 2,
+            "remote_rows_deleted": None,
+            "detail": None,
+        }
+    ]
+    assert u.deliveries.prune(40 * 86400.0) == 1
+    n = u.conn.execute("SELECT count(*) FROM decisions").fetchone()
+    assert n == (2,)
+
+
+def test_serialization_lock_is_held_until_commit(pg_dsn: str) -> None:
+    a, b = uow(pg_dsn, upgrade=True), uow(pg_dsn)
+    order: list[str] = []
+    with a.conn.transaction():
+        a.heads()
+
+        def other() -> None:
+            with b.conn.transaction():
+                b.heads()
+                order.append("b")
+
+        t = threading.Thread(target=other)
+        t.start()
+        time.sleep(0.3)
+        order.append("a")
+    t.join(10)
+    assert order == ["a", "b"]
+    assert isinstance(a.conn, psycopg.Connection)
