@@ -1,6 +1,6 @@
 """``consentry``: a thin command line over the library, one module per command
 group (``serve`` with ``forward``, ``keys``, ``audit``, ``outbox``, ``config``,
-``plan``, ``quarantine``).
+``plan``, ``quarantine``, ``dsr``).
 
 Every subcommand takes ``--config FILE`` and ``--data-dir DIR``. Exit codes:
 0 success, 1 a check failed (verify, why, retire refused), 2 bad input or
@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from typing import NoReturn
 
-from collector.cli import audit, config, db, keys, outbox, plan, quarantine, serve
+from collector.cli import audit, config, db, dsr, keys, outbox, plan, quarantine, serve
 from collector.cli.common import fail
 from collector.errors import CollectorError
 from consent.errors import ConsentError
@@ -33,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="consentry", description="Privacy-first first-party event collector")
     sub = p.add_subparsers(dest="cmd", required=True)
-    for group in (serve, keys, audit, outbox, config, plan, quarantine, db):
+    for group in (serve, keys, audit, outbox, config, plan, quarantine, db, dsr):
         group.register(sub)
     return p
 

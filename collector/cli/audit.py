@@ -29,7 +29,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_common(e)
     e.add_argument("--from", dest="since", help="ISO time (inclusive)")
     e.add_argument("--to", dest="until", help="ISO time (inclusive)")
-    e.add_argument("--subject", help="OneID or internal pseudonym")
+    e.add_argument(
+        "--subject",
+        help="OneID, internal pseudonym, or a raw email, phone or userId (pseudonymized in"
+        " memory, never stored); an unknown person exits 1",
+    )
     e.add_argument("--format", choices=["csv", "json"], default="csv", help="output format")
     w = asub.add_parser("why", help="why a message was or was not forwarded to a destination")
     add_common(w)
@@ -85,7 +89,33 @@ def _verify(store: AuditStore, args: argparse.Namespace) -> int:
     return 0
 
 
+def _raw_subject(args: argparse.Namespace, value: str) -> str | None:
+    """A raw identifier -> the OneID (as text) it belongs to, or None."""
+    from collector.dsr.offline import Desk
+    from collector.runtime import DB_NAME
+
+    cfg = load(args)
+    kind = "email" if "@" in value else "phone" if value.lstrip().startswith("+") else "user_id"
+    desk = Desk.open(cfg, cfg.data_dir / DB_NAME)
+    try:
+        one_id = desk.resolve({kind: value})
+    finally:
+        desk.close()
+    return None if one_id is None else str(one_id)
+
+
 def _export(store: AuditStore, args: argparse.Namespace) -> int:
+    from identity.pseudonym import looks_like_pseudonym
+
+    if args.subject:
+        subject = args.subject
+        if not subject.isdigit() and not looks_like_pseudonym(subject):
+            found = _raw_subject(args, subject)
+            if found is None:
+                return fail("audit export: no person is known by that identifier", 1)
+            args.subject = found
+        elif ledger.subject_one_id(store, subject) < 0:
+            return fail("audit export: no person is known by that pseudonym", 1)
     records = ledger.records(
         store,
         since=cli_time("--from", args.since) if args.since else None,

@@ -22,9 +22,16 @@ from starlette.routing import Route
 from collector.access.principals import Principal
 from collector.access.roles import Permission
 from collector.dsr import export, person, ropa, store
-from collector.dsr.model import DataSubjectRequest, DsrError, DsrType, move, open_request
+from collector.dsr.model import DataSubjectRequest, DsrError, move, open_request
 from collector.errors import RequestError
 from collector.http import erasure
+from collector.http.admin_types import (
+    CompleteBody,
+    LookupBody,
+    OpenBody,
+    RefuseBody,
+    VerifyBody,
+)
 from collector.http.guard import Guard, access_entry
 from collector.pipeline.decode import split_error
 from collector.runtime import Runtime
@@ -35,28 +42,6 @@ from identity.graph import Identifier, OneId
 _encoder = msgspec.json.Encoder()
 T = TypeVar("T")
 CONTROLLER = "the organisation named in the privacy notice"
-
-
-class LookupBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    identifiers: dict[str, str]
-
-
-class OpenBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    type: DsrType
-    identifiers: dict[str, str]
-    jurisdiction: str = "GDPR"
-
-
-class VerifyBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    method: str
-
-
-class CompleteBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    note: str = ""
-
-
-class RefuseBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    reason: str
 
 
 def _json(data: Any, status: int = 200) -> Response:

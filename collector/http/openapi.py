@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from collector.http import admin_types
 from sdk_python.messages import (
     Alias,
     Batch,
@@ -48,7 +49,7 @@ def _errors() -> dict[str, Any]:
 
 def document(version: str = "0.1.0") -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
-        [*MESSAGES, Batch, BatchResult, ConsentCall, ErrorBody],
+        [*MESSAGES, Batch, BatchResult, ConsentCall, ErrorBody, *admin_types.BODIES],
         ref_template="#/components/schemas/{name}",
     )
     components["Batch"]["properties"]["batch"] = {
@@ -82,11 +83,16 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
         "/v1/erase": {
             "post": {
                 "summary": "Erase a person (every identifier of their OneID) and propagate it",
-                "description": "Bearer token from the environment variable named by"
-                " [server] admin_token_env; off when unset (403).",
+                "description": "A bearer token whose role holds person.erase (admin):"
+                " [[access.tokens]] or the variable named by [server] admin_token_env.",
+                "security": [{"adminToken": []}],
                 "responses": {
                     "200": {"description": "What was erased, per destination"},
                     **_errors(),
+                    "403": {
+                        "description": "The token's role may not erase",
+                        "content": {"application/json": {"schema": _ref("ErrorBody")}},
+                    },
                 },
             }
         },
@@ -115,6 +121,7 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
             }
         }
     paths.update(_touchpoints(ok))
+    paths.update(admin_types.paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "Consentry collector", "version": version},
@@ -125,7 +132,12 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
                     "type": "http",
                     "scheme": "basic",
                     "description": "write key as user name, empty password",
-                }
+                },
+                "adminToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a token of [[access.tokens]] (or CONSENTRY_ADMIN_TOKEN, admin)",
+                },
             },
         },
         "security": [{"writeKey": []}],

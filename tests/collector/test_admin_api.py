@@ -8,13 +8,14 @@ import csv
 import io
 import json
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from collector.access.roles import MATRIX, ROLES, Permission
-from tests.conftest import Server, ServerFactory, wait_for
+from tests.conftest import Server, ServerFactory, cli, wait_for
 
 TOKENS = {role: f"{role}-token-0123456789abcdef" for role in ROLES}
 CONFIG = "\n".join(
@@ -194,3 +195,52 @@ def test_ropa_csv(admin_server: Server) -> None:
     assert rows[0]["destination"] == "lake" and rows[0]["purposes"] == "analytics"
     wrong = call(admin_server, "GET", "/v1/admin/ropa?format=pdf", None, TOKENS["auditor"])
     assert wrong.status_code == 400 and wrong.json()["path"] == "format"
+
+
+def test_openapi_lists_admin_endpoints_with_401_and_403(admin_server: Server) -> None:
+    from openapi_spec_validator import validate
+
+    doc = httpx.get(admin_server.url + "/openapi.json").json()
+    validate(doc)
+    for method, path, _body, _perm in ENDPOINTS:
+        responses = doc["paths"][path.replace("dsr_0", "{id}")][method.lower()]["responses"]
+        assert {"401", "403"} <= set(responses), path
+
+
+def test_cli_dsr_and_audit_export_by_raw_identifier(admin_server: Server, tmp_path: Path) -> None:
+    server = admin_server
+    seed_carol(server)
+    assert wait_for(
+        lambda: (
+            call(
+                server,
+                "POST",
+                "/v1/admin/subjects/lookup",
+                {"identifiers": {"userId": "carol-1"}},
+                TOKENS["auditor"],
+            ).status_code
+            == 200
+        )
+    )
+    server.stop()
+    unknown = cli(server, "audit", "export", "--subject", "nobody@example.com")
+    assert unknown.returncode == 1 and "no person is known" in unknown.stderr
+    known = cli(server, "audit", "export", "--subject", "carol@example.com", "--format", "json")
+    assert known.returncode == 0, known.stderr
+    assert json.loads(known.stdout)[0]["notice_version"] == "7"
+
+    opened = cli(server, "dsr", "open", "--type", "access", "--email", "carol@example.com")
+    assert opened.returncode == 0, opened.stderr
+    rid = opened.stdout.strip()
+    listed = cli(server, "dsr", "list")
+    assert rid in listed.stdout and "days left" in listed.stdout
+    assert cli(server, "dsr", "export", rid, "--out", str(tmp_path / "x.zip")).returncode == 1
+    assert cli(server, "dsr", "verify", rid, "--method", "email_link").returncode == 0
+    out = tmp_path / "carol.zip"
+    assert cli(server, "dsr", "export", rid, "--out", str(out)).returncode == 0
+    doc = json.loads(zipfile.ZipFile(out).read("export.json"))
+    assert doc["person"]["destinations"][0]["events"] == 3
+    done = cli(server, "dsr", "complete", rid)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(cli(server, "dsr", "show", rid).stdout)
+    assert shown["state"] == "completed" and shown["verification"] == "email_link"

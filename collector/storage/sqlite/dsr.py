@@ -7,8 +7,9 @@ request id). Times are Unix seconds.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 
@@ -146,3 +147,15 @@ def pseudonyms(conn: sqlite3.Connection, one_ids: Sequence[int]) -> list[tuple[s
         list(one_ids),
     )
     return [(str(k), str(p)) for k, p in rows]
+
+
+@contextlib.contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error), for the CLI's short writes."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

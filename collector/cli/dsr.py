@@ -1,0 +1,161 @@
+"""`consentry dsr`: open, list, show, verify, export, complete data subject
+requests from the command line, over the same module as the admin API
+(``collector.dsr``). Raw identifiers given as options are pseudonymized in
+memory and never stored or printed. The operator's shell user is recorded in
+the access log as ``cli:<user>`` with the admin role (whoever can read the
+data directory can read everything).
+
+Erasure and withdrawal requests are completed through the running server
+(``POST /v1/admin/dsr/{id}/complete``): erasure fans out to destinations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from collector.cli.common import add_common, fail, load
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    d = sub.add_parser(
+        "dsr", help="data subject requests: access, portability, erasure, withdrawal"
+    )
+    dsub = d.add_subparsers(dest="dsr_cmd", required=True)
+    o = dsub.add_parser("open", help="open a request; prints its id")
+    add_common(o)
+    o.add_argument(
+        "--type",
+        required=True,
+        choices=["access", "portability", "erasure", "withdrawal"],
+        help="what the person asks for",
+    )
+    o.add_argument(
+        "--jurisdiction", default="GDPR", help="GDPR, CCPA, PIPL, ... (sets the deadline)"
+    )
+    for kind in ("email", "phone", "user-id", "anonymous-id"):
+        o.add_argument(f"--{kind}", help=f"the person's {kind.replace('-', ' ')} (never stored)")
+    ls = dsub.add_parser("list", help="the queue, earliest due first, with days left")
+    add_common(ls)
+    for name, text in (("show", "one request as JSON"), ("export", "write the access export zip")):
+        p = dsub.add_parser(name, help=text)
+        add_common(p)
+        p.add_argument("id", help="request id (dsr_...)")
+        if name == "export":
+            p.add_argument("--out", required=True, help="zip file to write")
+    v = dsub.add_parser("verify", help="record how the person's identity was verified")
+    add_common(v)
+    v.add_argument("id", help="request id (dsr_...)")
+    v.add_argument("--method", required=True, help="e.g. email_link, signed_in_account")
+    c = dsub.add_parser("complete", help="complete an access or portability request")
+    add_common(c)
+    c.add_argument("id", help="request id (dsr_...)")
+    c.add_argument("--note", default="", help="what was done, kept in the history")
+    d.set_defaults(fn=cmd_dsr)
+
+
+def cmd_dsr(args: argparse.Namespace) -> int:
+    from collector.dsr import export, store
+    from collector.dsr.model import move, open_request
+    from collector.dsr.offline import Desk
+    from collector.runtime import DB_NAME
+    from collector.storage.sqlite import dsr as dsr_sql
+
+    cfg = load(args)
+    desk = Desk.open(cfg, cfg.data_dir / DB_NAME)
+    me = f"cli:{getpass.getuser()}"
+    now = datetime.now(UTC)
+
+    def log(permission: str, action: str, rid: str | None, subject: str | None) -> None:
+        entry = dsr_sql.AccessEntry(
+            now.timestamp(),
+            me,
+            "admin",
+            permission,
+            action,
+            rid,
+            subject,
+            "ok" if subject else "not found",
+        )
+        dsr_sql.log_access(desk.conn, entry)
+
+    try:
+        with dsr_sql.immediate(desk.conn):
+            if args.dsr_cmd == "open":
+                given = {
+                    k: v
+                    for k, v in (
+                        ("email", args.email),
+                        ("phone", args.phone),
+                        ("user_id", args.user_id),
+                        ("anonymous_id", args.anonymous_id),
+                    )
+                    if v
+                }
+                if not given:
+                    return fail("dsr open: give --email, --phone, --user-id or --anonymous-id")
+                one_id = desk.resolve(given)
+                req = open_request(
+                    id=store.new_id(),
+                    type=args.type,
+                    jurisdiction=args.jurisdiction,
+                    received_at=now,
+                    by=me,
+                    identifier_kinds=tuple(sorted(given)),
+                    subject=None if one_id is None else str(one_id),
+                )
+                store.save(desk.conn, req)
+                log("dsr.manage", "open request", req.id, req.subject)
+                print(req.id)
+                if one_id is None:
+                    print("note: no person is known by these identifiers", file=sys.stderr)
+                return 0
+            if args.dsr_cmd == "list":
+                for r in store.all_requests(desk.conn):
+                    late = " OVERDUE" if r.overdue(now) else ""
+                    print(
+                        f"{r.id}  {r.type:<11} {r.state:<11} {r.jurisdiction:<5}"
+                        f" due {r.due_at.date()} ({r.days_left(now):.0f} days left){late}"
+                    )
+                log("dsr.manage", "list requests", None, "*")
+                return 0
+            req = store.load(desk.conn, args.id)
+            if args.dsr_cmd == "show":
+                print(json.dumps(store.as_json(req, now), indent=2, default=str))
+            elif args.dsr_cmd == "verify":
+                req = move(req, "verified", at=now, by=me, method=args.method)
+                store.save(desk.conn, req)
+            elif args.dsr_cmd == "complete":
+                if req.type in ("erasure", "withdrawal"):
+                    return fail(
+                        f"dsr complete: {req.type} requests run through the server:"
+                        f" POST /v1/admin/dsr/{req.id}/complete with an admin token"
+                    )
+                req = move(req, "completed", at=now, by=me, note=args.note)
+                store.save(desk.conn, req)
+            elif args.dsr_cmd == "export":
+                if req.subject is None:
+                    return fail(f"dsr export: request {req.id} matched nobody", 1)
+                if req.state not in ("verified", "in_progress", "completed"):
+                    return fail(f"dsr export: verify the person's identity first ({req.state})", 1)
+                data = export.build(
+                    store.as_json(req, now),
+                    desk.summary(int(req.subject)),
+                    controller="the organisation named in the privacy notice",
+                    now=now,
+                )
+                Path(args.out).write_bytes(data)
+                print(f"wrote {args.out} ({len(data)} bytes)")
+            log(
+                "dsr.export" if args.dsr_cmd == "export" else "dsr.manage",
+                args.dsr_cmd,
+                req.id,
+                req.subject or "-",
+            )
+            return 0
+    finally:
+        desk.close()

@@ -1,0 +1,64 @@
+"""The DSR module without a running server, for the CLI: the data
+directory's keyring pseudonymizes raw identifiers in memory, the database is
+read (and briefly written) directly.
+
+``Desk.open(path)`` -> a desk; ``resolve(kind, value)`` -> OneID or None
+(never stores or prints the value). Errors: ``InvalidIdentifier`` for a value
+that cannot be normalized, ``DsrError`` for an unknown request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from collector.config import Config
+from collector.dsr import person
+from collector.storage.sqlite.connection import connect
+from collector.storage.sqlite.unit import SqliteUnitOfWork
+from identity.graph import Graph, Identifier
+from identity.normalize import normalize
+from identity.pseudonym import Pseudonymizer
+
+# CLI option -> identity kind
+KINDS = {"email": "email", "phone": "phone", "user_id": "user_id", "anonymous_id": "anonymous_id"}
+
+
+@dataclass
+class Desk:
+    config: Config
+    conn: SqliteUnitOfWork
+    graph: Graph
+    pseudonymizer: Pseudonymizer
+
+    @classmethod
+    def open(cls, config: Config, db_path: Path) -> Desk:
+        from collector.runtime import normalize_options, open_keyring
+
+        ring, _, _ = open_keyring(config, create=False)
+        conn = connect(db_path)
+        return cls(
+            config,
+            conn,
+            Graph(conn.graph_store),
+            Pseudonymizer(ring, options=normalize_options(config), cache_size=16),
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def identifiers(self, given: dict[str, str]) -> list[Identifier]:
+        """Raw identifiers (kind -> value) pseudonymized under every lookup key."""
+        out = []
+        for kind, value in given.items():
+            normalized = normalize(KINDS[kind], value, self.pseudonymizer.options)
+            versions = self.pseudonymizer.all_versions(KINDS[kind], normalized)
+            out.append(Identifier(KINDS[kind], versions[0], tuple(versions[1:])))
+        return out
+
+    def resolve(self, given: dict[str, str]) -> int | None:
+        return person.resolve(self.graph, self.identifiers(given))
+
+    def summary(self, one_id: int) -> dict[str, Any]:
+        return person.summary(self.conn, self.graph, one_id, self.config.effective_destinations())
