@@ -103,6 +103,51 @@ def report(name: str, r: dict[str, float], per_request: int, cpu: float) -> None
     )
 
 
+def compare_plan(args: argparse.Namespace) -> None:
+    """consentry serve without a tracking plan, then with one on its source,
+    alternating for `args.rounds` rounds; prints each run and the median cost."""
+    import statistics
+
+    plan_source = (
+        '\n[[sources]]\nname = "default"\nwrite_key_env = "CONSENTRY_WRITE_KEY"\n'
+        f'tracking_plan = "{args.plan.resolve()}"\n'
+    )
+    bodies = batches(400, 100, people=args.people)
+    extra = ["--no-forward"] + (["--workers", str(args.workers)] if args.workers else [])
+    results: dict[str, list[float]] = {"without plan": [], "with plan": []}
+    for _ in range(args.rounds):
+        for label, extra_config in (("without plan", ""), ("with plan", plan_source)):
+            work = Path(tempfile.mkdtemp(prefix="bench-plan-"))
+            server = start_consentry(work / "data", extra, extra_config)
+            try:
+                c0 = server.cpu_seconds()
+                r = wrk(
+                    server.url,
+                    "/v1/batch",
+                    bodies,
+                    seconds=args.seconds,
+                    connections=args.connections,
+                )
+                cpu = server.cpu_seconds() - c0
+                report(f"consentry serve, {label}", r, 100, cpu)
+                events = r["rps"] * 100 * args.seconds
+                results[label].append(cpu / events * 1e6 if events else float("nan"))
+                results[label + " ev/s"] = [*results.get(label + " ev/s", []), r["rps"] * 100]
+            finally:
+                server.stop()
+                shutil.rmtree(work, ignore_errors=True)
+    base = statistics.median(results["without plan"])
+    planned = statistics.median(results["with plan"])
+    rate = statistics.median(results["with plan ev/s"]) / statistics.median(
+        results["without plan ev/s"]
+    )
+    print(
+        f"\nserver CPU per event (median of {args.rounds}): without plan {base:.1f} µs,"
+        f" with plan {planned:.1f} µs: {planned - base:+.1f} µs per event;"
+        f" events/s with/without {rate:.2f}x"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -133,7 +178,18 @@ def main() -> None:
         action="store_true",
         help="[privacy] pii_scan = false: the cost of the PII scan by difference (issue 14 §1)",
     )
+    ap.add_argument(
+        "--plan",
+        type=Path,
+        default=None,
+        help="only compare consentry serve without and with this tracking plan on its"
+        " source (interleaved rounds; issue 17)",
+    )
+    ap.add_argument("--rounds", type=int, default=2, help="with --plan: rounds of each")
     args = ap.parse_args()
+    if args.plan is not None:
+        compare_plan(args)
+        return
     if args.unique_ids:
         os.environ["BENCH_UNIQUE_IDS"] = "1"
     extra_config = (
