@@ -14,7 +14,18 @@ import logging
 from collections.abc import Sequence
 from typing import NoReturn
 
-from collector.cli import audit, config, db, dsr, keys, outbox, plan, quarantine, serve
+from collector.cli import (
+    audit,
+    config,
+    db,
+    dsr,
+    keys,
+    migrate_storage,
+    outbox,
+    plan,
+    quarantine,
+    serve,
+)
 from collector.cli.common import fail
 from collector.errors import CollectorError
 from consent.errors import ConsentError
@@ -33,7 +44,7 @@ class _Parser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="consentry", description="Privacy-first first-party event collector")
     sub = p.add_subparsers(dest="cmd", required=True)
-    for group in (serve, keys, audit, outbox, config, plan, quarantine, db, dsr):
+    for group in (serve, keys, audit, outbox, config, plan, quarantine, db, dsr, migrate_storage):
         group.register(sub)
     return p
 
