@@ -22,8 +22,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "migrate-storage", help="move the SQLite database of a data directory into PostgreSQL"
     )
     add_common(m)
-    m.add_argument("--from", dest="source", choices=["sqlite"], required=True)
-    m.add_argument("--to", dest="target", choices=["postgres"], required=True)
+    m.add_argument(
+        "--from",
+        dest="source",
+        choices=["sqlite"],
+        required=True,
+        help="the backend to read (the data directory's consentry.db)",
+    )
+    m.add_argument(
+        "--to",
+        dest="target",
+        choices=["postgres"],
+        required=True,
+        help="the backend to write (the DSN in the variable named by [storage] dsn_env)",
+    )
     m.set_defaults(fn=cmd_migrate_storage)
 
 
