@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
@@ -271,6 +272,27 @@ def normalize_options(config: Config) -> NormalizeOptions:
     )
 
 
+def ingest_options(config: Config, destinations: Sequence[DestinationConfig]) -> IngestOptions:
+    """What the preparing steps need from the configuration."""
+    categories = {
+        **DEFAULT_CATEGORY_MAP,
+        **{k.lower(): tuple(v) for k, v in config.privacy.categories.items()},
+    }
+    return IngestOptions(
+        destinations=destinations,
+        category_map=categories,
+        pi_rules=config.privacy.pi_rules,
+        pii_fields=config.privacy.pii_fields,
+        country_jurisdictions=config.privacy.country_jurisdictions,
+        wechat=WechatKeys(
+            app_id=config.identity.wechat_app_id,
+            openid_keys=config.identity.wechat_openid_keys,
+            unionid_keys=config.identity.wechat_unionid_keys,
+        ),
+        scrub=scrub_policy(config),
+    )
+
+
 class Runtime:
     """Owns the database writer, the pipeline objects and (optionally) the forwarder."""
 
@@ -316,26 +338,7 @@ class Runtime:
             checkpoint_every=1,
         )
         self.witnesses = witness.from_config(config.audit.witness_file, config.audit.witness_url)
-        categories = {
-            **DEFAULT_CATEGORY_MAP,
-            **{k.lower(): tuple(v) for k, v in config.privacy.categories.items()},
-        }
-        self.preparer = Preparer(
-            self.pseudonymizer,
-            IngestOptions(
-                destinations=self.destinations,
-                category_map=categories,
-                pi_rules=config.privacy.pi_rules,
-                pii_fields=config.privacy.pii_fields,
-                country_jurisdictions=config.privacy.country_jurisdictions,
-                wechat=WechatKeys(
-                    app_id=config.identity.wechat_app_id,
-                    openid_keys=config.identity.wechat_openid_keys,
-                    unionid_keys=config.identity.wechat_unionid_keys,
-                ),
-                scrub=scrub_policy(config),
-            ),
-        )
+        self.preparer = Preparer(self.pseudonymizer, ingest_options(config, self.destinations))
         self.router = Router(
             graph=self.graph,
             ledger=self.ledger,

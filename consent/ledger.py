@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
@@ -37,6 +37,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from consent import shred
 from consent.errors import LedgerError
+from consent.ledger_store import LedgerReader as LedgerReader  # re-exported
+from consent.ledger_store import LedgerStore as LedgerStore  # re-exported
+from consent.ledger_store import StateRow as StateRow  # re-exported
 from consent.scope import merge_states
 from consent.state import ConsentState, PurposeState
 
@@ -92,56 +95,6 @@ class ConsentRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
 
 _encoder = msgspec.json.Encoder(order="deterministic")
 _decoder = msgspec.json.Decoder(ConsentRecord)
-
-# A consent_state row: (key, granted, record seq, guardian, at ISO 8601,
-# scope (comma-separated purposes, "" for none), notice version or None).
-StateRow = tuple[str, bool, int, bool, str, str, str | None]
-
-
-class LedgerStore(Protocol):
-    """Where the ledger's records, checkpoints and derived state live. Runs in
-    the caller's transaction; ``head`` must be read inside it."""
-
-    def head(self) -> tuple[int, bytes] | None:
-        """(seq, hash) of the last record; None when there is none."""
-        ...
-
-    def sealed(self) -> tuple[int, str] | None:
-        """(seq, signed_at ISO 8601) of the last checkpoint; None when there is none."""
-        ...
-
-    def bodies_after(self, seq: int) -> Iterable[bytes]:
-        """Record bodies with a seq above ``seq``, in order."""
-        ...
-
-    def state(self, one_id: int) -> ConsentState: ...
-    def append(self, seq: int, body: bytes, digest: bytes) -> None: ...
-    def put_state(self, one_id: int, rows: Sequence[StateRow]) -> None:
-        """Make these the latest entries of the OneID for their keys."""
-        ...
-
-    def drop_state(self, one_id: int) -> None: ...
-    def add_checkpoint(
-        self, seq: int, digest: bytes, signature: bytes, public_key: bytes, signed_at: str
-    ) -> None: ...
-
-
-class LedgerReader(Protocol):
-    """What verification reads, as stored (an edit through SQL may have turned
-    a BLOB into TEXT: values are checked, not trusted)."""
-
-    def chain_rows(self) -> Iterable[tuple[int, object, object]]:
-        """(seq, body, hash) of every record in seq order."""
-        ...
-
-    def checkpoint_rows(self) -> Iterable[tuple[int, object, object, object, str]]:
-        """(seq, hash, signature, public key, signed_at) of every checkpoint."""
-        ...
-
-    def hash_at(self, seq: int) -> object | None: ...
-    def key_holders(self) -> set[int]:
-        """OneIDs that still hold a subject key (see consent.shred)."""
-        ...
 
 
 def chain(prev: bytes, body: bytes) -> bytes:

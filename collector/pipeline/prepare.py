@@ -27,7 +27,7 @@ from collector.pipeline import integrations as flags
 from collector.pipeline import scrub as pii_scrub
 from collector.pipeline.egress import EgressStep, _placeholder
 from collector.pipeline.options import IngestOptions
-from collector.pipeline.pseudonymize import PseudonymizeStep
+from collector.pipeline.pseudonymize import Found, PseudonymizeStep
 from collector.pipeline.quality import PlanResult, apply_plan
 from collector.pipeline.signals import SignalsStep, _signal_warnings
 from collector.pipeline.timestamps import iso_z, segment_times
@@ -158,18 +158,9 @@ class Preparer(PseudonymizeStep, SignalsStep, EgressStep):
         # Identifiers anywhere else (issue 14 §1): placed in the message as
         # placeholders, filled per destination like the ones above.
         raw = data
-        scrubbed = None
-        if self._opt.scrub is not None:
-            scrubbed = pii_scrub.scrub(
-                data,
-                self._opt.scrub,
-                placeholder=_placeholder,
-                first=len(found),
-                handled={p for _, _, p in found},
-            )
-            if scrubbed is not None:
-                data = scrubbed.data
-                found.extend((f"~{kind}", value, ()) for kind, value in scrubbed.values)
+        scrubbed = self._scrub(data, found)
+        if scrubbed is not None:
+            data = scrubbed.data
         checked = None
         if plan is not None:  # after pseudonymization, before any payload exists
             checked = apply_plan(
@@ -233,6 +224,23 @@ class Preparer(PseudonymizeStep, SignalsStep, EgressStep):
             signal_at=self._clock(msg, received_at, context) if not signals.empty else None,
             plan=checked,
         )
+
+    def _scrub(self, data: dict[str, Any], found: list[Found]) -> pii_scrub.Scrubbed | None:
+        """The PII scan ([privacy] pii_scan): identifiers anywhere else in the
+        message become placeholders, appended to ``found`` as never-linked
+        values; None when the scan is off or found nothing."""
+        if self._opt.scrub is None:
+            return None
+        scrubbed = pii_scrub.scrub(
+            data,
+            self._opt.scrub,
+            placeholder=_placeholder,
+            first=len(found),
+            handled={p for _, _, p in found},
+        )
+        if scrubbed is not None:
+            found.extend((f"~{kind}", value, ()) for kind, value in scrubbed.values)
+        return scrubbed
 
     def _times(
         self, msg: Message, data: dict[str, Any], received_at: datetime, sent_at: datetime | None
