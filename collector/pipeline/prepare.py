@@ -257,17 +257,22 @@ class Preparer(PseudonymizeStep, SignalsStep, EgressStep):
             elif sent_at is not None:
                 data["sentAt"] = iso_z(sent_at)
             return
+        sent = msg.sentAt or sent_at
+        if sent is None:  # the device's time stands (one conversion for both fields)
+            device = msg.timestamp if msg.timestamp is not None else msg.originalTimestamp
+            assert device is not None
+            data["timestamp"] = data["originalTimestamp"] = iso_z(device)
+            return
         times = segment_times(
             timestamp=msg.timestamp,
             original_timestamp=msg.originalTimestamp,
-            sent_at=msg.sentAt or sent_at,
+            sent_at=sent,
             received_at=received_at,
         )
         data["timestamp"] = iso_z(times.timestamp)
         if times.original_timestamp is not None:
             data["originalTimestamp"] = iso_z(times.original_timestamp)
-        if times.sent_at is not None:
-            data["sentAt"] = iso_z(times.sent_at)
+        data["sentAt"] = iso_z(sent)
 
 
 def _held(raw: dict[str, Any]) -> bytes:

@@ -117,5 +117,6 @@ def segment_times(
 
 def iso_z(value: datetime) -> str:
     """UTC ISO 8601 with milliseconds and ``Z``: ``2024-05-01T12:00:00.250Z``."""
-    text = as_utc(value).isoformat(timespec="milliseconds")
-    return text.removesuffix("+00:00") + "Z"
+    if value.tzinfo is not UTC:
+        value = as_utc(value)
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # drops "+00:00"
