@@ -49,6 +49,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from collector.runtime import DB_NAME
+    from collector.storage.postgres.audit import PostgresAuditStore
+    from collector.storage.postgres.connection import dsn_from_env
     from collector.storage.sqlite.audit import SqliteAuditStore
 
     cfg = load(args)
@@ -58,7 +60,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
         ring, _, _ = open_keyring(cfg, create=False)
         sys.stdout.write(ring.signing_public_pem().decode())
         return 0
-    store = SqliteAuditStore.open(cfg.data_dir / DB_NAME)
+    store: SqliteAuditStore | PostgresAuditStore
+    if cfg.storage.backend == "postgres":
+        store = PostgresAuditStore.open(dsn_from_env(cfg.storage.dsn_env))
+    else:
+        store = SqliteAuditStore.open(cfg.data_dir / DB_NAME)
     try:
         if args.audit_cmd == "verify":
             return _verify(store, args)

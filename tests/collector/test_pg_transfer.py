@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -123,3 +124,35 @@ def test_migrate_storage_command(pg_dsn: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "outbox: 7 rows" in done.stdout
     assert done.stdout.strip().endswith("ledger verified on PostgreSQL: 10 records, head seq 10")
+
+    # `consentry audit` reads the PostgreSQL backend: verify, export
+    cfg.write_text('[storage]\nbackend = "postgres"\ndsn_env = "CONSENTRY_PG_UNDER_TEST"\n')
+
+    def audit(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "collector.cli",
+                "audit",
+                *args,
+                "--config",
+                str(cfg),
+                "--data-dir",
+                str(tmp_path / "elsewhere"),
+            ],
+            env={**os.environ, "CONSENTRY_PG_UNDER_TEST": pg_dsn},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    ok = audit("verify")
+    assert ok.returncode == 0, ok.stderr + ok.stdout
+    exported = audit("export", "--format", "json")
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.count('"seq"') == 10
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # tamper with one record
+        conn.execute("UPDATE consent_ledger SET body = body || '\\x20'::bytea WHERE seq = 5")
+    bad = audit("verify")
+    assert bad.returncode == 1 and "5" in bad.stdout + bad.stderr
