@@ -1,16 +1,36 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collector.storage.postgres.connection import connect
+from collector.storage.postgres.graph import PostgresGraphStore
 from collector.storage.sqlite.connection import open_database
 from identity import Graph, Identifier, Keyring, Pseudonymizer
+from identity.graph import GraphStore
+from tests.collector.pg import pg_dsn
 
 ring = Keyring.generate()
 ps = Pseudonymizer(ring)
+__all__ = ["pg_dsn"]  # the fixture graph_store uses on PostgreSQL
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def graph_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
+    """The graph's store on both backends (issue 18): a SQLite file, and a fresh
+    PostgreSQL database at CONSENTRY_TEST_PG_DSN (skipped, loudly, without it)."""
+    if request.param == "sqlite":
+        yield open_database(tmp_path / "g.db").graph_store
+        return
+    dsn = request.getfixturevalue("pg_dsn")
+    conn = connect(dsn, upgrade=True)
+    yield PostgresGraphStore(conn)
+    conn.close()
 
 
 def ident(kind: str, value: str) -> Identifier:
@@ -19,16 +39,16 @@ def ident(kind: str, value: str) -> Identifier:
     return Identifier(kind, ps.pseudonym(kind, value))
 
 
-def test_anonymous_visitor_keeps_one_id_when_logging_in(tmp_path: Path) -> None:
-    g = Graph(open_database(tmp_path / "g.db").graph_store)
+def test_anonymous_visitor_keeps_one_id_when_logging_in(graph_store: GraphStore) -> None:
+    g = Graph(graph_store)
     first = g.resolve([ident("anonymous_id", "anon-1")])
     second = g.resolve([ident("user_id", "u1"), ident("anonymous_id", "anon-1")])
     assert second.one_id == first.one_id and not second.created
     assert {k for k, _ in g.cluster(first.one_id)} == {"anonymous_id", "user_id"}
 
 
-def test_two_users_never_merge_through_a_shared_device(tmp_path: Path) -> None:
-    g = Graph(open_database(tmp_path / "g.db").graph_store)
+def test_two_users_never_merge_through_a_shared_device(graph_store: GraphStore) -> None:
+    g = Graph(graph_store)
     alice = g.resolve([ident("user_id", "alice"), ident("device_id", "ipad-1")]).one_id
     bob = g.resolve([ident("user_id", "bob"), ident("device_id", "ipad-1")])
     assert bob.one_id != alice
@@ -36,8 +56,8 @@ def test_two_users_never_merge_through_a_shared_device(tmp_path: Path) -> None:
     assert g.conflicts(alice)  # the refused merge is recorded and visible
 
 
-def test_merge_of_two_clusters_is_recorded(tmp_path: Path) -> None:
-    g = Graph(open_database(tmp_path / "g.db").graph_store)
+def test_merge_of_two_clusters_is_recorded(graph_store: GraphStore) -> None:
+    g = Graph(graph_store)
     a = g.resolve([ident("anonymous_id", "a")]).one_id
     b = g.resolve([ident("email", "x@y.co")]).one_id
     r = g.resolve([ident("email", "x@y.co"), ident("anonymous_id", "a")])
@@ -47,8 +67,8 @@ def test_merge_of_two_clusters_is_recorded(tmp_path: Path) -> None:
     assert g.current(a) == b
 
 
-def test_erase_removes_cluster_and_leaves_tombstone(tmp_path: Path) -> None:
-    g = Graph(open_database(tmp_path / "g.db").graph_store)
+def test_erase_removes_cluster_and_leaves_tombstone(graph_store: GraphStore) -> None:
+    g = Graph(graph_store)
     one = g.resolve([ident("user_id", "gone"), ident("email", "gone@x.co")]).one_id
     assert g.erase(one) == 2
     assert g.cluster(one) == [] and g.is_erased(one)
@@ -56,10 +76,10 @@ def test_erase_removes_cluster_and_leaves_tombstone(tmp_path: Path) -> None:
     assert again.created and again.one_id != one
 
 
-def test_rotation_relinks_under_the_new_key(tmp_path: Path) -> None:
+def test_rotation_relinks_under_the_new_key(graph_store: GraphStore) -> None:
     ring2 = Keyring.generate()
     p = Pseudonymizer(ring2)
-    g = Graph(open_database(tmp_path / "g.db").graph_store)
+    g = Graph(graph_store)
     before = g.resolve([Identifier("user_id", p.pseudonym("user_id", "returning"))]).one_id
     ring2.rotate()
     p2 = Pseudonymizer(ring2)
