@@ -11,7 +11,8 @@ import re
 
 from consent.errors import ConsentSignalError
 
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+# fullmatch, not match: "$" also matches before a final newline ("abc\n").
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -21,7 +22,7 @@ _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
 def decode_b64url(text: str, what: str) -> tuple[int, int]:
     """Base64url text as (value, bit length), six bits a character: IAB strings are
     defined on the character bits, so a trailing partial byte still counts."""
-    if not _B64URL.match(text):
+    if not _B64URL.fullmatch(text):
         raise ConsentSignalError(f"{what} is not base64url (A-Z a-z 0-9 - _)")
     value = 0
     for ch in text:

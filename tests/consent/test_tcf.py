@@ -204,3 +204,12 @@ def test_round_trip(purposes, li, special, vendors, vendors_li, ranges, cmp_id, 
     )
     again = tcf.decode(tcf.encode(tc, ranges=ranges))
     assert again == tc
+
+
+@pytest.mark.parametrize("tail", ["\n", " ", "=", "\t"])
+def test_a_string_with_a_trailing_non_base64url_character_is_a_signal_error(tail: str) -> None:
+    # "^...$" with re.match accepted a final newline and the decoder raised KeyError.
+    from consent.bits import decode_b64url
+
+    with pytest.raises(ConsentSignalError, match="not base64url"):
+        decode_b64url("CPXxRfAPXxRfAAfKABENB" + tail, "tcString")
