@@ -4,6 +4,7 @@ the forwarder's lifespan, and errors handled once (collector.http.errors)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -20,6 +21,8 @@ from collector.sources.browser import Browser
 from collector.sources.browser_http import BrowserEndpoints
 from collector.sources.segment_http import SegmentHttpSource
 from collector.sources.webhooks.endpoint import Webhooks
+
+log = logging.getLogger("consentry.collector")
 
 
 def create_app(runtime: Runtime, *, forward: bool = True, deliver: bool = True) -> Starlette:
@@ -65,5 +68,17 @@ def create_app(runtime: Runtime, *, forward: bool = True, deliver: bool = True) 
         *EraseApi(runtime, guard).routes(),
         *Ops(runtime).routes(),
         *AdminApi(runtime, guard).routes(),
+        *_console(runtime, principals),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.handlers(browser))
+
+
+def _console(runtime: Runtime, principals: Principals) -> list[Route]:
+    """The console's routes; none (logged) when jinja2/itsdangerous are missing
+    from an environment installed before they became dependencies."""
+    try:
+        from collector.console.pages import Console
+    except ImportError as exc:
+        log.error("the console at /console is off: %s (pip install -e .)", exc)
+        return []
+    return Console(runtime, principals).routes()

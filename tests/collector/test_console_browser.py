@@ -1,0 +1,150 @@
+"""The compliance console in headless Chromium: sign in per role, look a person
+up, handle an access request end to end (download and read the export),
+erase as admin and see the receipts; an operator sees no person data.
+Screenshots of the main pages go to docs/console-*.png."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from collector.access.principals import hash_password
+from tests.conftest import Server, ServerFactory, wait_for
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+USERS = {"maria": "auditor", "root": "admin", "olga": "operator"}
+PASSWORD = "correct horse battery staple"
+CONFIG = "\n".join(
+    f'[[access.users]]\nname = "{n}"\nrole = "{r}"\npassword_hash = "{hash_password(PASSWORD)}"\n'
+    for n, r in USERS.items()
+)
+
+
+def _seed(server: Server) -> None:
+    consent = {
+        "userId": "carol-1",
+        "traits": {"email": "carol@example.com"},
+        "purposes": {"analytics": "granted"},
+        "noticeVersion": "7",
+    }
+    assert server.post("/v1/consent", consent).status_code == 200
+    for n in range(2):
+        body = {
+            "userId": "carol-1",
+            "event": f"Order {n}",
+            "traits": {"email": "carol@example.com"},
+        }
+        assert server.post("/v1/track", body).status_code == 200
+
+
+def _login(chromium: Any, server: Server, name: str) -> tuple[Any, Any]:
+    context = chromium.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.goto(server.url + "/console")
+    assert page.url.endswith("/console/login")
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(server.url + "/console")
+    return context, page
+
+
+def _shot(page: Any, name: str) -> None:
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS / f"console-{name}.png"), full_page=True)
+
+
+def test_console_end_to_end(chromium: Any, server_factory: ServerFactory) -> None:
+    server = server_factory(config=CONFIG).start()
+    _seed(server)
+
+    # Wrong password: refused, no session.
+    context = chromium.new_context()
+    page = context.new_page()
+    page.goto(server.url + "/console/login")
+    page.get_by_label("Name").fill("maria")
+    page.get_by_label("Password").fill("wrong")
+    page.get_by_role("button", name="Sign in").click()
+    assert "Wrong name or password" in page.content()
+    context.close()
+
+    context, page = _login(chromium, server, "maria")
+    cookie = next(c for c in context.cookies() if c["name"] == "consentry_console")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert "Verified: the consent log has not been altered" in page.content()
+    _shot(page, "overview")
+
+    def looked_up() -> bool:
+        page.goto(server.url + "/console/person")
+        page.get_by_label("Identifier type").select_option("email")
+        page.get_by_label("Identifier", exact=True).fill("Carol@Example.com")
+        page.get_by_role("button", name="Look up").click()
+        return page.locator("#person").count() == 1 and "lake" in page.content()
+
+    assert wait_for(looked_up)
+    text = page.content()
+    assert "carol@example.com" not in text.lower().replace('value="carol@example.com"', "")
+    _shot(page, "person")
+
+    page.goto(server.url + "/console/dsr")
+    page.get_by_label("What the person asks for").select_option("access")
+    page.get_by_label("Identifier type").select_option("email")
+    page.get_by_label("Identifier (never stored)").fill("carol@example.com")
+    page.get_by_role("button", name="Record request").click()
+    page.wait_for_url("**/console/dsr/dsr_*")
+    assert "Received, identity not yet checked" in page.locator("#state").inner_text()
+    page.get_by_role("button", name="Identity checked").click()
+    assert page.locator("#state").inner_text() == "Identity checked"
+    page.get_by_role("button", name="Mark as completed").click()
+    assert page.locator("#state").inner_text() == "Completed"
+    _shot(page, "request")
+    with page.expect_download() as info:
+        page.locator("#download").click()
+    archive = zipfile.ZipFile(io.BytesIO(Path(info.value.path()).read_bytes()))
+    doc = json.loads(archive.read("export.json"))
+    assert doc["person"]["destinations"][0]["events"] == 2
+    assert doc["person"]["consent"]["history"][0]["notice_version"] == "7"
+    assert "Where your events went" in archive.read("index.html").decode()
+    page.goto(server.url + "/console/dsr")
+    _shot(page, "queue")
+    context.close()
+
+    # The operator: no person pages, no person data.
+    context, page = _login(chromium, server, "olga")
+    assert "Look a person up" not in page.content()
+    response = page.goto(server.url + "/console/person")
+    assert response.status == 403 and "may not do person.lookup" in page.content()
+    response = page.goto(server.url + "/console/dsr")
+    assert response.status == 403
+    context.close()
+
+    # The admin erases, and sees the per-destination receipts.
+    context, page = _login(chromium, server, "root")
+    page.goto(server.url + "/console/dsr")
+    page.get_by_label("What the person asks for").select_option("erasure")
+    page.get_by_label("Identifier type").select_option("userId")
+    page.get_by_label("Identifier (never stored)").fill("carol-1")
+    page.get_by_role("button", name="Record request").click()
+    page.wait_for_url("**/console/dsr/dsr_*")
+    page.get_by_role("button", name="Identity checked").click()
+    page.get_by_role("button", name="Erase and complete").click()
+    receipts = page.locator("#receipts").inner_text()
+    assert "lake" in receipts
+    _shot(page, "erasure")
+    context.close()
+
+    # A form posted without the session's CSRF token is refused.
+    r = httpx.post(server.url + "/console/login", data={"name": "maria", "password": PASSWORD})
+    assert r.status_code == 303
+    session = r.cookies.get("consentry_console")
+    forged = httpx.post(
+        server.url + "/console/person",
+        data={"kind": "email", "value": "carol@example.com"},
+        cookies={"consentry_console": session or ""},
+    )
+    assert forged.status_code == 403 and "form expired" in forged.text
