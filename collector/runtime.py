@@ -299,6 +299,12 @@ class Runtime:
     def __init__(self, config: Config, *, worker: int = 0) -> None:
         self.config = config
         self.worker = worker
+        if config.storage.backend == "postgres":
+            check_storage(config)
+            raise ConfigError(
+                'storage.backend = "postgres": serving from PostgreSQL is not available in'
+                ' this version yet (db migrate, migrate-storage and audit work on it); use "sqlite"'
+            )
         self.data_dir = config.data_dir
         if not self.data_dir.exists():
             # Ours: private. An existing directory keeps the mode its owner chose.
@@ -313,12 +319,6 @@ class Runtime:
         )
         self.sources = load_sources(config)
         self.plans = load_plans(config)
-        if config.storage.backend == "postgres":
-            check_storage(config)
-            raise ConfigError(
-                'storage.backend = "postgres": serving from PostgreSQL is not available in'
-                ' this version yet (only `consentry db migrate` is); use "sqlite"'
-            )
         self.db_path = self.data_dir / DB_NAME
         conn = connect(self.db_path, synchronous=config.storage.synchronous, upgrade=True)
         self._uow = conn  # the writer's connection and its stores
