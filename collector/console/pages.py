@@ -71,7 +71,9 @@ class Console:
         )
 
     def routes(self) -> list[Route]:
-        p = self._page
+        from collector.console.records import RecordPages
+
+        p = self.page
         return [
             Route("/console", p(self.overview, Permission.DASHBOARD), methods=["GET"]),
             Route("/console/login", self.login_form, methods=["GET"]),
@@ -87,6 +89,7 @@ class Console:
             Route(
                 "/console/dsr/{id}/export", p(self.export, Permission.DSR_EXPORT), methods=["GET"]
             ),
+            *RecordPages(self).routes(),
         ]
 
     # -- plumbing ----------------------------------------------------------
@@ -108,7 +111,7 @@ class Console:
         response.headers["x-frame-options"] = "DENY"
         return response
 
-    def _page(
+    def page(
         self, handler: Handler, permission: Permission
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:

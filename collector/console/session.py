@@ -7,7 +7,8 @@ idle longer than ``[access] session_idle_minutes`` is refused. ``HttpOnly``,
 ``SameSite=Strict``, ``Path=/console``; ``Secure`` when served over HTTPS.
 CSRF: every form carries the session's token, compared in constant time.
 Logins are limited per client address and per user name (``limits``, moving
-window of 15 minutes, ``[access] login_attempts``).
+window of 15 minutes, ``[access] login_attempts``), counted in each worker
+process on its own: with N workers an attacker gets up to N times as many.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,10 @@ def _login(chromium: Any, server: Server, name: str) -> tuple[Any, Any]:
 
 
 def _shot(page: Any, name: str) -> None:
+    """Refresh docs/console-<name>.png when CONSENTRY_SCREENSHOTS=1 (kept out of
+    ordinary runs so the suite leaves the checkout clean)."""
+    if os.environ.get("CONSENTRY_SCREENSHOTS") != "1":
+        return
     DOCS.mkdir(exist_ok=True)
     page.screenshot(path=str(DOCS / f"console-{name}.png"), full_page=True)
 
@@ -112,6 +117,20 @@ def test_console_end_to_end(chromium: Any, server_factory: ServerFactory) -> Non
     assert "Where your events went" in archive.read("index.html").decode()
     page.goto(server.url + "/console/dsr")
     _shot(page, "queue")
+
+    page.goto(server.url + "/console/consent")
+    page.get_by_label("Choice").select_option("grant")
+    page.get_by_role("button", name="Filter").click()
+    assert "1 records match" in page.content() and "Gave consent" in page.content()
+    with page.expect_download() as info:
+        page.locator("#csv").click()
+    rows = Path(info.value.path()).read_text().splitlines()
+    assert len(rows) == 2 and rows[0].startswith("seq,action") and ",grant," in rows[1]
+    _shot(page, "consent")
+    page.goto(server.url + "/console/ropa")
+    assert "lake" in page.locator("table").inner_text()
+    response = page.goto(server.url + "/console/access-log")
+    assert response.status == 403  # the access log is the admin's
     context.close()
 
     # The operator: no person pages, no person data.
@@ -136,6 +155,11 @@ def test_console_end_to_end(chromium: Any, server_factory: ServerFactory) -> Non
     receipts = page.locator("#receipts").inner_text()
     assert "lake" in receipts
     _shot(page, "erasure")
+    page.goto(server.url + "/console/access-log")
+    log = page.locator("#access-log").inner_text()
+    assert "maria" in log and "lookup" in log and "export" in log and "erase" in log
+    assert "carol" not in log.lower()
+    _shot(page, "access-log")
     context.close()
 
     # A form posted without the session's CSRF token is refused.
@@ -148,3 +172,14 @@ def test_console_end_to_end(chromium: Any, server_factory: ServerFactory) -> Non
         cookies={"consentry_console": session or ""},
     )
     assert forged.status_code == 403 and "form expired" in forged.text
+
+    # Sign-in attempts are limited per name (10 per 15 minutes in each worker
+    # process; the test server runs one per core).
+    statuses = [
+        httpx.post(
+            server.url + "/console/login", data={"name": "mallory", "password": "x"}
+        ).status_code
+        for _ in range(10 * (os.cpu_count() or 1) + 5)
+    ]
+    assert 429 in statuses and statuses.index(429) >= 10
+    assert set(statuses[: statuses.index(429)]) == {401}
