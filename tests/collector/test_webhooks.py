@@ -636,3 +636,21 @@ def test_concurrent_retries_of_one_delivery_are_stored_once(
     assert len(stored) == 1 and stored[0]["accepted"] == 1
     out = wait_for(lambda: read_jsonl(data / "crm"))
     assert out is not None and len(out) == 1
+
+
+@pytest.mark.parametrize("junk", [5, "abc", {"a": 1}, True, 1.5])
+@pytest.mark.parametrize(
+    ("name", "topic", "key"),
+    [
+        ("woocommerce", "order.created", "line_items"),
+        ("woocommerce", "order.created", "coupon_lines"),
+        ("shopify", "refunds/create", "refund_line_items"),
+        ("shopify", "refunds/create", "transactions"),
+    ],
+)
+def test_a_list_field_holding_something_else_is_no_list(
+    name: str, topic: str, key: str, junk: object
+) -> None:
+    # `payload.get(key) or []` iterated a number (TypeError: found by hypothesis).
+    payload = {"id": 7, "order_id": 7, "status": "processing", "customer_id": 3, key: junk}
+    PLATFORMS[name].translate(Delivery(topic, "id"), payload)

@@ -70,6 +70,14 @@ def obj(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def objects(value: object) -> list[Mapping[str, Any]]:
+    """The objects of a JSON array; anything else (a number, a string, an
+    object where a list belongs) is no list at all: platforms send junk too."""
+    if not isinstance(value, list):
+        return []
+    return [v for v in value if isinstance(v, Mapping)]
+
+
 def first(data: Mapping[str, Any], keys: Sequence[str]) -> Any:
     for key in keys:
         value = data.get(key)

@@ -162,22 +162,22 @@ def _customer_person(customer: Mapping[str, Any]) -> ec.Person:
 def _refund(refund: Mapping[str, Any], ref: str) -> Translation:
     order_id = ec.text(refund.get("order_id"))
     items = []
-    for line in refund.get("refund_line_items") or []:
-        if isinstance(line, Mapping) and isinstance(line.get("line_item"), Mapping):
+    for line in ec.objects(refund.get("refund_line_items")):
+        if isinstance(line.get("line_item"), Mapping):
             item = dict(line["line_item"])
             if isinstance(line.get("quantity"), int):
                 item["quantity"] = line["quantity"]
             items.append(ec.product(item, SHAPE))
     amounts = [
         ec.money(t.get("amount"))
-        for t in refund.get("transactions") or []
+        for t in ec.objects(refund.get("transactions"))
         if isinstance(t, Mapping) and t.get("kind") in (None, "refund")
     ]
     props: dict[str, Any] = {"order_id": order_id, "products": items}
     if amounts:
         props["total"] = float(round(sum(a for a in amounts if a is not None), 2))
     currencies = [
-        t.get("currency") for t in refund.get("transactions") or [] if isinstance(t, Mapping)
+        t.get("currency") for t in ec.objects(refund.get("transactions")) if isinstance(t, Mapping)
     ]
     if currencies and isinstance(currencies[0], str):
         props["currency"] = currencies[0].upper()

@@ -85,11 +85,11 @@ def translate(delivery: Delivery, payload: Any) -> Translation:
         event = order_event(delivery.topic, payload)
         if event is None:
             return Translation()
-        items = [i for i in payload.get("line_items") or [] if isinstance(i, Mapping)]
+        items = ec.objects(payload.get("line_items"))
         coupons = [
             c["code"]
-            for c in payload.get("coupon_lines") or []
-            if isinstance(c, Mapping) and isinstance(c.get("code"), str)
+            for c in ec.objects(payload.get("coupon_lines"))
+            if isinstance(c.get("code"), str)
         ]
         props = ec.order_properties(payload, shape=SHAPE, total_key="total", coupons=coupons)
         subtotals = [ec.money(i.get("subtotal")) for i in items]
