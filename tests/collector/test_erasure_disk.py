@@ -303,6 +303,7 @@ def test_erasure_of_a_merged_rotated_person_leaves_no_pseudonym_in_any_file(
 def test_jsonl_erasure_rewrites_only_the_persons_lines(tmp_path: Path) -> None:
     """The rewrite keeps every other line byte for byte, across rotated files."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from collector.config import JsonlDestinationConfig
     from collector.delivery.destinations.jsonl import JsonlDestination
@@ -318,11 +319,16 @@ def test_jsonl_erasure_rewrites_only_the_persons_lines(tmp_path: Path) -> None:
             % (i, who.encode())
         )
 
+    def run(coro: Any) -> Any:
+        # On its own thread: another test may have left an event loop running here.
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, coro).result()
+
     lines = [line(i, "ps1.k1.A" if i % 3 == 0 else "ps1.k1.B") for i in range(60)]
     for i in range(0, 60, 6):
-        asyncio.run(dest.send(lines[i : i + 6]))
+        assert run(dest.send(lines[i : i + 6])).ok
     assert len(dest.files()) > 1  # rotated by size
-    result = asyncio.run(dest.delete(["ps1.k1.A"]))
+    result = run(dest.delete(["ps1.k1.A"]))
     assert result.ok and result.deleted == 20
     kept = b"".join(p.read_bytes() for p in dest.files())
     assert kept == b"".join(x + b"\n" for x in lines if b"ps1.k1.B" in x)
