@@ -56,6 +56,7 @@ class RecordPages:
             ),
             Route("/console/ropa", p(self.ropa, Permission.ROPA), methods=["GET"]),
             Route("/console/ropa.csv", p(self.ropa_csv, Permission.ROPA), methods=["GET"]),
+            Route("/console/ropa.xlsx", p(self.ropa_xlsx, Permission.ROPA), methods=["GET"]),
             Route("/console/access-log", p(self.access, Permission.ACCESS_LOG), methods=["GET"]),
         ]
 
@@ -106,6 +107,18 @@ class RecordPages:
             ropa.to_csv(self.c.rt.config),
             media_type="text/csv; charset=utf-8",
             headers={"content-disposition": 'attachment; filename="records-of-processing.csv"'},
+        )
+
+    async def ropa_xlsx(self, request: Request, session: Session) -> Response:
+        data = ropa.to_xlsx(self.c.rt.config)
+        if data is None:
+            return self.c.render(
+                request, session, "denied.html", 501, reason="XLSX needs openpyxl; use the CSV"
+            )
+        return Response(
+            data,
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"content-disposition": 'attachment; filename="records-of-processing.xlsx"'},
         )
 
     async def access(self, request: Request, session: Session) -> Response:

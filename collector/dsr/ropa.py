@@ -3,7 +3,7 @@
 One row per destination: the recipient, purposes, legal basis per purpose,
 categories of personal information, region, whether it is a third party,
 the cross-border transfer mechanism per law, and retention. Rendered as CSV
-(RFC 4180) and, when ``openpyxl`` is installed, XLSX.
+(RFC 4180) and XLSX (``openpyxl``; None when an old environment lacks it).
 """
 
 from __future__ import annotations

@@ -193,6 +193,17 @@ def test_ropa_csv(admin_server: Server) -> None:
     assert r.status_code == 200
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert rows[0]["destination"] == "lake" and rows[0]["purposes"] == "analytics"
+    x = call(admin_server, "GET", "/v1/admin/ropa?format=xlsx", None, TOKENS["auditor"])
+    assert x.status_code == 200 and x.headers["content-type"].startswith(
+        "application/vnd.openxmlformats"
+    )
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(x.content)).active
+    assert sheet is not None
+    table = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert table[0][0] == "destination" and table[1][0] == "lake"
+    assert table[1][2] == rows[0]["purposes"]
     wrong = call(admin_server, "GET", "/v1/admin/ropa?format=pdf", None, TOKENS["auditor"])
     assert wrong.status_code == 400 and wrong.json()["path"] == "format"
 
