@@ -1,6 +1,6 @@
 """``consentry``: a thin command line over the library, one module per command
 group (``serve`` with ``forward``, ``keys``, ``audit``, ``outbox``, ``config``,
-``plan``, ``quarantine``, ``dsr``).
+``plan``, ``quarantine``, ``dsr``, ``access``).
 
 Every subcommand takes ``--config FILE`` and ``--data-dir DIR``. Exit codes:
 0 success, 1 a check failed (verify, why, retire refused), 2 bad input or
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from collector.cli import (
+    access,
     audit,
     config,
     db,
@@ -44,7 +45,19 @@ class _Parser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="consentry", description="Privacy-first first-party event collector")
     sub = p.add_subparsers(dest="cmd", required=True)
-    for group in (serve, keys, audit, outbox, config, plan, quarantine, db, dsr, migrate_storage):
+    for group in (
+        serve,
+        keys,
+        audit,
+        outbox,
+        config,
+        plan,
+        quarantine,
+        db,
+        dsr,
+        migrate_storage,
+        access,
+    ):
         group.register(sub)
     return p
 

@@ -255,3 +255,33 @@ def test_cli_dsr_and_audit_export_by_raw_identifier(admin_server: Server, tmp_pa
     assert done.returncode == 0, done.stderr
     shown = json.loads(cli(server, "dsr", "show", rid).stdout)
     assert shown["state"] == "completed" and shown["verification"] == "email_link"
+
+
+def test_hash_password_command_output_signs_in() -> None:
+    import subprocess
+    import sys
+
+    from collector.access.principals import AccessConfig, Principals, UserConfig
+
+    out = subprocess.run(
+        [sys.executable, "-m", "collector.cli", "access", "hash-password"],
+        input="a long console password\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    digest = out.stdout.strip()
+    assert digest.startswith("$argon2id$") and "a long console password" not in out.stdout
+    users = [UserConfig(name="maria", role="auditor", password_hash=digest)]
+    principals = Principals.from_config(AccessConfig(users=users), admin_token_env=None)
+    assert principals.login("maria", "a long console password") is not None
+    assert principals.login("maria", "a long console passwore") is None
+    short = subprocess.run(
+        [sys.executable, "-m", "collector.cli", "access", "hash-password"],
+        input="short\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert short.returncode == 2 and "12 characters" in short.stderr
