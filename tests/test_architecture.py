@@ -112,9 +112,6 @@ LAYER_PENDING = {
     ("collector/pipeline/prepare.py", "collector.sources.cookies"),
     ("collector/pipeline/pseudonymize.py", "collector.sources.wechat"),
     ("collector/pipeline/options.py", "collector.sources.wechat"),
-    # replaying the quarantine is an application operation (CLI), not a step
-    ("collector/pipeline/replay.py", "collector.storage.sqlite.connection"),
-    ("collector/pipeline/replay.py", "collector.runtime"),
 }
 
 

@@ -19,17 +19,25 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from collector.errors import InvalidMessage, QuarantineError
 from collector.pipeline.decode import decode_message
-from collector.pipeline.prepare import Prepared
-from collector.storage.ports import QuarantinedRow
-from collector.storage.sqlite.connection import connect
+from collector.pipeline.prepare import Prepared, Preparer
+from collector.quality.plan import TrackingPlan
+from collector.storage.ports import QuarantinedRow, UnitOfWork
 from collector.vault import Vault
 
-if TYPE_CHECKING:
-    from collector.runtime import Runtime
+
+class Runtime(Protocol):
+    """What a replay needs of the running collector (collector.runtime.Runtime)."""
+
+    keyring: Any  # identity.keyring.Keyring: the vault key
+    config: Any  # collector.config.Config: the depth limit
+    preparer: Preparer
+    plans: dict[str, TrackingPlan]
+    router: Any  # collector.pipeline.route.Router
+    writer: Any  # storage writer: .call(work(UnitOfWork), timeout)
 
 
 @dataclass
@@ -44,12 +52,13 @@ class ReplayResult:
 def quarantined(
     rt: Runtime, *, source: str | None = None, ids: Sequence[int] = ()
 ) -> list[QuarantinedRow]:
-    """The kept rows, oldest first (read on a connection of its own)."""
-    conn = connect(rt.db_path, readonly=True)
-    try:
-        return conn.quarantine.rows(source=source, ids=ids)
-    finally:
-        conn.close()
+    """The kept rows, oldest first (read through the writer's unit of work)."""
+
+    def read(uow: UnitOfWork) -> list[QuarantinedRow]:
+        return uow.quarantine.rows(source=source, ids=ids)
+
+    rows: list[QuarantinedRow] = rt.writer.call(read, timeout=120)
+    return rows
 
 
 def replay(rt: Runtime, *, source: str | None = None, ids: Sequence[int] = ()) -> ReplayResult:
