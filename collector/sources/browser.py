@@ -70,6 +70,8 @@ class RequestFacts:
     cookie_id: str | None
     # The page's consent from its CMP's cookies (sdk_python.cmp), as context.consent.
     cmp_consent: Mapping[str, Any] | None = None
+    # Cookies present but unreadable: (reason, JSON path), for the response's warnings.
+    cmp_warnings: Sequence[tuple[str, str]] = ()
 
 
 @dataclass(slots=True)
@@ -187,13 +189,14 @@ class Browser:
         cookie = request.cookies.get(self.config.browser.cookie_name)
         # The CMP cookies' consent, read as the API path reads it (every Cookie
         # header); needed here too: the first-party cookie is decided on it.
-        cmp, _warnings = request_consent(request.headers.getlist("cookie"))
+        cmp, warnings = request_consent(request.headers.getlist("cookie"))
         return RequestFacts(
             client_ip=client_address(request, self.config),
             gpc=request.headers.get("sec-gpc", "").strip() == "1",
             origin=request.headers.get("origin"),
             cookie_id=cookie if cookie and _COOKIE_VALUE.match(cookie) else None,
             cmp_consent=cmp,
+            cmp_warnings=warnings,
         )
 
     def begin(self, request: Request, source: str, *, always: bool = False) -> Visit | None:

@@ -94,9 +94,13 @@ class SegmentHttpSource:
         request.state.visit = visit
         return visit
 
-    def _facts(self, request: Request, **given: Any) -> RequestFacts:
-        cookie_consent, cookie_warnings = request_consent(request.headers.getlist("cookie"))
-        return RequestFacts(consent=cookie_consent, consent_warnings=cookie_warnings, **given)
+    def _facts(self, request: Request, visit: Visit | None, **given: Any) -> RequestFacts:
+        # A browser visit has read the CMP cookies already (its cookie decision needs them).
+        if visit is not None:
+            consent, warnings = visit.facts.cmp_consent, visit.facts.cmp_warnings
+        else:
+            consent, warnings = request_consent(request.headers.getlist("cookie"))
+        return RequestFacts(consent=consent, consent_warnings=warnings, **given)
 
     async def batch(self, request: Request, *, beacon: bool = False) -> Response:
         body = await read_body(request)
@@ -111,6 +115,7 @@ class SegmentHttpSource:
             received_at=datetime.now(UTC),
             request_facts=self._facts(
                 request,
+                visit,
                 context=parsed.context,
                 sent_at=parsed.sent_at,
                 integrations=parsed.integrations,
@@ -140,7 +145,7 @@ class SegmentHttpSource:
                 source,
                 [RawMessage(0, body, kind)],
                 received_at=datetime.now(UTC),
-                request_facts=self._facts(request, warnings=warnings + stripped),
+                request_facts=self._facts(request, visit, warnings=warnings + stripped),
             )
             return self.browser.finish(visit, json_response(result))
 
