@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from collector.access.principals import Principal, Principals
 from collector.access.roles import Permission, allows, why_not
+from collector.console import labels
 from collector.console.session import Session, Sessions
 from collector.dsr import export, person, store
 from collector.dsr.model import DsrError, move, open_request
@@ -67,11 +68,17 @@ class Console:
             autoescape=select_autoescape(["html"]),
         )
         self.env.globals.update(
-            type_labels=TYPE_LABELS, state_labels=STATE_LABELS, Permission=Permission, allows=allows
+            type_labels=TYPE_LABELS,
+            state_labels=STATE_LABELS,
+            Permission=Permission,
+            allows=allows,
+            labels=labels,
         )
+        self.env.filters["when"] = labels.when
 
     def routes(self) -> list[Route]:
         from collector.console.records import RecordPages
+        from collector.console.why import WhyPage
 
         p = self.page
         return [
@@ -90,6 +97,7 @@ class Console:
                 "/console/dsr/{id}/export", p(self.export, Permission.DSR_EXPORT), methods=["GET"]
             ),
             *RecordPages(self).routes(),
+            *WhyPage(self).routes(),
         ]
 
     # -- plumbing ----------------------------------------------------------

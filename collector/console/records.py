@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from collector.access.roles import Permission
 from collector.audit import report
+from collector.console.labels import ACTION_LABELS
 from collector.console.session import Session
 from collector.dsr import ropa
 from collector.storage.sqlite import dsr as dsr_sql
@@ -23,14 +24,6 @@ from consent.ledger import ConsentRecord
 if TYPE_CHECKING:
     from collector.console.pages import Console
 
-ACTION_LABELS = {
-    "grant": "Gave consent",
-    "deny": "Refused",
-    "withdraw": "Withdrew consent",
-    "update": "Changed choices",
-    "merge": "Profiles joined",
-    "erase": "Erased",
-}
 SHOWN = 500
 
 

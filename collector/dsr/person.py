@@ -11,6 +11,7 @@ Shapes (JSON; times ISO 8601 UTC)::
      "identifiers": [{"kind": "email", "count": 1, "first_seen": …, "last_seen": …}],
      "consent": {"state": {"analytics": true, …}, "history": [ConsentRecord, …]},
      "destinations": [{"name": "lake", "events": 12, "first": …, "last": …,
+                       "last_message_id": "…" (the latest event routed there),
                        "purposes": […], "legal_bases": {…}, "recipient": …,
                        "region": …, "third_party": false, "cross_border": {…}}],
      "erasures": [{"destination": …, "status": …, "at": …, …}]}
@@ -128,6 +129,7 @@ def summary(
                 "events": c.events if c else 0,
                 "first": _iso(c.first_at) if c else None,
                 "last": _iso(c.last_at) if c else None,
+                "last_message_id": c.last_message_id if c else None,
             }
         )
     erasures = [e for o in lineage for e in store.erasures(o)]

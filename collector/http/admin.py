@@ -1,5 +1,6 @@
 """The admin API under ``/v1/admin/``: person lookup, data subject requests,
-records of processing and the access log.
+why an event went (or not) to a destination, records of processing and the
+access log.
 
 Every endpoint checks a role-scoped bearer token (``Guard``: 401 missing or
 unknown, 403 with the reason when the role lacks the permission); every use
@@ -21,6 +22,7 @@ from starlette.routing import Route
 
 from collector.access.principals import Principal
 from collector.access.roles import Permission
+from collector.audit import why
 from collector.dsr import export, person, ropa, store
 from collector.dsr.model import DataSubjectRequest, DsrError, move, open_request
 from collector.errors import RequestError
@@ -36,6 +38,7 @@ from collector.http.guard import Guard, access_entry
 from collector.pipeline.decode import split_error
 from collector.runtime import Runtime
 from collector.storage.sqlite import dsr as dsr_sql
+from collector.storage.sqlite.audit import SqliteAuditStore
 from collector.storage.sqlite.unit import SqliteUnitOfWork
 from identity.graph import Identifier, OneId
 
@@ -91,6 +94,7 @@ class AdminApi:
             Route("/v1/admin/dsr/{id}/complete", g(self.complete), methods=["POST"]),
             Route("/v1/admin/dsr/{id}/refuse", g(self.refuse), methods=["POST"]),
             Route("/v1/admin/dsr/{id}/export", g(self.export), methods=["GET"]),
+            Route("/v1/admin/why", g(self.why), methods=["GET"]),
             Route("/v1/admin/ropa", g(self.ropa), methods=["GET"]),
             Route("/v1/admin/access-log", g(self.access_log), methods=["GET"]),
         ]
@@ -319,6 +323,29 @@ class AdminApi:
             media_type="application/zip",
             headers={"content-disposition": f'attachment; filename="{rid}.zip"'},
         )
+
+    async def why(self, request: Request) -> Response:
+        principal = self.guard.check(request, Permission.WHY)
+        q = request.query_params
+        message_id, destination = q.get("message_id", ""), q.get("destination", "")
+        for name, value in (("message_id", message_id), ("destination", destination)):
+            if not value.strip():
+                raise RequestError(400, f"give ?{name}=… (the event and where it went)", name)
+
+        def work(conn: SqliteUnitOfWork) -> tuple[list[why.Explanation], str | None]:
+            found = why.explain(SqliteAuditStore(conn), message_id, destination)
+            return found, (why.subject_of(found) or "-") if found else None
+
+        found = await self._logged(
+            principal, Permission.WHY, f"why {message_id[:200]} at {destination[:100]}", work
+        )
+        if not found:
+            raise RequestError(
+                404,
+                f"no decision is recorded for message {message_id!r} at {destination!r}",
+                "message_id",
+            )
+        return _json(why.as_json(found))
 
     async def ropa(self, request: Request) -> Response:
         self.guard.check(request, Permission.ROPA)

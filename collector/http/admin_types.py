@@ -137,6 +137,35 @@ def _paths() -> dict[str, Any]:
                 CONFLICT,
             )
         },
+        "/v1/admin/why": {
+            "get": {
+                **_op(
+                    "Why an event went (or did not go) to a destination: the decision, law,"
+                    " legal basis, reasons, the consent records cited and the delivery"
+                    " outcome (person.why)",
+                    "{message_id, destination, decisions: [{at, outcome, jurisdiction,"
+                    " legal_basis, reasons, records, delivery}]}",
+                    None,
+                    ("404", "No decision recorded for this message at this destination"),
+                ),
+                "parameters": [
+                    {
+                        "name": "message_id",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "description": "the event's messageId",
+                    },
+                    {
+                        "name": "destination",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "description": "a configured destination's name",
+                    },
+                ],
+            }
+        },
         "/v1/admin/ropa": {
             "get": _op(
                 "Records of processing, GDPR Art. 30 (ropa.read); ?format=csv|xlsx", "CSV or XLSX"

@@ -46,6 +46,7 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, Permission]] = [
     ("GET", "/v1/admin/dsr/dsr_0/export", None, Permission.DSR_EXPORT),
     ("GET", "/v1/admin/ropa", None, Permission.ROPA),
     ("GET", "/v1/admin/access-log", None, Permission.ACCESS_LOG),
+    ("GET", "/v1/admin/why?message_id=m-0&destination=lake", None, Permission.WHY),
     ("POST", "/v1/erase", {"userId": "nobody"}, Permission.ERASE),
 ]
 
@@ -88,7 +89,12 @@ def seed_carol(server: Server) -> None:
     }
     assert server.post("/v1/consent", consent).status_code == 200
     for n in range(3):
-        track = {"userId": "carol-1", "event": f"Viewed {n}", "traits": {"email": CAROL}}
+        track = {
+            "userId": "carol-1",
+            "event": f"Viewed {n}",
+            "traits": {"email": CAROL},
+            "messageId": f"msg-{n}",
+        }
         assert server.post("/v1/track", track).status_code == 200
 
 
@@ -188,6 +194,51 @@ def test_erasure_request_needs_admin_and_returns_receipts(admin_server: Server) 
     assert gone.status_code == 404
 
 
+def test_why_names_the_consent_that_allowed_a_delivery(admin_server: Server) -> None:
+    server = admin_server
+    seed_carol(server)
+    auditor, admin = TOKENS["auditor"], TOKENS["admin"]
+    path = "/v1/admin/why?message_id=msg-2&destination=lake"
+
+    def delivered() -> dict[str, Any] | None:
+        r = call(server, "GET", path, None, auditor)
+        if r.status_code != 200:
+            return None
+        body: dict[str, Any] = r.json()
+        delivery = body["decisions"][0]["delivery"]
+        return body if delivery and delivery["status"] == "delivered" else None
+
+    why = wait_for(delivered)
+    assert why, call(server, "GET", path, None, auditor).text
+    assert why["message_id"] == "msg-2" and why["destination"] == "lake"
+    decision = why["decisions"][0]
+    assert decision["outcome"] == "allow" and decision["legal_basis"] == "consent"
+    assert any("analytics: granted by record" in r for r in decision["reasons"])
+    (record,) = decision["records"]
+    assert record["action"] == "grant" and record["purposes"] == {"analytics": True}
+    assert record["notice_id"] == "privacy" and record["notice_version"] == "7"
+    assert decision["delivery"]["attempts"] >= 1 and decision["delivery"]["batch"] is not None
+
+    person = call(
+        server, "POST", "/v1/admin/subjects/lookup", {"identifiers": {"userId": "carol-1"}}, auditor
+    ).json()
+    assert person["destinations"][0]["last_message_id"] == "msg-2"
+
+    unknown = call(server, "GET", "/v1/admin/why?message_id=nope&destination=lake", None, auditor)
+    assert unknown.status_code == 404 and unknown.json()["path"] == "message_id"
+    missing = call(server, "GET", "/v1/admin/why?message_id=msg-2", None, auditor)
+    assert missing.status_code == 400 and missing.json()["path"] == "destination"
+    viewer = call(server, "GET", path, None, TOKENS["viewer"])
+    assert viewer.status_code == 403 and "may not do person.why" in viewer.json()["error"]
+
+    log = call(server, "GET", "/v1/admin/access-log", None, admin).json()["entries"]
+    whys = [e for e in log if e["action"].startswith("why ")]
+    assert {e["outcome"] for e in whys} == {"ok", "not found"}
+    found = [e for e in whys if e["outcome"] == "ok"]
+    assert found[0]["subject"] == str(person["one_id"])
+    assert found[0]["action"] == "why msg-2 at lake"
+
+
 def test_ropa_csv(admin_server: Server) -> None:
     r = call(admin_server, "GET", "/v1/admin/ropa?format=csv", None, TOKENS["auditor"])
     assert r.status_code == 200
@@ -214,7 +265,8 @@ def test_openapi_lists_admin_endpoints_with_401_and_403(admin_server: Server) ->
     doc = httpx.get(admin_server.url + "/openapi.json").json()
     validate(doc)
     for method, path, _body, _perm in ENDPOINTS:
-        responses = doc["paths"][path.replace("dsr_0", "{id}")][method.lower()]["responses"]
+        template = path.split("?")[0].replace("dsr_0", "{id}")
+        responses = doc["paths"][template][method.lower()]["responses"]
         assert {"401", "403"} <= set(responses), path
 
 

@@ -39,6 +39,7 @@ def _seed(server: Server) -> None:
             "userId": "carol-1",
             "event": f"Order {n}",
             "traits": {"email": "carol@example.com"},
+            "messageId": f"order-{n}",
         }
         assert server.post("/v1/track", body).status_code == 200
 
@@ -96,6 +97,33 @@ def test_console_end_to_end(chromium: Any, server_factory: ServerFactory) -> Non
     assert "carol@example.com" not in text.lower().replace('value="carol@example.com"', "")
     _shot(page, "person")
 
+    # From the person's deliveries to the "why" of the latest one: the consent
+    # record that allowed it, in words.
+    page.locator("a.why").first.click()
+    page.wait_for_url("**/console/why?*")
+    assert "order-1" in page.url
+
+    def delivered() -> bool:
+        page.reload()
+        return "Delivered on" in page.locator("#delivery").inner_text()
+
+    assert wait_for(delivered)
+    assert page.locator("#outcome").inner_text().startswith("Allowed")
+    assert "the person's consent" in page.locator("#basis").inner_text()
+    justified = page.locator("#justified").inner_text()
+    assert "Gave consent" in justified and "version 7" in justified
+    assert "Measuring how the service is used (analytics): yes" in justified
+    for jargon in ("no_decision", "NO_DECISION", "-@-", "legitimate_interests", "ALLOW"):
+        assert jargon not in page.content()
+    _shot(page, "why")
+    page.goto(server.url + "/console/why")
+    page.get_by_label("Message ID").fill("order-0")
+    page.get_by_role("button", name="Explain").click()
+    assert "Event order-0 and destination “lake”" in page.content()
+    page.get_by_label("Message ID").fill("no-such-event")
+    page.get_by_role("button", name="Explain").click()
+    assert page.locator("#not-found").count() == 1
+
     page.goto(server.url + "/console/dsr")
     page.get_by_label("What the person asks for").select_option("access")
     page.get_by_label("Identifier type").select_option("email")
@@ -143,6 +171,9 @@ def test_console_end_to_end(chromium: Any, server_factory: ServerFactory) -> Non
     assert response.status == 403 and "may not do person.lookup" in page.content()
     response = page.goto(server.url + "/console/dsr")
     assert response.status == 403
+    response = page.goto(server.url + "/console/why?message_id=order-1&destination=lake")
+    assert response.status == 403 and "may not do person.why" in page.content()
+    assert "order-1" not in page.locator("main").inner_text()
     context.close()
 
     # The admin erases, and sees the per-destination receipts.
@@ -161,6 +192,7 @@ def test_console_end_to_end(chromium: Any, server_factory: ServerFactory) -> Non
     page.goto(server.url + "/console/access-log")
     log = page.locator("#access-log").inner_text()
     assert "maria" in log and "lookup" in log and "export" in log and "erase" in log
+    assert "why order-1 at lake" in log
     assert "carol" not in log.lower()
     _shot(page, "access-log")
     context.close()

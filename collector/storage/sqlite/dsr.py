@@ -30,12 +30,14 @@ class AccessEntry:
 
 @dataclass(frozen=True, slots=True)
 class DestinationCount:
-    """Events of one person routed to one destination, first and last time."""
+    """Events of one person routed to one destination, first and last time,
+    and the latest message's id (None when routed before schema version 8)."""
 
     destination: str
     events: int
     first_at: float
     last_at: float
+    last_message_id: str | None = None
 
 
 def save_request(
@@ -120,12 +122,17 @@ def destination_counts(conn: sqlite3.Connection, one_ids: Sequence[int]) -> list
     if not one_ids:
         return []
     marks = ",".join("?" * len(one_ids))
+    # SQLite: with max(), a bare column comes from the row holding the maximum.
     rows = conn.execute(
-        "SELECT destination, sum(events), min(first_at), max(last_at) FROM subject_destinations"
-        f" WHERE one_id IN ({marks}) GROUP BY destination ORDER BY destination",
+        "SELECT destination, sum(events), min(first_at), max(last_at), last_message_id"
+        f" FROM subject_destinations WHERE one_id IN ({marks})"
+        " GROUP BY destination ORDER BY destination",
         list(one_ids),
     )
-    return [DestinationCount(str(d), int(n), float(a), float(b)) for d, n, a, b in rows]
+    return [
+        DestinationCount(str(d), int(n), float(a), float(b), None if m is None else str(m))
+        for d, n, a, b, m in rows
+    ]
 
 
 def decision_totals(conn: sqlite3.Connection) -> list[tuple[str, int]]:
