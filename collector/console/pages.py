@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from collector.access.principals import Principal, Principals
 from collector.access.roles import Permission, allows, why_not
-from collector.console import labels
+from collector.console import chart, labels
 from collector.console.session import Session, Sessions
 from collector.dsr import export, person, store
 from collector.dsr.model import DsrError, move, open_request
@@ -31,6 +31,7 @@ from collector.http import erasure
 from collector.http.guard import access_entry
 from collector.runtime import Runtime
 from collector.storage.sqlite import dsr as dsr_sql
+from collector.storage.sqlite.audit import SqliteAuditStore
 from collector.storage.sqlite.outbox import status as outbox_status
 from collector.storage.sqlite.unit import SqliteUnitOfWork
 from identity.graph import Identifier, OneId
@@ -49,6 +50,7 @@ STATE_LABELS = {
     "refused": "Refused",
 }
 CONTROLLER = "the organisation named in the privacy notice"
+CHART_DAYS = 30  # the overview's opt-in charts: a bounded window keeps the ledger scan short
 
 Handler = Callable[[Request, Session], Awaitable[Response]]
 
@@ -207,14 +209,23 @@ class Console:
         )
         ledger = None
         if allows(session.role, Permission.LEDGER_READ):
-            from collector.storage.sqlite.audit import SqliteAuditStore
-
             result = await self.rt.writer.run(
                 lambda c: SqliteAuditStore(c).verify(None, anchor=None)
             )
             ledger = {"ok": result.ok, "problem": result.problem, "bad": result.first_bad_seq}
+        days = chart.window(datetime.fromtimestamp(now, UTC).date(), CHART_DAYS)
+        since = datetime.fromisoformat(days[0]).replace(tzinfo=UTC)
+        counts = await self.rt.writer.run(lambda c: SqliteAuditStore(c).opt_in_counts(since))
         return self.render(
-            request, session, "overview.html", totals=totals, outbox=outbox, ledger=ledger
+            request,
+            session,
+            "overview.html",
+            totals=totals,
+            outbox=outbox,
+            ledger=ledger,
+            charts=chart.opt_in_charts(counts, days),
+            days=days,
+            chart=chart,
         )
 
     async def person(self, request: Request, session: Session) -> Response:

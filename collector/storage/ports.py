@@ -42,6 +42,7 @@ __all__ = [
     "GraphStore",
     "LedgerReader",
     "LedgerStore",
+    "OptInCount",
     "OutboxAdmin",
     "OutboxInsert",
     "OutboxRow",
@@ -312,6 +313,18 @@ class DeliveryOutcome:
     detail: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class OptInCount:
+    """Consent choices received on one day (``YYYY-MM-DD``, UTC) under one law
+    that named one purpose: ``choices`` of them, ``granted`` said yes."""
+
+    day: str
+    law: str
+    purpose: str
+    granted: int
+    choices: int
+
+
 class AuditStore(Protocol):
     """What the audit queries read: decisions, ledger records, identity history
     and erasures. Read-only; an auditor may point it at a copy of the database."""
@@ -362,6 +375,12 @@ class AuditStore(Protocol):
 
     def conflicts(self, one_id: int | None = None) -> list[Conflict]:
         """Links and merges the identity graph refused (limits), oldest first."""
+        ...
+
+    def opt_in_counts(self, since: datetime) -> list[OptInCount]:
+        """Per day (UTC), law and purpose from the day `since` falls on: consent choices (grant,
+        deny, withdraw, update records) naming the purpose and how many said
+        yes. Aggregate only; reads the ledger records received since then."""
         ...
 
 

@@ -18,7 +18,7 @@ from collector.access.principals import hash_password
 from tests.conftest import Server, ServerFactory, wait_for
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-USERS = {"maria": "auditor", "root": "admin", "olga": "operator"}
+USERS = {"maria": "auditor", "root": "admin", "olga": "operator", "vera": "viewer"}
 PASSWORD = "correct horse battery staple"
 CONFIG = "\n".join(
     f'[[access.users]]\nname = "{n}"\nrole = "{r}"\npassword_hash = "{hash_password(PASSWORD)}"\n'
@@ -34,6 +34,13 @@ def _seed(server: Server) -> None:
         "noticeVersion": "7",
     }
     assert server.post("/v1/consent", consent).status_code == 200
+    # Two more people who said no, for the overview's opt-in charts.
+    for user, law, purposes in (
+        ("dave-2", "GDPR", {"analytics": "denied", "advertising": "denied"}),
+        ("erin-3", "CCPA", {"analytics": "denied"}),
+    ):
+        body = {"userId": user, "purposes": purposes, "jurisdiction": law, "noticeVersion": "7"}
+        assert server.post("/v1/consent", body).status_code == 200
     for n in range(2):
         body = {
             "userId": "carol-1",
@@ -83,6 +90,16 @@ def test_console_end_to_end(chromium: Any, server_factory: ServerFactory) -> Non
     cookie = next(c for c in context.cookies() if c["name"] == "consentry_console")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert "Verified: the consent log has not been altered" in page.content()
+    # Opt-in rates per purpose and law, drawn on the server with a table alternative.
+    gdpr = page.locator("#chart-gdpr")
+    assert (
+        "Opt-in rate per purpose under EU/UK GDPR" in gdpr.locator("svg title").first.inner_html()
+    )
+    assert gdpr.locator("svg circle").count() == 2  # analytics and advertising, one day
+    gdpr.locator("summary").click()
+    table = gdpr.locator("table").inner_text()
+    assert "50% of 2" in table and "0% of 1" in table
+    assert "0% of 1" in (page.locator("#chart-ccpa table").text_content() or "")
     _shot(page, "overview")
 
     def looked_up() -> bool:
@@ -174,6 +191,14 @@ def test_console_end_to_end(chromium: Any, server_factory: ServerFactory) -> Non
     response = page.goto(server.url + "/console/why?message_id=order-1&destination=lake")
     assert response.status == 403 and "may not do person.why" in page.content()
     assert "order-1" not in page.locator("main").inner_text()
+    context.close()
+
+    # The viewer: the aggregate charts, nothing about anyone.
+    context, page = _login(chromium, server, "vera")
+    assert page.locator("#chart-gdpr svg[role=img]").count() == 1
+    assert "Look a person up" not in page.content() and "ledger-status" not in page.content()
+    response = page.goto(server.url + "/console/why?message_id=order-1&destination=lake")
+    assert response.status == 403
     context.close()
 
     # The admin erases, and sees the per-destination receipts.

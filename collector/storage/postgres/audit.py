@@ -6,13 +6,19 @@ standby that cannot write; results are those of the SQLite AuditStore."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from collector.storage.ports import DecisionRecord, DeliveryOutcome, ErasureEntry, decode_decisions
+from collector.storage.ports import (
+    DecisionRecord,
+    DeliveryOutcome,
+    ErasureEntry,
+    OptInCount,
+    decode_decisions,
+)
 from collector.storage.postgres.ledger import PostgresLedgerStore, PostgresSubjectKeys
 from consent.ledger import ConsentRecord, VerifyResult, decode, opened, verify
 from identity.graph import Conflict, MergeRecord, OneId
@@ -138,3 +144,47 @@ class PostgresAuditStore:
             args = (one_id, one_id)
         rows = self._conn.execute(sql + " ORDER BY id", args)
         return [Conflict(r[0], r[1], r[2], None if r[3] is None else OneId(r[3])) for r in rows]
+
+    def opt_in_counts(self, since: datetime) -> list[OptInCount]:
+        return opt_in_counts(self._conn, since)
+
+
+def _received(conn: psycopg.Connection[Any], seq: int) -> str | None:
+    row = conn.execute(
+        "SELECT convert_from(body, 'UTF8')::jsonb ->> 'received_at' FROM consent_ledger"
+        " WHERE seq >= %s ORDER BY seq LIMIT 1",
+        (seq,),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def opt_in_counts(conn: psycopg.Connection[Any], since: datetime) -> list[OptInCount]:
+    """As the SQLite store's: per day, law and purpose, the consent choices
+    received from `since` on and how many said yes (binary search for the
+    window's first seq, then one aggregate over it)."""
+    # Whole days: from midnight (UTC) of the day `since` falls on.
+    start = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    floor = (start - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    row = conn.execute("SELECT min(seq), max(seq) FROM consent_ledger").fetchone()
+    if row is None or row[0] is None:
+        return []
+    lo, hi = int(row[0]), int(row[1]) + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        got = _received(conn, mid)
+        if got is None or got >= floor:
+            hi = mid
+        else:
+            lo = mid + 1
+    rows = conn.execute(
+        "SELECT substr(l.b ->> 'received_at', 1, 10) AS day, l.b ->> 'jurisdiction' AS law,"
+        " p.key, count(*) FILTER (WHERE p.value = 'true'::jsonb), count(*)"
+        " FROM (SELECT convert_from(body, 'UTF8')::jsonb AS b FROM consent_ledger"
+        "       WHERE seq >= %s) AS l,"
+        " jsonb_each(l.b -> 'purposes') AS p"
+        " WHERE l.b ->> 'action' IN ('grant', 'deny', 'withdraw', 'update')"
+        " AND substr(l.b ->> 'received_at', 1, 10) >= %s"
+        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        (lo, start.date().isoformat()),
+    )
+    return [OptInCount(str(d), str(law), str(k), int(g), int(n)) for d, law, k, g, n in rows]

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from collector.errors import CollectorError
-from collector.storage.ports import DecisionRecord, DeliveryOutcome, ErasureEntry
+from collector.storage.ports import DecisionRecord, DeliveryOutcome, ErasureEntry, OptInCount
 from collector.storage.sqlite import graph, ledger
 from collector.storage.sqlite.decisions import decisions_for
 from consent.ledger import ConsentRecord, VerifyResult, opened, verify
@@ -133,3 +133,54 @@ class SqliteAuditStore:
             args = (one_id, one_id)
         rows = self._conn.execute(sql + " ORDER BY id", args)
         return [Conflict(r[0], r[1], r[2], None if r[3] is None else OneId(r[3])) for r in rows]
+
+    def opt_in_counts(self, since: datetime) -> list[OptInCount]:
+        return opt_in_counts(self._conn, since)
+
+
+_CHOICES = "('grant', 'deny', 'withdraw', 'update')"
+
+
+def _first_seq_since(conn: sqlite3.Connection, since: str) -> int:
+    """The first ledger seq received at or after `since` (ISO 8601 UTC), by
+    binary search: records are appended in the order received, so the scan
+    that follows reads the window and no older record."""
+    row = conn.execute("SELECT min(seq), max(seq) FROM consent_ledger").fetchone()
+    if row is None or row[0] is None:
+        return 1
+    lo, hi = int(row[0]), int(row[1]) + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        got = conn.execute(
+            "SELECT json_extract(CAST(body AS TEXT), '$.received_at') FROM consent_ledger"
+            " WHERE seq >= ? ORDER BY seq LIMIT 1",
+            (mid,),
+        ).fetchone()
+        if got is None or str(got[0]) >= since:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def opt_in_counts(conn: sqlite3.Connection, since: datetime) -> list[OptInCount]:
+    """Per day received (UTC), law and purpose: consent choices (grant, deny,
+    withdraw, update records; not merges or erasures) that named the purpose,
+    and how many of them said yes; from the day `since` falls on. Aggregate
+    only. Cost: a binary search for the window's first seq, then one scan of
+    the records received since."""
+    # Whole days: from midnight (UTC) of the day `since` falls on.
+    start = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    # An hour of slack: writer processes may append a batch received a moment
+    # before the one ahead of it in the ledger.
+    first = _first_seq_since(conn, (start - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"))
+    rows = conn.execute(
+        "SELECT substr(json_extract(b, '$.received_at'), 1, 10) AS day,"
+        " json_extract(b, '$.jurisdiction') AS law, p.key, sum(p.value = 1), count(*)"
+        " FROM (SELECT CAST(body AS TEXT) AS b FROM consent_ledger WHERE seq >= ?) AS l,"
+        " json_each(l.b, '$.purposes') AS p"
+        f" WHERE json_extract(b, '$.action') IN {_CHOICES} AND day >= ?"
+        " GROUP BY day, law, p.key ORDER BY day, law, p.key",
+        (first, start.date().isoformat()),
+    )
+    return [OptInCount(str(d), str(law), str(k), int(g), int(n)) for d, law, k, g, n in rows]
