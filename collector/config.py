@@ -65,6 +65,10 @@ class StorageConfig(_Section, frozen=True):
     # dsn_env, never from this file (it may carry a password).
     backend: Literal["sqlite", "postgres"] = "sqlite"
     dsn_env: Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "CONSENTRY_DATABASE_DSN"
+    # PostgreSQL: how long a replica's forwarder holds the outbox rows it
+    # claimed (seconds). A replica that dies mid-batch delays its rows this
+    # long; a send slower than this may be repeated by another replica.
+    lease_seconds: Annotated[float, Meta(gt=0)] = 30.0
 
 
 class PrivacyConfig(_Section, frozen=True):

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import secrets
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,10 +35,10 @@ from collector.pipeline.prepare import IngestOptions, Preparer
 from collector.pipeline.route import Router, destination_facts
 from collector.quality.plan import TrackingPlan, load_plan
 from collector.sources.wechat import WechatKeys
-from collector.storage.sqlite.checkpointer import Checkpointer, truncate_wal
-from collector.storage.sqlite.connection import DB_NAME, WRITER_LOCK, connect
-from collector.storage.sqlite.unit import SqliteUnitOfWork
-from collector.storage.sqlite.writer import Writer
+from collector.storage.backend import open_backend
+from collector.storage.ports import WriteUnitOfWork
+from collector.storage.sqlite.connection import DB_NAME as DB_NAME  # the CLI's import
+from collector.storage.writer import Writer
 from collector.vault import Vault
 from consent.errors import PolicyError
 from consent.ledger import Ledger
@@ -195,9 +194,7 @@ def validate(config: Config) -> None:
 
 def check_storage(config: Config) -> None:
     """``[storage] backend = "postgres"``: the DSN variable must be set (raises
-    ConfigError naming it). Serving from PostgreSQL is not wired into the
-    runtime yet (issue 18: the schema, ``consentry db migrate``, the graph and
-    ledger stores are), so serve refuses rather than silently using SQLite."""
+    ConfigError naming it), before anything is opened."""
     if config.storage.backend != "postgres":
         return
     from collector.storage.postgres.connection import dsn_from_env
@@ -299,12 +296,7 @@ class Runtime:
     def __init__(self, config: Config, *, worker: int = 0) -> None:
         self.config = config
         self.worker = worker
-        if config.storage.backend == "postgres":
-            check_storage(config)
-            raise ConfigError(
-                'storage.backend = "postgres": serving from PostgreSQL is not available in'
-                ' this version yet (db migrate, migrate-storage and audit work on it); use "sqlite"'
-            )
+        check_storage(config)
         self.data_dir = config.data_dir
         if not self.data_dir.exists():
             # Ours: private. An existing directory keeps the mode its owner chose.
@@ -319,10 +311,11 @@ class Runtime:
         )
         self.sources = load_sources(config)
         self.plans = load_plans(config)
-        self.db_path = self.data_dir / DB_NAME
-        conn = connect(self.db_path, synchronous=config.storage.synchronous, upgrade=True)
-        self._uow = conn  # the writer's connection and its stores
-        os.chmod(self.db_path, 0o600)
+        # The keyring, the master key and the write keys stay files in each
+        # replica's data directory; the database may be shared (PostgreSQL).
+        self.backend = open_backend(config, worker=worker)
+        self.db_path = self.backend.db_path  # the SQLite file (None on PostgreSQL)
+        conn = self._uow = self.backend.uow  # the writer's connection and its stores
         self.graph = Graph(
             conn.graph_store,
             limits={**DEFAULT_LIMITS, **config.identity.limits},
@@ -354,13 +347,13 @@ class Runtime:
         )
         self.forwarder: Forwarder | None = None
         self._last_expiry = 0.0
-        self.writer = Writer(
+        self.writer: Writer[Any] = Writer(
             conn,
             max_group=config.storage.group_commit_max,
             after_commit=self._after_commit,
             before_commit=self._before_commit,
             on_begin=self._on_begin,
-            lock_path=self.data_dir / WRITER_LOCK,
+            lock_path=self.backend.lock_path,
         )
         self.writer.on_rollback(self._rolled_back)
         self.pipeline = Pipeline(
@@ -375,24 +368,19 @@ class Runtime:
             ),
             plans=self.plans,
         )
-        self.writer.on_recovered(self._recovered)
-        # One checkpointer is enough for the workers sharing this database.
-        self.checkpointer = (
-            Checkpointer(self.db_path, lock_path=self.data_dir / WRITER_LOCK)
-            if worker == 0
-            else None
-        )
+        self.writer.on_recovered(self.backend.recovered)
 
-    def _on_begin(self, uow: SqliteUnitOfWork) -> None:
-        # Other worker processes (and `consentry forward`, and the CLI) share the
-        # database, and a transaction of ours may have rolled back: the heads in
-        # memory are never trusted across transactions. One statement reads the
-        # ledger head and the graph epoch; the caches drop what changed.
+    def _on_begin(self, uow: WriteUnitOfWork) -> None:
+        # Other worker processes or replicas (and `consentry forward`, and the
+        # CLI) share the database, and a transaction of ours may have rolled
+        # back: the heads in memory are never trusted across transactions. One
+        # statement reads the ledger head and the graph epoch (on PostgreSQL
+        # after taking the replicas' write lock); the caches drop what changed.
         head, epoch = uow.heads()
         self.ledger.sync(head)
         self.graph.sync(epoch)
 
-    def _before_commit(self, uow: SqliteUnitOfWork) -> None:
+    def _before_commit(self, uow: WriteUnitOfWork) -> None:
         self.router.flush(uow)
         now = datetime.now(UTC)
         if self.ledger.due(now):
@@ -410,19 +398,6 @@ class Runtime:
         if self.forwarder is not None:
             self.forwarder.wake()
 
-    def _recovered(self) -> None:
-        """Commits land again (a full disk has room): the WAL grew while commits
-        failed, so copy it back and truncate it, on a thread of its own (it takes
-        the writers' lock, which the calling writer holds)."""
-        log.warning("writes succeed again; truncating the WAL")
-        threading.Thread(
-            target=truncate_wal,
-            args=(self.db_path,),
-            kwargs={"lock_path": self.data_dir / WRITER_LOCK},
-            name="consentry-wal-truncate",
-            daemon=True,
-        ).start()
-
     def _rolled_back(self) -> None:
         self.witnesses.discard()
         self.router.discard()
@@ -439,7 +414,7 @@ class Runtime:
                 destination_facts(dest, self.config.privacy.min_notice_versions),
             )
         self.forwarder = Forwarder(
-            db_path=self.db_path,
+            storage=self.backend.delivery,
             writer=self.writer,
             lanes=lanes,
             policies=self.policies,
@@ -450,11 +425,11 @@ class Runtime:
 
     def truncate_wal(self) -> bool:
         """After an erasure: no WAL frame may keep the person's deleted rows
-        (issue 14 §4). Blocking; returns whether the WAL was emptied."""
-        return truncate_wal(self.db_path, lock_path=self.data_dir / WRITER_LOCK)
+        (issue 14 §4). Blocking; returns whether the WAL was emptied (on
+        PostgreSQL, always True: the server's WAL is its operator's)."""
+        return self.backend.truncate()
 
     def close(self) -> None:
         self.writer.close()
         self.witnesses.close()
-        if self.checkpointer is not None:
-            self.checkpointer.close()
+        self.backend.close()

@@ -161,14 +161,13 @@ def _metrics_dir(data_dir: Path) -> None:
 
 def cmd_forward(args: argparse.Namespace) -> int:
     from collector.runtime import Runtime
-    from collector.storage.sqlite.outbox import due_count
 
     cfg = load(args)
     runtime = Runtime(cfg)
 
     async def pending() -> int:
         now = time.time()
-        return await runtime.writer.run(lambda conn: due_count(conn, now))
+        return await runtime.writer.run(lambda uow: uow.outbox.due_count(now))
 
     async def main() -> None:
         forwarder = runtime.make_forwarder()

@@ -1,7 +1,11 @@
 """The forwarder: drains each destination's outbox on its own task.
 
-One task per destination, each with its own read connection, so a destination
-that is down or slow never delays another. At send time every row's consent
+One task per destination, each with its own reader (``storage.ports.
+DeliveryStorage``: a read connection of its own), so a destination that is
+down or slow never delays another. On a shared database every replica's
+forwarder reads the same outboxes; the reader leases the rows it returns, so
+each row is sent by one replica at a time, and a replica that dies only delays
+its rows until the lease runs out. At send time every row's consent
 is decided again against the current ledger state (a withdrawal acknowledged
 after ingest wins) and rows of erased people are dropped. Delivery is
 at-least-once with the messageId as idempotency key: rows are deleted only
@@ -12,12 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -26,10 +28,8 @@ from collector.config import DestinationConfig
 from collector.delivery.destinations.base import Destination, SendResult, SupportsDeletion
 from collector.delivery.retry import retry_delay
 from collector.metrics import Metrics
-from collector.storage.ports import DeliveryReader, OutboxRow
-from collector.storage.sqlite import delivery
-from collector.storage.sqlite.outbox import Drop
-from collector.storage.sqlite.writer import Writer
+from collector.storage.ports import DeliveryReader, DeliveryStorage, Drop, OutboxRow
+from collector.storage.writer import Writer
 from consent.decide import ConsentState, DestinationFacts, EventFacts, decide
 from consent.errors import PolicyError
 from consent.jurisdiction import parse_recheck_label
@@ -62,8 +62,8 @@ class Forwarder:
     def __init__(
         self,
         *,
-        db_path: Path,
-        writer: Writer,
+        storage: DeliveryStorage,
+        writer: Writer[Any],
         lanes: Mapping[str, Lane],
         policies: Policies,
         pseudonymizer: Pseudonymizer,
@@ -73,7 +73,7 @@ class Forwarder:
         # workers (or another process) are found by this poll.
         poll_seconds: float = 0.25,
     ) -> None:
-        self._db_path = db_path
+        self._storage = storage
         self._writer = writer
         self._lanes = dict(lanes)
         self._policies = policies
@@ -88,7 +88,7 @@ class Forwarder:
 
     def open_reader(self) -> DeliveryReader:
         """A read-only view of the database for one lane (close it when done)."""
-        return delivery.SqliteDeliveryReader(self._db_path)
+        return self._storage.open_reader()
 
     async def start(self, *, deliver: bool = True) -> None:
         """Start delivering; with ``deliver=False`` (the other worker processes)
@@ -104,24 +104,25 @@ class Forwarder:
     async def propagate_erasures(self) -> int:
         """Ask every destination that can delete to forget erased people (GDPR
         Art. 17/19); record per destination what happened. Returns requests made."""
+        # The reader stays open until every outcome is committed: on a shared
+        # database it holds the erasures it returned, so no other replica
+        # propagates them meanwhile.
         reader = self.open_reader()
         try:
             pending = await asyncio.to_thread(reader.pending_erasures)
-        finally:
-            reader.close()
-        for erasure_id, name, one_ids in pending:
-            lane = self._lanes.get(name)
-            now = self._clock()
-            detail: str | None
-            if lane is None:
-                status, deleted, detail = "failed", None, "destination no longer configured"
-            else:
-                status, deleted, detail = await self._delete_everywhere(lane, one_ids)
-            await self._writer.run(
-                functools.partial(
-                    delivery.finish_erasure_unit, erasure_id, status, deleted, detail, now
+            for erasure_id, name, one_ids in pending:
+                lane = self._lanes.get(name)
+                now = self._clock()
+                detail: str | None
+                if lane is None:
+                    status, deleted, detail = "failed", None, "destination no longer configured"
+                else:
+                    status, deleted, detail = await self._delete_everywhere(lane, one_ids)
+                await self._writer.run(
+                    self._storage.finish_erasure(erasure_id, status, deleted, detail, now)
                 )
-            )
+        finally:
+            await asyncio.to_thread(reader.close)
         return len(pending)
 
     async def _delete_everywhere(
@@ -212,13 +213,15 @@ class Forwarder:
             while not self._stopping:
                 try:
                     worked = await self.drain_once(name, reader)
+                    if not worked:
+                        await self._idle(name, reader)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
+                    # e.g. the database restarted: the reader reconnects on its
+                    # next read; wait a poll interval rather than spin.
                     log.exception("destination %s: forwarding loop error; retrying", name)
-                    worked = False
-                if not worked:
-                    await self._idle(name, reader)
+                    await asyncio.sleep(self._poll)
         finally:
             reader.close()
 
@@ -311,21 +314,19 @@ class Forwarder:
             if await asyncio.to_thread(reader.ledger_seq) == head:
                 break
         if drop:
-            await self._writer.run(functools.partial(delivery.dropped_unit, name, drop, now))
+            await self._writer.run(self._storage.dropped(name, drop, now))
             self._metrics.dropped_consent.labels(name).inc(len(drop))
         if not send:
             return True
         # Not awaited: the marker rides along with the next group commit.
-        self._writer.submit(functools.partial(delivery.in_flight_unit, name, len(payloads), now))
+        self._writer.submit(self._storage.in_flight(name, len(payloads), now))
         parts = await self._send_isolating(
             lane, list(zip([r for r, _ in send], payloads, strict=True))
         )
         delivered = [row for rows, result in parts if result.ok for row in rows]
         failed = [(rows, result) for rows, result in parts if not result.ok]
         if delivered:
-            await self._writer.run(
-                functools.partial(delivery.delivered_unit, name, delivered, self._clock())
-            )
+            await self._writer.run(self._storage.delivered(name, delivered, self._clock()))
             self._metrics.forwarded.labels(name).inc(len(delivered))
         if not failed:
             return True
@@ -353,9 +354,7 @@ class Forwarder:
                 is_dead = not result.retryable or too_old or exhausted
                 plans.append((row.id, now + delay, is_dead, result.error or "delivery failed"))
                 dead += is_dead
-        await self._writer.run(
-            functools.partial(delivery.retry_unit, name, plans, self._clock(), backoff)
-        )
+        await self._writer.run(self._storage.retry(name, plans, self._clock(), backoff))
         self._metrics.retries.labels(name).inc(len(plans))
         if dead:
             self._metrics.dead.labels(name).inc(dead)

@@ -77,7 +77,7 @@ class RequestFacts:
 
 
 class WriteQueue(Protocol):
-    """Runs a unit of work in the next group commit (storage.sqlite.writer.Writer)."""
+    """Runs a unit of work in the next group commit (storage.writer.Writer)."""
 
     def run(self, work: Callable[[UnitOfWork], T]) -> Awaitable[T]: ...
 

@@ -1,11 +1,15 @@
 """Storage ports: what the pipeline, delivery and audit need from a database.
 
 The pipeline runs each batch as a unit of work inside one write transaction
-(see ``collector.storage.sqlite.writer``): it reads and writes through the
+(see ``collector.storage.writer``): it reads and writes through the
 stores of the ``UnitOfWork`` it is handed, and the writer commits (or rolls
-back) all of them together. ``GraphStore`` and ``LedgerStore`` are defined
+back) all of them together (``WriteUnitOfWork``: the transaction's control,
+which only the writer uses). ``GraphStore`` and ``LedgerStore`` are defined
 beside the pure rules that use them (``identity.graph``, ``consent.ledger``)
 and re-exported here.
+
+Delivery: ``DeliveryStorage`` gives each forwarder lane a ``DeliveryReader``
+and makes the forwarder's writes (units of work for the writer).
 
 Besides the write path: ``OutboxAdmin`` (what an operator does with the
 delivery queues) and ``AuditStore`` (what `consentry audit` and the console
@@ -19,10 +23,10 @@ decision as ``audit why`` reads it). Times are seconds since the epoch
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -36,7 +40,10 @@ __all__ = [
     "DecisionRecord",
     "DecisionStore",
     "DedupeStore",
+    "DeliveryReader",
+    "DeliveryStorage",
     "DeliveryStore",
+    "Drop",
     "ErasureEntry",
     "ErasureStore",
     "GraphStore",
@@ -49,6 +56,7 @@ __all__ = [
     "OutboxStore",
     "QuarantineStore",
     "UnitOfWork",
+    "WriteUnitOfWork",
     "decode_decisions",
     "encode_decisions",
 ]
@@ -115,6 +123,15 @@ class OutboxStore(Protocol):
 
     def depth(self) -> list[tuple[str, int]]:
         """(destination, rows not dead) for destinations with any."""
+        ...
+
+    def gauges(self, now: float) -> dict[str, tuple[int, int, float]]:
+        """Per destination with rows: (pending rows, dead rows, seconds until
+        the next attempt, 0 when rows are due now; a back-off counts)."""
+        ...
+
+    def due_count(self, now: float) -> int:
+        """Rows of every destination that are not dead and due at ``now``."""
         ...
 
 
@@ -248,6 +265,21 @@ class UnitOfWork(Protocol):
     def ping(self) -> None:
         """A trivial read: raises if the database cannot be used."""
         ...
+
+
+class WriteUnitOfWork(UnitOfWork, Protocol):
+    """A ``UnitOfWork`` with its transaction's control, for the group-commit
+    writer alone (``collector.storage.writer``). ``begin()`` takes what the
+    backend needs to write (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: ``BEGIN``,
+    reconnecting first if the connection broke)."""
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def begin(self) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
 
 
 # -- operators and auditors -------------------------------------------------------
@@ -384,6 +416,62 @@ class AuditStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """A row dropped at send time: the ledger records the new decision cites
+    (the withdrawal among them) and its reasons."""
+
+    row: OutboxRow
+    records: tuple[int, ...]
+    detail: str
+
+
+# A write for the group-commit writer: called with the writer's unit of work.
+DeliveryUnit = Callable[[Any], None]
+
+
+class DeliveryStorage(Protocol):
+    """The forwarder's view of the database: a reader per lane and its writes,
+    each returned as a unit of work for the writer (``Writer.run(unit)``).
+    Times are Unix seconds. On a shared database (PostgreSQL) the reader's
+    ``due_rows`` leases what it returns, and these writes release the lease."""
+
+    def open_reader(self) -> DeliveryReader:
+        """A reader on a connection of its own (close it when done)."""
+        ...
+
+    def delivered(self, destination: str, rows: Sequence[OutboxRow], at: float) -> DeliveryUnit:
+        """The destination confirmed ``rows``: log the batch, record each row's
+        outcome, delete the rows, clear the in-flight marker and the back-off."""
+        ...
+
+    def dropped(self, destination: str, drops: Sequence[Drop], at: float) -> DeliveryUnit:
+        """Consent no longer allows these rows (or the person was erased):
+        record why, delete them, log the drop."""
+        ...
+
+    def retry(
+        self,
+        destination: str,
+        plans: Sequence[tuple[int, float, bool, str]],
+        at: float,
+        backoff: tuple[float, str] | None,
+    ) -> DeliveryUnit:
+        """plans: (row id, next attempt at, dead?, error); ``backoff``: (until,
+        reason) when the whole destination waits."""
+        ...
+
+    def in_flight(self, destination: str, n: int, at: float) -> DeliveryUnit:
+        """``n`` rows of the destination are being sent (the operator's view)."""
+        ...
+
+    def finish_erasure(
+        self, erasure_id: int, status: str, deleted: int | None, detail: str | None, at: float
+    ) -> DeliveryUnit:
+        """Record what the destination did with an erasure request."""
+        ...
+
+
 class DeliveryReader(Protocol):
     """What one forwarder lane reads, on a read-only connection of its own.
     Times are Unix seconds."""
@@ -413,7 +501,9 @@ class DeliveryReader(Protocol):
         ...
 
     def pending_erasures(self) -> list[tuple[int, str, list[int]]]:
-        """(erasure id, destination, the person's OneIDs) not yet propagated."""
+        """(erasure id, destination, the person's OneIDs) not yet propagated.
+        On a shared database each is held for this reader until it is closed,
+        so no other replica propagates it at the same time."""
         ...
 
     def close(self) -> None: ...

@@ -221,17 +221,3 @@ def test_db_migrate_command(pg_dsn: str, tmp_path: Path) -> None:
     assert unset.returncode == 2 and "CONSENTRY_PG_UNDER_TEST" in unset.stderr
     check = consentry(tmp_path, {}, "config")
     assert check.returncode == 2 and "CONSENTRY_PG_UNDER_TEST" in check.stderr
-
-
-def test_serve_refuses_the_postgres_backend_rather_than_fall_back(
-    pg_dsn: str, tmp_path: Path
-) -> None:
-    """Until the runtime is wired to PostgreSQL, serve must not quietly use SQLite."""
-    done = consentry(tmp_path, {"CONSENTRY_PG_UNDER_TEST": pg_dsn}, "serve", "--port", "0")
-    assert done.returncode == 2, done.stderr
-    assert "serving from PostgreSQL is not available" in done.stderr
-    # refused before the keyring or the database is created
-    assert not (tmp_path / "data" / "consentry.db").exists()
-    assert not (tmp_path / "data" / "keyring.json").exists()
-    unset = consentry(tmp_path, {}, "serve", "--port", "0")
-    assert unset.returncode == 2 and "CONSENTRY_PG_UNDER_TEST" in unset.stderr

@@ -43,6 +43,7 @@ def _raw(message: dict[str, object]) -> bytes:
 
 
 def _outbox(rt: Runtime) -> list[str]:
+    assert rt.db_path is not None
     conn = sqlite3.connect(rt.db_path)
     try:
         return [r[0] for r in conn.execute("SELECT message_id FROM outbox ORDER BY id")]

@@ -20,7 +20,7 @@ from collector.pipeline.decode import decode_message
 from collector.runtime import Runtime
 from collector.storage.sqlite.checkpointer import Checkpointer
 from collector.storage.sqlite.connection import connect
-from collector.storage.sqlite.writer import Writer
+from collector.storage.writer import Writer
 
 CONFIG = """
 [[destinations]]

@@ -8,7 +8,12 @@ nothing is held open while the destination is called. A replica that dies
 mid-batch only delays its rows until the lease expires; another replica then
 claims them again (at-least-once; ``message_id`` is the idempotency key the
 destination sees). Claims are per destination, so one failing destination
-never stalls another. Times are Unix seconds.
+never stalls another. Times are Unix seconds, from the replicas' clocks
+(keep them in sync, as for any lease).
+
+``record_delivered``, ``record_dropped`` and ``retry_rows`` record exactly
+what ``collector.storage.sqlite.outbox`` records (delivery log, outcomes,
+back-off, in-flight marker) and release the lease of the rows they keep.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 import psycopg
 
-from collector.storage.ports import OutboxInsert, OutboxRow
+from collector.storage.ports import Drop, OutboxInsert, OutboxRow
 
 Conn = psycopg.Connection[Any]
 
@@ -63,6 +68,12 @@ class PostgresOutboxStore:
         ).fetchall()
         return [(str(r[0]), int(r[1])) for r in rows]
 
+    def gauges(self, now: float) -> dict[str, tuple[int, int, float]]:
+        return gauges(self.conn, now)
+
+    def due_count(self, now: float) -> int:
+        return due_count(self.conn, now)
+
 
 def claim(
     conn: Conn, destination: str, *, now: float, limit: int, lease_s: float
@@ -105,3 +116,126 @@ def retry_later(conn: Conn, ids: Sequence[int], *, error: str, at: float, dead_a
         " WHERE id = ANY(%s)",
         (error, at, dead_after, list(ids)),
     ).rowcount
+
+
+def next_due(conn: Conn, destination: str) -> float | None:
+    """When the destination's next row can be claimed: due, and its lease (if
+    another forwarder holds it) run out. None: nothing queued."""
+    row = conn.execute(
+        "SELECT min(greatest(next_attempt_at, leased_until)) FROM outbox"
+        " WHERE destination = %s AND dead = 0",
+        (destination,),
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def backoff_until(conn: Conn, destination: str) -> float | None:
+    row = conn.execute(
+        "SELECT until FROM destination_backoff WHERE destination = %s", (destination,)
+    ).fetchone()
+    return None if row is None else float(row[0])
+
+
+def record_delivered(conn: Conn, destination: str, rows: Sequence[OutboxRow], at: float) -> int:
+    """The destination confirmed ``rows``: log the batch, record each row's
+    outcome under the batch's id, delete the rows. Returns the batch id."""
+    found = conn.execute(
+        "INSERT INTO delivery_log (destination, event, count, detail, at)"
+        " VALUES (%s, 'delivered', %s, NULL, %s) RETURNING id",
+        (destination, len(rows), at),
+    ).fetchone()
+    assert found is not None
+    batch = int(found[0])
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO delivery_outcomes (message_id, destination, outcome, at, batch, attempts)"
+            " VALUES (%s, %s, 'delivered', %s, %s, %s)",
+            [(r.message_id, destination, at, batch, r.attempts + 1) for r in rows],
+        )
+    delivered(conn, [r.id for r in rows])
+    return batch
+
+
+def record_dropped(conn: Conn, destination: str, drops: Sequence[Drop], at: float) -> None:
+    """Consent no longer allows these rows (or the person was erased): record
+    why, delete them, log the drop."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO delivery_outcomes"
+            " (message_id, destination, outcome, at, attempts, records, detail)"
+            " VALUES (%s, %s, 'dropped', %s, %s, %s, %s)",
+            [
+                (
+                    d.row.message_id,
+                    destination,
+                    at,
+                    d.row.attempts,
+                    ",".join(map(str, d.records)) or None,
+                    d.detail,
+                )
+                for d in drops
+            ],
+        )
+    delivered(conn, [d.row.id for d in drops])
+    conn.execute(
+        "INSERT INTO delivery_log (destination, event, count, detail, at)"
+        " VALUES (%s, 'dropped_for_consent', %s, NULL, %s)",
+        (destination, len(drops), at),
+    )
+
+
+def retry_rows(conn: Conn, plans: Sequence[tuple[int, float, bool, str]]) -> None:
+    """plans: (id, next_attempt_at, dead, error); each row's lease is released."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = %s, dead = %s,"
+            " last_error = %s, leased_until = 0 WHERE id = %s",
+            [(at, int(dead), err[:2000], i) for i, at, dead, err in plans],
+        )
+
+
+def set_in_flight(conn: Conn, destination: str, n: int, at: float) -> None:
+    conn.execute(
+        "INSERT INTO forwarder_state (destination, in_flight, updated_at) VALUES (%s, %s, %s)"
+        " ON CONFLICT (destination) DO UPDATE SET in_flight = excluded.in_flight,"
+        " updated_at = excluded.updated_at",
+        (destination, n, at),
+    )
+
+
+def set_backoff(conn: Conn, destination: str, until: float, reason: str) -> None:
+    conn.execute(
+        "INSERT INTO destination_backoff (destination, until, reason) VALUES (%s, %s, %s)"
+        " ON CONFLICT (destination) DO UPDATE SET until = excluded.until,"
+        " reason = excluded.reason",
+        (destination, until, reason[:2000]),
+    )
+
+
+def clear_backoff(conn: Conn, destination: str) -> None:
+    conn.execute("DELETE FROM destination_backoff WHERE destination = %s", (destination,))
+
+
+def gauges(conn: Conn, now: float) -> dict[str, tuple[int, int, float]]:
+    """Per destination: (pending rows, dead rows, seconds until the next attempt;
+    0 when rows are due now or there are none); as the SQLite adapter's."""
+    out: dict[str, tuple[int, int, float]] = {}
+    for dest, pending, dead, first in conn.execute(
+        "SELECT destination, count(*) FILTER (WHERE dead = 0), count(*) FILTER (WHERE dead <> 0),"
+        " min(next_attempt_at) FILTER (WHERE dead = 0) FROM outbox GROUP BY destination"
+    ):
+        wait = 0.0 if first is None else max(0.0, float(first) - now)
+        out[str(dest)] = (int(pending), int(dead), wait)
+    for dest, until in conn.execute("SELECT destination, until FROM destination_backoff"):
+        pending, dead, wait = out.get(str(dest), (0, 0, 0.0))
+        if pending:
+            out[str(dest)] = (pending, dead, max(wait, float(until) - now, 0.0))
+    return out
+
+
+def due_count(conn: Conn, now: float) -> int:
+    """Rows of every destination that are not dead and due at ``now``."""
+    row = conn.execute(
+        "SELECT count(*) FROM outbox WHERE dead = 0 AND next_attempt_at <= %s", (now,)
+    ).fetchone()
+    return 0 if row is None else int(row[0])

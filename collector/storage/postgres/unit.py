@@ -6,6 +6,12 @@ lock (``locks.WRITE_LOCK``) and then reads the ledger head and the graph
 epoch in one statement, so the in-memory caches (ledger head and consent
 states, cached links) are re-synchronized with what other replicas committed
 before anything is decided on them.
+
+It is also the writer's ``ports.WriteUnitOfWork``: ``begin()`` is ``BEGIN``
+(the lock comes with ``heads()``), ``commit()`` refuses to report a commit
+that PostgreSQL turned into a rollback, and a connection that broke (the
+server restarted) is replaced in the next ``begin()`` when the DSN is known;
+every store then runs on the new connection.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from typing import Any
 
 import psycopg
 
+from collector.errors import StorageError
+from collector.storage.postgres.connection import connect
 from collector.storage.postgres.graph import EPOCH_SQL, PostgresGraphStore
 from collector.storage.postgres.ledger import HEAD_SQL, PostgresLedgerStore, PostgresSubjectKeys
 from collector.storage.postgres.locks import take_write_lock
@@ -32,11 +40,16 @@ _HEADS_SQL = (
 )
 
 
-class PostgresUnitOfWork:
-    """The stores of one connection (autocommit; transactions explicit)."""
+_OPEN = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+
+class PostgresUnitOfWork:
+    """The stores of one connection (autocommit; transactions explicit).
+    ``dsn``: where to reconnect when the connection breaks (None: never)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], *, dsn: str | None = None) -> None:
         self.conn = conn
+        self._dsn = dsn
         self.graph_store = PostgresGraphStore(conn)
         self.ledger_store = PostgresLedgerStore(conn)
         self.subject_keys = PostgresSubjectKeys(conn)
@@ -60,5 +73,33 @@ class PostgresUnitOfWork:
     def ping(self) -> None:
         self.conn.execute("SELECT 1").fetchone()
 
+    # -- the writer's transaction (ports.WriteUnitOfWork) ---------------------
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.info.transaction_status in _OPEN
+
+    def begin(self) -> None:
+        if self.conn.closed and self._dsn is not None:
+            self._reconnect(self._dsn)
+        self.conn.execute("BEGIN")
+
+    def commit(self) -> None:
+        # COMMIT of a transaction in which a statement failed is answered
+        # "ROLLBACK", not an error: nothing may be acknowledged then.
+        status = self.conn.execute("COMMIT").statusmessage
+        if status != "COMMIT":
+            raise StorageError(f"the transaction was not committed (PostgreSQL said {status})")
+
+    def rollback(self) -> None:
+        self.conn.execute("ROLLBACK")
+
     def close(self) -> None:
         self.conn.close()
+
+    def _reconnect(self, dsn: str) -> None:
+        """A new session for this unit of work and every store bound to the old one."""
+        old, new = self.conn, connect(dsn)
+        for store in vars(self).values():
+            if getattr(store, "conn", None) is old:
+                store.conn = new
+        self.conn = new

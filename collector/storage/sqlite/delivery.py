@@ -1,19 +1,21 @@
 """What the forwarder reads and writes, over SQLite.
 
-``SqliteDeliveryReader`` is the ``storage.ports.DeliveryReader`` one
-destination's lane holds: its own read-only connection, so a slow lane never
-blocks another. The ``*_unit`` functions are the forwarder's writes, each a
-unit of work for the group-commit writer (``Writer.run(partial(unit, …))``:
-the connection comes last).
+``SqliteDelivery`` is the ``storage.ports.DeliveryStorage`` of a data
+directory: each lane gets a ``SqliteDeliveryReader`` (its own read-only
+connection, so a slow lane never blocks another), and the forwarder's writes
+are units of work for the group-commit writer (``Writer.run(unit)``). One
+process delivers each outbox (the other worker processes do not), so rows are
+read, not leased.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from collector.storage.ports import OutboxRow
+from collector.storage.ports import DeliveryUnit, Drop, OutboxRow
 from collector.storage.sqlite import outbox
 from collector.storage.sqlite.connection import connect
 from collector.storage.sqlite.graph import current_one_id
@@ -53,6 +55,39 @@ class SqliteDeliveryReader:
         return outbox.pending_erasures(self._conn)
 
 
+class SqliteDelivery:
+    """``storage.ports.DeliveryStorage`` over the SQLite database at ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def open_reader(self) -> SqliteDeliveryReader:
+        return SqliteDeliveryReader(self._path)
+
+    def delivered(self, destination: str, rows: Sequence[OutboxRow], at: float) -> DeliveryUnit:
+        return functools.partial(delivered_unit, destination, list(rows), at)
+
+    def dropped(self, destination: str, drops: Sequence[Drop], at: float) -> DeliveryUnit:
+        return functools.partial(dropped_unit, destination, drops, at)
+
+    def retry(
+        self,
+        destination: str,
+        plans: Sequence[tuple[int, float, bool, str]],
+        at: float,
+        backoff: tuple[float, str] | None,
+    ) -> DeliveryUnit:
+        return functools.partial(retry_unit, destination, list(plans), at, backoff)
+
+    def in_flight(self, destination: str, n: int, at: float) -> DeliveryUnit:
+        return functools.partial(outbox.set_in_flight, destination, n, at)
+
+    def finish_erasure(
+        self, erasure_id: int, status: str, deleted: int | None, detail: str | None, at: float
+    ) -> DeliveryUnit:
+        return functools.partial(finish_erasure_unit, erasure_id, status, deleted, detail, at)
+
+
 def finish_erasure_unit(
     erasure_id: int,
     status: str,
@@ -70,9 +105,7 @@ def delivered_unit(name: str, rows: list[OutboxRow], at: float, conn: sqlite3.Co
     outbox.clear_backoff(name, conn)
 
 
-def dropped_unit(
-    name: str, drops: Sequence[outbox.Drop], at: float, conn: sqlite3.Connection
-) -> None:
+def dropped_unit(name: str, drops: Sequence[Drop], at: float, conn: sqlite3.Connection) -> None:
     outbox.record_dropped(conn, name, drops, at)
 
 
@@ -89,6 +122,3 @@ def retry_unit(
     outbox.set_in_flight(name, 0, at, conn)
     if backoff is not None:
         outbox.set_backoff(name, backoff[0], backoff[1], conn)
-
-
-in_flight_unit = outbox.set_in_flight

@@ -13,13 +13,12 @@ import functools
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from collector.storage.ports import OutboxInsert, OutboxRow
+from collector.storage.ports import Drop, OutboxInsert, OutboxRow
 from collector.storage.sqlite.ledger import head_seq
 
-__all__ = ["OutboxRow", "SqliteOutboxAdmin", "SqliteOutboxStore"]
+__all__ = ["Drop", "OutboxRow", "SqliteOutboxAdmin", "SqliteOutboxStore"]
 
 _CHUNK = 256  # rows per statement at most: 9 columns x 256 stays under SQLite's 32,766 variables
 
@@ -49,6 +48,9 @@ class SqliteOutboxStore:
 
     def due_count(self, now: float) -> int:
         return due_count(self.conn, now)
+
+    def gauges(self, now: float) -> dict[str, tuple[int, int, float]]:
+        return gauges(self.conn, now=now)
 
 
 @functools.cache
@@ -119,16 +121,6 @@ def next_due(conn: sqlite3.Connection, destination: str) -> float | None:
         "SELECT min(next_attempt_at) FROM outbox WHERE destination = ? AND dead = 0", (destination,)
     ).fetchone()
     return row[0]
-
-
-@dataclass(frozen=True, slots=True)
-class Drop:
-    """A row dropped at send time: the ledger records the new decision cites
-    (the withdrawal among them) and its reasons."""
-
-    row: OutboxRow
-    records: tuple[int, ...]
-    detail: str
 
 
 def record_delivered(

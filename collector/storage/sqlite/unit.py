@@ -26,7 +26,12 @@ _HEADS_SQL = f"SELECT ({HEAD_SQL.replace('seq, hash', 'seq')}), ({HEAD_SQL.repla
 
 class SqliteUnitOfWork(sqlite3.Connection):
     """A connection with its stores (``graph_store``, ``ledger_store``,
-    ``outbox``, ``decisions``, ``quarantine``, ``erasures``, ``deliveries``, ``dedupe``) bound to it."""
+    ``outbox``, ``decisions``, ``quarantine``, ``erasures``, ``deliveries``, ``dedupe``) bound to it.
+
+    Also a ``ports.WriteUnitOfWork``: ``begin()`` is ``BEGIN IMMEDIATE``;
+    ``commit()``, ``rollback()``, ``in_transaction`` and ``close()`` are the
+    connection's own (with ``isolation_level=None`` they end the explicit
+    transaction)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -43,6 +48,9 @@ class SqliteUnitOfWork(sqlite3.Connection):
     def heads(self) -> tuple[tuple[int, bytes] | None, int]:
         seq, digest, epoch = self.execute(_HEADS_SQL).fetchone()
         return (None if seq is None else (seq, digest)), int(epoch or 0)
+
+    def begin(self) -> None:
+        self.execute("BEGIN IMMEDIATE")
 
     def ping(self) -> None:
         self.execute("SELECT 1").fetchone()

@@ -1,4 +1,4 @@
-"""The SQLite writer with group commit.
+"""The group-commit writer, for either backend.
 
 All writes of a process go through one thread that owns the write connection.
 It takes whatever work is queued, lets units plan what needs no database
@@ -6,11 +6,20 @@ It takes whatever work is queued, lets units plan what needs no database
 the units in one transaction (a unit that fails is answered with its error and
 the others are run again without it), commits once, and only then answers the
 callers. Under load many requests share one fsync; nothing is acknowledged
-before it is durable; the event loop never blocks on SQLite.
+before it is durable; the event loop never blocks on the database.
 
-A unit of work is any callable taking the ``SqliteUnitOfWork`` (the
-connection with its stores). A unit may also have ``plan()`` (run before the
-write lock) and ``size`` (events it carries); the pipeline's ``RouteUnit`` does.
+The transaction is the unit of work's own (``storage.ports.WriteUnitOfWork``:
+``begin``/``commit``/``rollback``): ``BEGIN IMMEDIATE`` on SQLite, where the
+worker processes of one machine also share a ``flock`` (``lock_path``); a
+plain ``BEGIN`` on PostgreSQL, where ``on_begin`` takes the replicas' advisory
+lock (``UnitOfWork.heads``). A PostgreSQL unit of work whose connection broke
+(the server restarted) reconnects in ``begin()``: the group that found it
+broken is answered with the error (``failing`` says why, for ``/readyz``) and
+the next group runs on a new connection.
+
+A unit of work is any callable taking the unit of work (the connection with
+its stores). A unit may also have ``plan()`` (run before the write lock) and
+``size`` (events it carries); the pipeline's ``RouteUnit`` does.
 """
 
 from __future__ import annotations
@@ -25,13 +34,14 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from collector.storage.sqlite.unit import SqliteUnitOfWork
+from collector.storage.ports import WriteUnitOfWork
 
 log = logging.getLogger("consentry.collector")
 T = TypeVar("T")
-Work = Callable[[SqliteUnitOfWork], Any]
+U = TypeVar("U", bound=WriteUnitOfWork)
+Work = Callable[[Any], Any]
 _STOP = object()
 
 
@@ -80,15 +90,20 @@ def _settle(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_exception(value)
 
 
-class Writer:
+class Writer(Generic[U]):
+    """One thread committing the queued units of work in groups on ``conn``
+    (owned: ``close()`` closes it). ``lock_path``: a file that processes
+    sharing a SQLite database ``flock`` around each transaction (None: no lock,
+    as on PostgreSQL)."""
+
     def __init__(
         self,
-        conn: SqliteUnitOfWork,
+        conn: U,
         *,
         max_group: int = 512,
         after_commit: Callable[[], None] | None = None,
-        before_commit: Callable[[SqliteUnitOfWork], None] | None = None,
-        on_begin: Callable[[SqliteUnitOfWork], None] | None = None,
+        before_commit: Callable[[U], None] | None = None,
+        on_begin: Callable[[U], object] | None = None,
         lock_path: Path | None = None,
     ) -> None:
         self._conn = conn
@@ -123,18 +138,18 @@ class Writer:
         group commits after one failed, e.g. once a full disk has room again."""
         self._on_recovered.append(fn)
 
-    def submit(self, work: Callable[[SqliteUnitOfWork], T]) -> Future[T]:
+    def submit(self, work: Callable[[U], T]) -> Future[T]:
         future: Future[T] = Future()
         self._queue.put((work, future))
         return future
 
-    async def run(self, work: Callable[[SqliteUnitOfWork], T]) -> T:
+    async def run(self, work: Callable[[U], T]) -> T:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[T] = loop.create_future()
         self._queue.put((work, (loop, answer)))
         return await answer
 
-    def call(self, work: Callable[[SqliteUnitOfWork], T], timeout: float | None = None) -> T:
+    def call(self, work: Callable[[U], T], timeout: float | None = None) -> T:
         return self.submit(work).result(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
@@ -204,7 +219,7 @@ class Writer:
             values: list[Any] = []
             failed: tuple[int, BaseException] | None = None
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                conn.begin()
                 if self._on_begin is not None:
                     # Another process may have written since our last group.
                     self._on_begin(conn)
@@ -217,7 +232,7 @@ class Writer:
                 if failed is None:
                     if self._before_commit is not None:
                         self._before_commit(conn)
-                    conn.execute("COMMIT")
+                    conn.commit()
             except BaseException as exc:
                 log.exception("group commit failed; %d units rejected", len(pending))
                 self.failing = f"{type(exc).__name__}: {exc}"
@@ -245,10 +260,16 @@ class Writer:
             self._after_commit()
 
     def _rollback(self) -> None:
+        # The thread must survive to answer the next group, and every hook must
+        # run even when the connection is gone (a hook that reads the database
+        # fails then; the ones that only drop caches must still drop them).
         try:
             if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            for fn in self._on_rollback:
-                fn()
-        except Exception:  # the thread must survive to answer the next group
+                self._conn.rollback()
+        except Exception:
             log.exception("rollback failed")
+        for fn in self._on_rollback:
+            try:
+                fn()
+            except Exception:
+                log.exception("rollback hook failed")

@@ -1,0 +1,199 @@
+"""The group-commit writer and the forwarder on a real PostgreSQL (issue 18):
+a failing unit costs only itself, two replicas' writers never lose each
+other's writes, a transaction PostgreSQL aborted is never reported
+committed, and a forwarder that dies mid-batch only delays its rows (another
+replica's forwarder sends them once the lease runs out)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import psycopg
+import pytest
+
+from collector import config as config_mod
+from collector.errors import StorageError
+from collector.pipeline.decode import decode_message
+from collector.runtime import Runtime
+from collector.storage.postgres.connection import connect
+from collector.storage.postgres.unit import PostgresUnitOfWork
+from collector.storage.writer import Writer
+from tests.collector.pg import needs_pg, pg_dsn
+from tests.conftest import read_jsonl
+
+__all__ = ["pg_dsn"]
+pytestmark = needs_pg
+
+
+def _uow(dsn: str) -> PostgresUnitOfWork:
+    return PostgresUnitOfWork(connect(dsn, upgrade=True), dsn=dsn)
+
+
+def _hold(writer: Writer[Any]) -> threading.Event:
+    release, started = threading.Event(), threading.Event()
+
+    def block(_: PostgresUnitOfWork) -> None:
+        started.set()
+        release.wait(10)
+
+    writer.submit(block)
+    assert started.wait(10)
+    return release
+
+
+def test_a_failing_unit_costs_only_itself(pg_dsn: str) -> None:
+    u = _uow(pg_dsn)
+    u.conn.execute("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+    rollbacks: list[int] = []
+    writer = Writer(u)
+    writer.on_rollback(lambda: rollbacks.append(1))
+    release = _hold(writer)
+
+    def insert(v: int) -> Any:
+        def work(w: PostgresUnitOfWork) -> int:
+            # 3 collides with 2's row: a real constraint error, the transaction aborted
+            w.conn.execute("INSERT INTO t VALUES (%s)", (2 if v == 3 else v,))
+            return v
+
+        return work
+
+    futures: list[Future[int]] = [writer.submit(insert(v)) for v in range(1, 6)]
+    release.set()
+    assert [f.result(10) for f in futures if f is not futures[2]] == [1, 2, 4, 5]
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        futures[2].result(10)
+    assert rollbacks and writer.commits >= 1
+    writer.close()
+    with psycopg.connect(pg_dsn) as conn:
+        rows = [v for (v,) in conn.execute("SELECT v FROM t ORDER BY v")]
+    assert rows == [1, 2, 4, 5]
+
+
+def test_an_aborted_transaction_is_never_reported_committed(pg_dsn: str) -> None:
+    """A unit that swallows a database error leaves PostgreSQL's transaction
+    aborted; its COMMIT is then a rollback, and nobody may be told otherwise."""
+    u = _uow(pg_dsn)
+    u.conn.execute("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+    writer = Writer(u)
+
+    def swallow(w: PostgresUnitOfWork) -> None:
+        w.conn.execute("INSERT INTO t VALUES (1)")
+        with contextlib.suppress(psycopg.errors.UniqueViolation):
+            w.conn.execute("INSERT INTO t VALUES (1)")
+
+    with pytest.raises(StorageError, match="not committed"):
+        writer.call(swallow, timeout=10)
+    assert writer.failing is not None
+    writer.call(lambda w: w.conn.execute("INSERT INTO t VALUES (7)"), timeout=10)
+    assert writer.failing is None
+    writer.close()
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT array_agg(v) FROM t").fetchone() == ([7],)
+
+
+def test_two_replicas_writers_share_the_database_without_losing_writes(pg_dsn: str) -> None:
+    setup = _uow(pg_dsn)
+    setup.conn.execute("CREATE TABLE counter (n INTEGER)")
+    setup.conn.execute("INSERT INTO counter VALUES (0)")
+    # on_begin takes the replicas' write lock, as the runtime's does
+    writers = [Writer(_uow(pg_dsn), on_begin=lambda w: w.heads()) for _ in range(2)]
+
+    def bump(w: PostgresUnitOfWork) -> None:
+        row = w.conn.execute("SELECT n FROM counter").fetchone()
+        assert row is not None
+        w.conn.execute("UPDATE counter SET n = %s", (row[0] + 1,))
+
+    futures = [writers[i % 2].submit(bump) for i in range(300)]
+    for f in futures:
+        f.result(30)
+    for w in writers:
+        w.close()
+    assert setup.conn.execute("SELECT n FROM counter").fetchone() == (300,)
+    assert sum(w.commits for w in writers) < 300  # grouped, not one commit per unit
+
+
+def _runtime(tmp_path: Path, name: str, dsn: str, monkeypatch: pytest.MonkeyPatch) -> Runtime:
+    monkeypatch.setenv("CONSENTRY_PG_UNDER_TEST", dsn)
+    (tmp_path / "c.toml").write_text(
+        '[storage]\nbackend = "postgres"\ndsn_env = "CONSENTRY_PG_UNDER_TEST"\nlease_seconds = 30\n'
+        '[[destinations]]\nname = "lake"\ntype = "jsonl"\npurposes = ["analytics"]\n'
+        f'path = "{tmp_path / "out"}"\n'
+    )
+    return Runtime(config_mod.load(tmp_path / "c.toml", data_dir=str(tmp_path / name)))
+
+
+def _route(rt: Runtime, n: int) -> None:
+    now = datetime.now(UTC)
+    prepared = []
+    for i in range(n):
+        raw = msgspec.json.encode(
+            {
+                "type": "track",
+                "event": "E",
+                "userId": f"u-{i % 4}",
+                "messageId": f"m-{i}",
+                "context": {"consent": {"categoryPreferences": {"analytics": True}}},
+            }
+        )
+        prepared.append(
+            rt.preparer.prepare(
+                decode_message(raw, index=i, prefix="$"), index=i, prefix="$", received_at=now
+            )
+        )
+    rt.writer.call(rt.router.unit(prepared, [], source="s", received_at=now), timeout=30)
+
+
+def test_a_replica_that_dies_mid_batch_only_delays_its_rows(
+    pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dying = _runtime(tmp_path, "a", pg_dsn, monkeypatch)
+    other = _runtime(tmp_path, "b", pg_dsn, monkeypatch)
+    try:
+        _route(dying, 10)
+        clock = [datetime.now(UTC).timestamp()]
+        # replica A's lane claims a batch and dies before sending it
+        reader = dying.backend.delivery.open_reader()
+        taken = reader.due_rows("lake", clock[0], 6)
+        assert len(taken) == 6
+        reader.close()
+        dying.close()
+
+        forwarder = other.make_forwarder()
+        forwarder._clock = lambda: clock[0]  # the lease runs out without waiting for it
+
+        async def drain() -> None:
+            await forwarder.start(deliver=False)
+            lane_reader = other.backend.delivery.open_reader()
+            try:
+                assert await forwarder.drain_once("lake", lane_reader)  # the 4 not leased
+                assert not await forwarder.drain_once("lake", lane_reader)  # leased by A
+                # A's lease still holds: nothing is due before it ends
+                due = lane_reader.next_due("lake")
+                assert due is not None and due > clock[0] + 25
+                clock[0] += 31
+                assert await forwarder.drain_once("lake", lane_reader)
+                assert not await forwarder.drain_once("lake", lane_reader)
+            finally:
+                lane_reader.close()
+                await forwarder.stop()
+
+        asyncio.run(drain())
+        sent = [m["messageId"] for m in read_jsonl(tmp_path / "out")]
+        assert sorted(sent) == sorted(f"m-{i}" for i in range(10))  # each once
+        with psycopg.connect(pg_dsn) as conn:
+            assert conn.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
+            outcomes = conn.execute(
+                "SELECT count(*), count(DISTINCT batch) FROM delivery_outcomes"
+                " WHERE outcome = 'delivered'"
+            ).fetchone()
+            flight = conn.execute("SELECT in_flight FROM forwarder_state").fetchall()
+        assert outcomes == (10, 2) and flight == [(0,)]
+    finally:
+        other.close()
