@@ -203,6 +203,10 @@ class Ledger:
                 self._states.pop(record.one_id, None)
                 for absorbed in record.merged_from:
                     self._states.pop(absorbed, None)
+                if record.action == "erase":
+                    # Another process destroyed subject keys (of the person and
+                    # of those it absorbed): no copy may outlive them here.
+                    self._key_cache.clear()
         moved = seq - self._seq
         self._seq, self._hash = seq, digest
         self._read_sealed()

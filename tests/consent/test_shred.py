@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -112,3 +113,37 @@ def test_a_sealed_value_does_not_open_in_another_record() -> None:
 @pytest.mark.parametrize("value", ["", "plain"])
 def test_values_that_are_not_sealed_read_as_they_are(value: str) -> None:
     assert shred.unseal(None, value, seq=1, one_id=1, name="subject") == value
+
+
+def test_an_erasure_by_another_process_leaves_no_subject_key_in_this_ones_cache(
+    tmp_path: Path,
+) -> None:
+    """Replicas (or worker processes) share the ledger: when one erases a
+    person, the others must not keep encrypting with the destroyed key."""
+    path = tmp_path / "l.db"
+    ledgers = []
+    for _ in range(2):
+        conn = open_database(str(path))
+        keys = SqliteSubjectKeys(conn)
+        ledgers.append((conn, Ledger(conn.ledger_store, signer=KEY, subject_keys=keys), keys))
+    (conn_a, a, keys_a), (_, b, _) = ledgers
+
+    def grant(ledger: Ledger, at: datetime) -> None:
+        ledger.append(
+            one_id=1,
+            subject="ps1.k1.person-1",
+            purposes={"analytics": True},
+            jurisdiction="GDPR",
+            method="banner",
+            given_at=at,
+            received_at=at,
+        )
+
+    grant(a, T0)  # A holds person 1's key in memory
+    b.sync(b._store.head())
+    b.erase(1, subject="", jurisdiction="GDPR", now=T0 + timedelta(minutes=1))
+    a.sync(a._store.head())
+    grant(a, T0 + timedelta(minutes=2))
+    last = list(read_records(conn_a))[-1]
+    # sealed under a new key, which exists: not under the destroyed one
+    assert opened(last, keys_a).subject == "ps1.k1.person-1"
