@@ -13,6 +13,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -42,13 +43,15 @@ if pause > 0 then
   delay = function() return math.random(0, 2 * pause) end
 end
 local unique = os.getenv("BENCH_UNIQUE_IDS") == "1"
+-- several wrk instances at once (one per replica) must not make the same ids
+local prefix = os.getenv("BENCH_ID_PREFIX") or ""
 local sent = 0
 request = function()
   i = i % #bodies + 1
   if unique then
     -- every request's messageIds new (a dedupe window must not see repeats)
     sent = sent + 1
-    local body = bodies[i]:gsub('"messageId":"', '"messageId":"' .. (tid or 0) .. "-" .. sent .. "-")
+    local body = bodies[i]:gsub('"messageId":"', '"messageId":"' .. prefix .. (tid or 0) .. "-" .. sent .. "-")
     return wrk.format(nil, os.getenv("BENCH_PATH"), nil, body)
   end
   return wrk.format(nil, os.getenv("BENCH_PATH"), nil, bodies[i])
@@ -61,6 +64,18 @@ done = function(summary, latency, requests)
     .. '"p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d}\n',
     summary.requests, summary.duration, errors, summary.errors.status,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+  -- the latency distribution as quantiles at 0.1% steps, so several instances
+  -- can be merged weighted by their requests (wrk's Lua API has no cheap way to
+  -- list its histogram buckets; each percentile call stops at its value)
+  local hist = os.getenv("BENCH_HIST")
+  if hist and hist ~= "" and summary.requests > 0 then
+    local f = io.open(hist, "w")
+    for k = 1, 999 do
+      f:write(latency:percentile(k / 10), "\n")
+    end
+    f:write(latency.max, "\n") -- percentile(100) answers 0
+    f:close()
+  end
 end
 """
 
@@ -134,6 +149,15 @@ def basic_auth() -> str:
     return "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
 
 
+class ServerExited(RuntimeError):
+    """The server process ended before it was ready; ``output`` is its log."""
+
+    def __init__(self, cmd: list[str], output: str) -> None:
+        self.output = output
+        last = output.strip().splitlines()[-1] if output.strip() else "(no output)"
+        super().__init__(f"{' '.join(cmd[:4])} ... exited before ready: {last}")
+
+
 class Proc:
     def __init__(self, cmd: list[str], env: dict[str, str], url: str, ready: str) -> None:
         self.log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)  # noqa: SIM115
@@ -141,6 +165,8 @@ class Proc:
         self.url = url
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerExited(cmd, Path(self.log.name).read_text(errors="replace"))
             try:
                 if httpx.get(url + ready, timeout=1).status_code == 200:
                     return
@@ -200,6 +226,95 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
+class Wrk:
+    """One wrk run in the background: ``result()`` waits for it and returns its
+    summary (requests, duration_us, errors, status_errors, p50/p90/p99/max in
+    µs, rps) plus ``cpu_s``, the CPU seconds wrk used (its rusage when reaped:
+    a finished process leaves no /proc entry), and ``hist``, its latency
+    quantiles in µs at 0.1% steps, for ``merged_percentile``."""
+
+    def __init__(
+        self,
+        url: str,
+        path: str,
+        bodies: list[bytes],
+        *,
+        seconds: int,
+        connections: int,
+        threads: int = 2,
+        rate: int | None = None,
+        id_prefix: str = "",
+    ) -> None:
+        if shutil.which("wrk") is None:
+            sys.exit("benchmarks need wrk on PATH (Debian: apt-get install wrk)")
+        self.work = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
+        (self.work / "bodies.txt").write_bytes(b"\n".join(bodies) + b"\n")
+        (self.work / "script.lua").write_text(LUA)
+        env = {
+            **os.environ,
+            "BENCH_BODIES": str(self.work / "bodies.txt"),
+            "BENCH_AUTH": basic_auth(),
+            "BENCH_PATH": path,
+            "BENCH_DELAY_MS": str(int(connections * 1000 / rate)) if rate else "0",
+            "BENCH_ID_PREFIX": id_prefix,
+            "BENCH_HIST": str(self.work / "hist.txt"),
+        }
+        self.out = (self.work / "out.txt").open("w")
+        self.proc = subprocess.Popen(
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--timeout",
+                "10s",
+                "-s",
+                str(self.work / "script.lua"),
+                url + path,
+            ],
+            env=env,
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def result(self) -> dict[str, Any]:
+        _, status, usage = os.wait4(self.proc.pid, 0)
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        self.out.close()
+        out = (self.work / "out.txt").read_text()
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"wrk failed ({self.proc.returncode}): {out}")
+        line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
+        data: dict[str, Any] = json.loads(line[len("WRKJSON ") :])
+        data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+        data["cpu_s"] = usage.ru_utime + usage.ru_stime
+        hist: list[float] = []
+        hist_path = self.work / "hist.txt"
+        if hist_path.exists():
+            hist = [float(x) for x in hist_path.read_text().split()]
+        data["hist"] = hist
+        shutil.rmtree(self.work, ignore_errors=True)
+        return data
+
+
+def merged_percentile(runs: list[dict[str, Any]], q: float) -> float:
+    """The q-th percentile (0-100, µs) of the latencies of several wrk runs
+    together: each run's quantiles at 0.1% steps (``hist``) stand for a
+    thousandth of its requests each. Exact to about 0.1 percentile rank."""
+    weighted = sorted(
+        (us, r["requests"] / len(r["hist"])) for r in runs if r["hist"] for us in r["hist"]
+    )
+    total = sum(w for _, w in weighted)
+    if not total:
+        return float("nan")
+    seen = 0.0
+    for us, w in weighted:
+        seen += w
+        if seen >= total * q / 100 - 1e-9:
+            return us
+    return weighted[-1][0]
+
+
 def wrk(
     url: str,
     path: str,
@@ -209,41 +324,10 @@ def wrk(
     connections: int,
     threads: int = 2,
     rate: int | None = None,
-) -> dict[str, float]:
-    """Run wrk and parse its summary. ``rate``: aim for that many requests/s by
-    pausing each connection between requests (wrk's ``delay`` hook); the rate
-    reached is reported, since latency adds to the pause."""
-    if shutil.which("wrk") is None:
-        sys.exit("benchmarks need wrk on PATH (Debian: apt-get install wrk)")
-    work = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
-    (work / "bodies.txt").write_bytes(b"\n".join(bodies) + b"\n")
-    (work / "script.lua").write_text(LUA)
-    env = {
-        **os.environ,
-        "BENCH_BODIES": str(work / "bodies.txt"),
-        "BENCH_AUTH": basic_auth(),
-        "BENCH_PATH": path,
-        "BENCH_DELAY_MS": str(int(connections * 1000 / rate)) if rate else "0",
-    }
-    out = subprocess.run(
-        [
-            "wrk",
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(work / "script.lua"),
-            url + path,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
-    data: dict[str, float] = json.loads(line[len("WRKJSON ") :])
-    data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
-    shutil.rmtree(work, ignore_errors=True)
-    return data
+) -> dict[str, Any]:
+    """Run wrk and parse its summary (see ``Wrk``). ``rate``: aim for that many
+    requests/s by pausing each connection between requests (wrk's ``delay``
+    hook); the rate reached is reported, since latency adds to the pause."""
+    return Wrk(
+        url, path, bodies, seconds=seconds, connections=connections, threads=threads, rate=rate
+    ).result()

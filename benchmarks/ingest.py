@@ -2,6 +2,11 @@
 
     .venv/bin/python benchmarks/ingest.py [--seconds 10] [--connections 32]
         [--unique-ids] [--dedupe-hours H]
+    .venv/bin/python benchmarks/ingest.py --backend postgres [--replicas 2]
+        [--pg-dsn postgresql://postgres@127.0.0.1:5432/test]
+
+The second form compares SQLite with PostgreSQL and 1..N replicas instead
+(benchmarks/ingest_replicas.py). The first:
 
 (a) baseline: Starlette + msgspec decode of the same batches, answers 200;
 (b) `consentry serve` with its durable defaults (synchronous=FULL, group commit),
@@ -186,7 +191,28 @@ def main() -> None:
         " source (interleaved rounds; issue 17)",
     )
     ap.add_argument("--rounds", type=int, default=2, help="with --plan: rounds of each")
+    ap.add_argument(
+        "--backend",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="postgres: only compare SQLite (one process) with PostgreSQL and 1..--replicas"
+        " `consentry serve --workers 1` replicas on one database (issue 18; see"
+        " benchmarks/ingest_replicas.py)",
+    )
+    ap.add_argument("--replicas", type=int, default=2, help="with --backend postgres: at most N")
+    ap.add_argument(
+        "--pg-dsn",
+        default=os.environ.get(
+            "CONSENTRY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+        help="with --backend postgres: a database to connect to; the benchmark creates"
+        " (and drops) its own beside it (default: $CONSENTRY_TEST_PG_DSN or the local test one)",
+    )
     args = ap.parse_args()
+    if args.backend == "postgres":
+        from ingest_replicas import run
+
+        sys.exit(0 if run(args, CONFIG) else 1)
     if args.plan is not None:
         compare_plan(args)
         return
