@@ -201,6 +201,12 @@ def main() -> None:
     )
     ap.add_argument("--replicas", type=int, default=2, help="with --backend postgres: at most N")
     ap.add_argument(
+        "--warmup",
+        type=int,
+        default=3,
+        help="with --backend postgres: seconds of unmeasured load before each window",
+    )
+    ap.add_argument(
         "--pg-dsn",
         default=os.environ.get(
             "CONSENTRY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"

@@ -9,8 +9,11 @@ holding a copy of the same keyring (master key and write key from the
 environment), all replicas sharing the one database. wrk drives them with one
 instance per replica, all at once, the connections and threads split evenly;
 events/s is their sum and p50/p99 come from their merged latency
-distributions. Every request carries new messageIds (a repeat within the
-dedupe window would be stored once, making later requests cheaper).
+distributions. Each configuration first takes --warmup seconds of the same
+load unmeasured (the first sight of each person creates a OneID; a server
+that has been up a while knows most of them). Every request carries new
+messageIds (a repeat within the dedupe window would be stored once, making
+later requests cheaper).
 
 CPU per 1000 acknowledged events, per component, over the measured window
 (from wrk's start to its exit): each replica process (/proc/<pid>/stat), the
@@ -20,8 +23,10 @@ processes (WAL writer, checkpointer, ...; found by walking /proc), and wrk
 machines by. Backends of other databases on a shared server are reported
 apart, as noise. PostgreSQL's WAL bytes (pg_current_wal_lsn before and after,
 cluster-wide), commits and WAL fsyncs are read around the run including its
-drain. After each configuration: every acknowledged event must have a
-recorded decision (no loss).
+drain; what the database's active backends wait for (the advisory write lock,
+the WAL flush) is sampled every 50 ms during the window. After each
+configuration: every acknowledged event must have a recorded decision (no
+loss).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from typing import Any
 
 import psycopg
 from _common import WRITE_KEY, Proc, ServerExited, Wrk, batches, free_port, merged_percentile
+from _pgwait import WaitSampler
 from _procstat import PostgresCpu, cpu_seconds, machine_busy
 from psycopg import sql
 
@@ -59,19 +65,22 @@ class Row:
     events_s: float = 0.0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
-    acked: int = 0
+    acked: int = 0  # events acknowledged in the measured window
+    warm_acked: int = 0  # ... in the warm-up before it
     errors: int = 0
     wall_s: float = 0.0
     # component -> CPU seconds over the window ("replica 1", ..., "postgres", "wrk")
     cpu: dict[str, float] = field(default_factory=dict)
     pg_others_cpu: float = 0.0
     machine_cpu: float = 0.0  # CPU seconds of the whole machine over the window
-    stored: int = 0
+    stored: int = 0  # decisions recorded in all (warm-up, window, drain)
+    stored_window: int = 0  # ... from the window's start (PostgreSQL rows)
     outbox: int = 0
     wal_bytes: int = 0
     commits: int = 0
     wal_syncs: int = 0
     pg_span_s: float = 0.0  # seconds between the PostgreSQL readings (run and drain)
+    waits: dict[str, float] = field(default_factory=dict)  # state -> mean active backends
 
     def per_1000(self, component: str) -> float:
         return self.cpu[component] / self.acked * 1000 * 1000 if self.acked else float("nan")
@@ -105,6 +114,42 @@ def _serve(cfg: Path, data_dir: Path, env: dict[str, str]) -> Proc:
     return Proc(cmd, env, f"http://127.0.0.1:{port}", "/readyz")
 
 
+def _wrk_all(
+    replicas: list[Proc], bodies: list[bytes], args: argparse.Namespace, seconds: int, tag: str
+) -> list[Wrk]:
+    n = len(replicas)
+    return [
+        Wrk(
+            r.url,
+            "/v1/batch",
+            bodies,
+            seconds=seconds,
+            connections=max(1, args.connections // n),
+            threads=max(1, 2 // n),
+            id_prefix=f"{tag}{i}-",
+        )
+        for i, r in enumerate(replicas)
+    ]
+
+
+def _acked(results: list[dict[str, Any]]) -> int:
+    return sum(int(r["requests"] - r["status_errors"]) for r in results) * 100
+
+
+def _warm_up(row: Row, replicas: list[Proc], bodies: list[bytes], args: argparse.Namespace) -> None:
+    """Load, unmeasured, for ``args.warmup`` seconds, then wait for the
+    replicas to go idle: the window then sees most people already known (the
+    first sight of each creates a OneID) and warm caches, like a server that
+    has been up for a while."""
+    if args.warmup <= 0:
+        return
+    row.warm_acked = _acked(
+        [w.result() for w in _wrk_all(replicas, bodies, args, args.warmup, "w")]
+    )
+    for r in replicas:
+        r.settle()
+
+
 def _drive(
     row: Row,
     replicas: list[Proc],
@@ -113,23 +158,11 @@ def _drive(
     dbname: str | None,
 ) -> None:
     """One wrk per replica, all at once; fills the row's rate, latency and CPU."""
-    n = len(replicas)
     before = [cpu_seconds(r.proc.pid) or 0.0 for r in replicas]
     pg = PostgresCpu(dbname) if dbname else None
     busy0, _ = machine_busy()
     started = time.monotonic()
-    runs = [
-        Wrk(
-            r.url,
-            "/v1/batch",
-            bodies,
-            seconds=args.seconds,
-            connections=max(1, args.connections // n),
-            threads=max(1, 2 // n),
-            id_prefix=f"r{i}-",
-        )
-        for i, r in enumerate(replicas)
-    ]
+    runs = _wrk_all(replicas, bodies, args, args.seconds, "r")
     # Replica CPU read as soon as each wrk is done, before the drain.
     results = []
     for i, run in enumerate(runs):
@@ -142,7 +175,7 @@ def _drive(
         row.cpu["postgres"] = used["ours"] + used["shared"]
         row.pg_others_cpu = used["others"]
     row.cpu["wrk"] = sum(r["cpu_s"] for r in results)
-    row.acked = sum(int(r["requests"] - r["status_errors"]) for r in results) * 100
+    row.acked = _acked(results)
     row.errors = sum(int(r["errors"]) for r in results)
     row.events_s = sum(r["rps"] for r in results) * 100
     row.p50_ms = merged_percentile(results, 50) / 1000
@@ -156,6 +189,7 @@ def sqlite_row(args: argparse.Namespace, config: str, bodies: list[bytes]) -> Ro
         (work / "c.toml").write_text(config)
         server = _serve(work / "c.toml", work / "data", _env(None))
         try:
+            _warm_up(row, [server], bodies, args)
             _drive(row, [server], bodies, args, None)
             server.settle()
         finally:
@@ -217,10 +251,17 @@ def postgres_row(args: argparse.Namespace, config: str, bodies: list[bytes], rep
                 exc.output.strip().splitlines()[-1] if exc.output.strip() else str(exc)
             )
             return row
+        _warm_up(row, servers, bodies, args)
         with psycopg.connect(dsn, autocommit=True) as conn:
+            stored0 = _count(conn, "decisions")
             wal0, commits0, syncs0 = _pg_counters(conn, dbname)
             t0 = time.monotonic()
-            _drive(row, servers, bodies, args, dbname)
+            sampler = WaitSampler(dsn, dbname)
+            try:
+                _drive(row, servers, bodies, args, dbname)
+            finally:
+                sampler.stop()
+            row.waits = sampler.summary()
             for s in servers:
                 s.settle()
             time.sleep(1.0)  # cumulative statistics are flushed about once a second
@@ -229,6 +270,7 @@ def postgres_row(args: argparse.Namespace, config: str, bodies: list[bytes], rep
             row.wal_syncs = syncs1 - syncs0
             row.pg_span_s = time.monotonic() - t0
             row.stored = _count(conn, "decisions")
+            row.stored_window = row.stored - stored0
             row.outbox = _count(conn, "outbox")
     finally:
         for s in servers:
@@ -285,12 +327,14 @@ def print_rows(rows: list[Row]) -> None:
         for row in pg_rows:
             span = row.pg_span_s
             print(
-                f"  {row.label:<22} WAL {row.wal_bytes / max(1, row.stored):,.0f} bytes/event"
+                f"  {row.label:<22} WAL {row.wal_bytes / max(1, row.stored_window):,.0f} bytes/event"
                 f" ({row.wal_bytes / span / 1e6:.1f} MB/s over {span:.0f} s);"
                 f" {row.wal_syncs:,} WAL fsyncs ({row.wal_syncs / span:.0f}/s,"
-                f" {row.stored / max(1, row.wal_syncs):.0f} events each); {row.commits:,} commits;"
+                f" {row.stored_window / max(1, row.wal_syncs):.0f} events each); {row.commits:,} commits;"
                 f" other databases' backends {row.pg_others_cpu:.2f} CPU s"
             )
+            waits = ", ".join(f"{k} {v:.2f}" for k, v in row.waits.items()) or "none seen"
+            print(f"  {'':<22} active backends by wait (mean over the window): {waits}")
     singles = [r for r in measured if r.label.startswith("postgres")]
     if len(singles) > 1:
         print(
@@ -303,9 +347,10 @@ def print_rows(rows: list[Row]) -> None:
         )
     print("\nloss check (decisions recorded per acknowledged event):")
     for row in measured:
-        verdict = "no loss" if row.stored >= row.acked else "LOSS"
+        acked = row.acked + row.warm_acked
+        verdict = "no loss" if row.stored >= acked else "LOSS"
         print(
-            f"  {row.label:<22} acknowledged {row.acked:,}, decided {row.stored:,},"
+            f"  {row.label:<22} acknowledged {acked:,}, decided {row.stored:,},"
             f" outbox rows {row.outbox:,}, errors {row.errors}: {verdict}"
         )
 
@@ -317,11 +362,12 @@ def run(args: argparse.Namespace, config: str) -> bool:
     bodies = batches(400, 100, people=args.people)
     print(
         f"100-event batches, {args.people} people, new messageIds per request;"
-        f" wrk -c{args.connections} -t2 -d{args.seconds}s split over the replicas;"
+        f" wrk -c{args.connections} -t2 -d{args.seconds}s split over the replicas"
+        f" after {args.warmup} s of unmeasured warm-up;"
         f" serve --workers 1 --no-forward per replica; {os.cpu_count()} cores"
     )
     rows = [sqlite_row(args, config, bodies)]
     for n in range(1, args.replicas + 1):
         rows.append(postgres_row(args, config, bodies, n))
     print_rows(rows)
-    return all(r.stored >= r.acked for r in rows if not r.unavailable)
+    return all(r.stored >= r.acked + r.warm_acked for r in rows if not r.unavailable)
