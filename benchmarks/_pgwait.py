@@ -17,6 +17,10 @@ QUERY = """
 SELECT coalesce(wait_event_type || ':' || wait_event, 'running')
 FROM pg_stat_activity
 WHERE datname = %s AND state = 'active' AND pid <> pg_backend_pid()
+UNION ALL
+SELECT 'advisory lock held'
+FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+WHERE d.datname = %s AND l.locktype = 'advisory' AND l.granted
 """
 
 
@@ -24,7 +28,8 @@ class WaitSampler:
     """Samples the database's active backends every ``interval`` seconds on
     its own connection until ``stop()``; ``summary()`` gives the mean number
     of backends per state (``Lock:advisory``, ``IO:WALSync``, ``running``,
-    ...) over the samples."""
+    ...) over the samples, and ``advisory lock held``: the share of samples
+    in which a backend held an advisory lock (the write lock's utilization)."""
 
     def __init__(self, dsn: str, dbname: str, interval: float = 0.05) -> None:
         self.conn = psycopg.connect(dsn, autocommit=True)
@@ -39,7 +44,7 @@ class WaitSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             # pg_stat_activity is a snapshot per transaction; autocommit gives a new one.
-            rows: list[Any] = self.conn.execute(QUERY, (self.dbname,)).fetchall()
+            rows: list[Any] = self.conn.execute(QUERY, (self.dbname, self.dbname)).fetchall()
             self.counts.update(r[0] for r in rows)
             self.samples += 1
             time.sleep(self.interval)

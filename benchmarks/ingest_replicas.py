@@ -76,9 +76,7 @@ class Row:
     stored: int = 0  # decisions recorded in all (warm-up, window, drain)
     stored_window: int = 0  # ... from the window's start (PostgreSQL rows)
     outbox: int = 0
-    wal_bytes: int = 0
-    commits: int = 0
-    wal_syncs: int = 0
+    pg: dict[str, int] = field(default_factory=dict)  # _pg_counters' differences
     pg_span_s: float = 0.0  # seconds between the PostgreSQL readings (run and drain)
     waits: dict[str, float] = field(default_factory=dict)  # state -> mean active backends
 
@@ -203,17 +201,21 @@ def sqlite_row(args: argparse.Namespace, config: str, bodies: list[bytes]) -> Ro
     return row
 
 
-def _pg_counters(conn: psycopg.Connection[Any], dbname: str) -> tuple[int, int, int]:
-    """(WAL position in bytes, commits in ``dbname``, WAL fsyncs of the server)."""
+COUNTERS = ("wal", "commits", "wal_syncs", "fetched", "inserted", "updated", "deleted")
+
+
+def _pg_counters(conn: psycopg.Connection[Any], dbname: str) -> dict[str, int]:
+    """The WAL position in bytes and the server's WAL fsyncs, and the commits
+    and rows fetched/inserted/updated/deleted in ``dbname`` (``COUNTERS``)."""
     conn.execute("SELECT pg_stat_clear_snapshot()")
     row = conn.execute(
-        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,"
-        " (SELECT xact_commit FROM pg_stat_database WHERE datname = %s),"
-        " (SELECT wal_sync FROM pg_stat_wal)",
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, d.xact_commit,"
+        " (SELECT wal_sync FROM pg_stat_wal), d.tup_fetched, d.tup_inserted, d.tup_updated,"
+        " d.tup_deleted FROM pg_stat_database d WHERE d.datname = %s",
         (dbname,),
     ).fetchone()
     assert row is not None
-    return int(row[0]), int(row[1]), int(row[2])
+    return {k: int(v) for k, v in zip(COUNTERS, row, strict=True)}
 
 
 def _count(conn: psycopg.Connection[Any], table: str) -> int:
@@ -254,7 +256,7 @@ def postgres_row(args: argparse.Namespace, config: str, bodies: list[bytes], rep
         _warm_up(row, servers, bodies, args)
         with psycopg.connect(dsn, autocommit=True) as conn:
             stored0 = _count(conn, "decisions")
-            wal0, commits0, syncs0 = _pg_counters(conn, dbname)
+            before = _pg_counters(conn, dbname)
             t0 = time.monotonic()
             sampler = WaitSampler(dsn, dbname)
             try:
@@ -265,9 +267,8 @@ def postgres_row(args: argparse.Namespace, config: str, bodies: list[bytes], rep
             for s in servers:
                 s.settle()
             time.sleep(1.0)  # cumulative statistics are flushed about once a second
-            wal1, commits1, syncs1 = _pg_counters(conn, dbname)
-            row.wal_bytes, row.commits = wal1 - wal0, commits1 - commits0
-            row.wal_syncs = syncs1 - syncs0
+            after = _pg_counters(conn, dbname)
+            row.pg = {k: after[k] - before[k] for k in COUNTERS}
             row.pg_span_s = time.monotonic() - t0
             row.stored = _count(conn, "decisions")
             row.stored_window = row.stored - stored0
@@ -318,23 +319,29 @@ def print_rows(rows: list[Row]) -> None:
             f"  {row.label:<22} {ours / row.wall_s:.2f} ({parts});"
             f" rest of the machine {(row.machine_cpu - ours) / row.wall_s:.2f}"
         )
-    pg_rows = [r for r in measured if r.commits]
+    pg_rows = [r for r in measured if r.pg]
     if pg_rows:
         print(
             "\nPostgreSQL over each run and its drain (WAL position and fsyncs are"
             " server-wide; commits count read-only transactions too):"
         )
         for row in pg_rows:
-            span = row.pg_span_s
+            span, stats = row.pg_span_s, row.pg
+            events = max(1, row.stored_window)
             print(
-                f"  {row.label:<22} WAL {row.wal_bytes / max(1, row.stored_window):,.0f} bytes/event"
-                f" ({row.wal_bytes / span / 1e6:.1f} MB/s over {span:.0f} s);"
-                f" {row.wal_syncs:,} WAL fsyncs ({row.wal_syncs / span:.0f}/s,"
-                f" {row.stored_window / max(1, row.wal_syncs):.0f} events each); {row.commits:,} commits;"
+                f"  {row.label:<22} WAL {stats['wal'] / events:,.0f} bytes/event"
+                f" ({stats['wal'] / span / 1e6:.1f} MB/s over {span:.0f} s);"
+                f" {stats['wal_syncs']:,} WAL fsyncs ({stats['wal_syncs'] / span:.0f}/s,"
+                f" {events / max(1, stats['wal_syncs']):.0f} events each); {stats['commits']:,} commits;"
                 f" other databases' backends {row.pg_others_cpu:.2f} CPU s"
             )
+            print(
+                f"  {'':<22} rows per event: fetched {stats['fetched'] / events:.1f},"
+                f" inserted {stats['inserted'] / events:.1f}, updated {stats['updated'] / events:.2f},"
+                f" deleted {stats['deleted'] / events:.2f}"
+            )
             waits = ", ".join(f"{k} {v:.2f}" for k, v in row.waits.items()) or "none seen"
-            print(f"  {'':<22} active backends by wait (mean over the window): {waits}")
+            print(f"  {'':<22} backends by state (mean over the window): {waits}")
     singles = [r for r in measured if r.label.startswith("postgres")]
     if len(singles) > 1:
         print(
