@@ -85,6 +85,7 @@ class Forwarder:
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self._unlisten: Callable[[], None] | None = None
 
     def open_reader(self) -> DeliveryReader:
         """A read-only view of the database for one lane (close it when done)."""
@@ -99,6 +100,9 @@ class Forwarder:
         for name in self._lanes:
             self._events[name] = asyncio.Event()
             self._tasks.append(asyncio.create_task(self._run(name), name=f"forward:{name}"))
+        # Rows other processes (replicas) queue wake the lanes too, where the
+        # backend can tell.
+        self._unlisten = self._storage.listen(self.wake)
         self._tasks.append(asyncio.create_task(self.propagate_erasures(), name="erasures"))
 
     async def propagate_erasures(self) -> int:
@@ -197,6 +201,8 @@ class Forwarder:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._unlisten is not None:
+            await asyncio.to_thread(self._unlisten)
         for event in self._events.values():
             event.set()
         for task in self._tasks:

@@ -440,6 +440,12 @@ class DeliveryStorage(Protocol):
         """A reader on a connection of its own (close it when done)."""
         ...
 
+    def listen(self, wake: Callable[[], None]) -> Callable[[], None] | None:
+        """Call ``wake`` (from any thread) when other processes queue rows;
+        returns what stops it, or None when the backend cannot tell (the lanes
+        poll)."""
+        ...
+
     def delivered(self, destination: str, rows: Sequence[OutboxRow], at: float) -> DeliveryUnit:
         """The destination confirmed ``rows``: log the batch, record each row's
         outcome, delete the rows, clear the in-flight marker and the back-off."""

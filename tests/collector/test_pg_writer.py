@@ -1,14 +1,17 @@
 """The group-commit writer and the forwarder on a real PostgreSQL (issue 18):
 a failing unit costs only itself, two replicas' writers never lose each
 other's writes, a transaction PostgreSQL aborted is never reported
-committed, and a forwarder that dies mid-batch only delays its rows (another
-replica's forwarder sends them once the lease runs out)."""
+committed, a broken session costs at most its group, a forwarder that dies
+mid-batch only delays its rows (another replica's forwarder sends them once
+the lease runs out), one replica's commit wakes the others' lanes, and an
+erasure is propagated by one replica at a time."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import threading
+import time
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +26,7 @@ from collector.errors import StorageError
 from collector.pipeline.decode import decode_message
 from collector.runtime import Runtime
 from collector.storage.postgres.connection import connect
+from collector.storage.postgres.delivery import PostgresDelivery
 from collector.storage.postgres.unit import PostgresUnitOfWork
 from collector.storage.writer import Writer
 from tests.collector.pg import needs_pg, pg_dsn
@@ -197,3 +201,85 @@ def test_a_replica_that_dies_mid_batch_only_delays_its_rows(
         assert outcomes == (10, 2) and flight == [(0,)]
     finally:
         other.close()
+
+
+def test_rows_queued_by_one_replica_wake_the_others_forwarder(
+    pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LISTEN/NOTIFY: B's lanes deliver A's rows at once, not at their next poll."""
+    a = _runtime(tmp_path, "a", pg_dsn, monkeypatch)
+    b = _runtime(tmp_path, "b", pg_dsn, monkeypatch)
+    try:
+        forwarder = b.make_forwarder()
+        forwarder._poll = 60.0  # only a notification can wake the idle lane in time
+
+        async def run() -> float:
+            await forwarder.start()
+            try:
+                await asyncio.sleep(0.5)  # the lane has found nothing and sleeps
+                started = time.monotonic()
+                await asyncio.to_thread(_route, a, 3)
+                while len(read_jsonl(tmp_path / "out")) < 3:
+                    assert time.monotonic() - started < 20, "never woken"
+                    await asyncio.sleep(0.05)
+                return time.monotonic() - started
+            finally:
+                await forwarder.stop()
+
+        took = asyncio.run(run())
+        assert took < 10, took
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_broken_session_fails_only_its_group_and_the_next_one_reconnects(
+    pg_dsn: str,
+) -> None:
+    u = _uow(pg_dsn)
+    u.conn.execute("CREATE TABLE t (v INTEGER)")
+    writer = Writer(u)
+    first = u.conn
+
+    def cut(w: PostgresUnitOfWork) -> None:
+        w.conn.execute("INSERT INTO t VALUES (1)")
+        # the server goes away mid-transaction (as in a restart)
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (w.conn.info.backend_pid,))
+
+    # the group's COMMIT meets the broken session: the group is answered with it
+    with pytest.raises(psycopg.OperationalError):
+        writer.call(cut, timeout=10)
+    assert writer.failing is not None
+    writer.call(lambda w: w.conn.execute("INSERT INTO t VALUES (3)"), timeout=10)
+    assert writer.failing is None and u.conn is not first
+    assert u.outbox.conn is u.conn and u.graph_store.conn is u.conn  # the stores followed
+    # broken while idle: noticed at BEGIN, before anything ran, so nobody is failed
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (u.conn.info.backend_pid,))
+    writer.call(lambda w: w.conn.execute("INSERT INTO t VALUES (4)"), timeout=10)
+    writer.close()
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT array_agg(v ORDER BY v) FROM t").fetchone() == ([3, 4],)
+
+
+def test_an_erasure_is_propagated_by_one_replica_at_a_time(pg_dsn: str) -> None:
+    u = _uow(pg_dsn)
+    with u.conn.transaction():
+        u.erasures.add(one_id=7, one_ids=[7, 3], destination="hook", deleted=2, at=1.0)
+    delivery = PostgresDelivery(pg_dsn, lease_s=30)
+    first, second = delivery.open_reader(), delivery.open_reader()
+    assert first.pending_erasures() == [(1, "hook", [7, 3])]
+    assert second.pending_erasures() == []  # held by the first replica
+    first.close()  # it died before finishing: the erasure is free again
+    [(erasure_id, _, _)] = second.pending_erasures()
+    writer = Writer(u)
+    writer.call(delivery.finish_erasure(erasure_id, "deleted", 2, "k1: deleted 2", 5.0), timeout=10)
+    second.close()
+    third = delivery.open_reader()
+    assert third.pending_erasures() == []  # finished: nobody propagates it again
+    third.close()
+    writer.close()
+    with psycopg.connect(pg_dsn) as conn:
+        row = conn.execute("SELECT status, remote_rows_deleted, done_at FROM erasures").fetchone()
+    assert row == ("deleted", 2, 5.0)

@@ -17,6 +17,9 @@ Every replica's forwarder drains the same outboxes, so:
 - ``person`` and ``consent_state`` read the database at send time, so a
   withdrawal or an erasure committed by any replica stops every replica's
   forwarding.
+- ``listen`` wakes the lanes when any replica commits new rows (``LISTEN
+  consentry_outbox``; the writer's commit sends the ``NOTIFY``), so they need
+  not wait for their poll.
 
 Each reader has its own connection (autocommit: every read sees what was
 committed before it), and reconnects on its next read when the server went
@@ -26,7 +29,9 @@ away, so a lane heals after a database restart.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import logging
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -37,6 +42,7 @@ from collector.storage.postgres.connection import connect
 from collector.storage.postgres.ledger import read_state
 from consent.decide import ConsentState
 
+log = logging.getLogger("consentry.forwarder")
 Conn = psycopg.Connection[Any]
 DEFAULT_LEASE_SECONDS = 30.0
 # Two-key advisory locks (class, erasure id): a key space apart from the
@@ -129,6 +135,9 @@ class PostgresDelivery:
     def open_reader(self) -> PostgresDeliveryReader:
         return PostgresDeliveryReader(self._dsn, lease_s=self._lease_s)
 
+    def listen(self, wake: Callable[[], None]) -> Callable[[], None]:
+        return OutboxListener(self._dsn, wake).close
+
     def delivered(self, destination: str, rows: Sequence[OutboxRow], at: float) -> DeliveryUnit:
         return functools.partial(_delivered, destination, list(rows), at)
 
@@ -151,6 +160,38 @@ class PostgresDelivery:
         self, erasure_id: int, status: str, deleted: int | None, detail: str | None, at: float
     ) -> DeliveryUnit:
         return functools.partial(_finish_erasure, erasure_id, status, deleted, detail, at)
+
+
+class OutboxListener:
+    """Calls ``wake`` (thread-safe) whenever a replica committed outbox rows:
+    a thread of its own, on a connection of its own that ``LISTEN``s on
+    ``outbox.CHANNEL``. A lost connection is opened again after ``retry_s``
+    (lanes still poll meanwhile). ``close()`` stops it."""
+
+    def __init__(self, dsn: str, wake: Callable[[], None], *, retry_s: float = 1.0) -> None:
+        self._dsn = dsn
+        self._wake = wake
+        self._retry_s = retry_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="consentry-listen", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with connect(self._dsn) as conn:
+                    conn.execute(f"LISTEN {outbox.CHANNEL}")
+                    while not self._stop.is_set():
+                        # A burst of commits wakes the lanes once.
+                        if any(True for _ in conn.notifies(timeout=0.5)):
+                            self._wake()
+            except psycopg.Error as exc:
+                log.warning("outbox notifications interrupted (%s); listening again", exc)
+                self._stop.wait(self._retry_s)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 # The units: the writer hands each the PostgresUnitOfWork (its ``conn`` is in

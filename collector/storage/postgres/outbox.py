@@ -26,6 +26,8 @@ import psycopg
 from collector.storage.ports import Drop, OutboxInsert, OutboxRow
 
 Conn = psycopg.Connection[Any]
+# LISTEN/NOTIFY channel: a commit that queued rows wakes every replica's lanes.
+CHANNEL = "consentry_outbox"
 
 _INSERT = (
     "INSERT INTO outbox (destination, message_id, one_id, jurisdiction, gpc, pi,"
@@ -45,10 +47,14 @@ class PostgresOutboxStore:
 
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
+        # Rows were queued in the open transaction: the commit notifies the
+        # replicas' forwarders (``CHANNEL``).
+        self.queued = False
 
     def insert(self, rows: Sequence[OutboxInsert]) -> None:
         if not rows:
             return
+        self.queued = True
         with self.conn.cursor() as cur:
             cur.executemany(
                 _INSERT,

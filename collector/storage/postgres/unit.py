@@ -9,9 +9,11 @@ before anything is decided on them.
 
 It is also the writer's ``ports.WriteUnitOfWork``: ``begin()`` is ``BEGIN``
 (the lock comes with ``heads()``), ``commit()`` refuses to report a commit
-that PostgreSQL turned into a rollback, and a connection that broke (the
-server restarted) is replaced in the next ``begin()`` when the DSN is known;
-every store then runs on the new connection.
+that PostgreSQL turned into a rollback. When the DSN is known, a connection
+that broke (the server restarted) is replaced in ``begin()``: at once when
+the break shows at ``BEGIN`` (nothing ran yet), else in the next group's,
+after the writer answered the group that met it with the error. Every store
+then runs on the new connection.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collector.storage.postgres.connection import connect
 from collector.storage.postgres.graph import EPOCH_SQL, PostgresGraphStore
 from collector.storage.postgres.ledger import HEAD_SQL, PostgresLedgerStore, PostgresSubjectKeys
 from collector.storage.postgres.locks import take_write_lock
-from collector.storage.postgres.outbox import PostgresOutboxStore
+from collector.storage.postgres.outbox import CHANNEL, PostgresOutboxStore
 from collector.storage.postgres.stores import (
     PostgresDecisionStore,
     PostgresDedupeStore,
@@ -81,9 +83,21 @@ class PostgresUnitOfWork:
     def begin(self) -> None:
         if self.conn.closed and self._dsn is not None:
             self._reconnect(self._dsn)
-        self.conn.execute("BEGIN")
+        self.outbox.queued = False
+        try:
+            self.conn.execute("BEGIN")
+        except psycopg.OperationalError:
+            # The session died while idle (found out only now): nothing of this
+            # transaction ran yet, so a new session may start it.
+            if self._dsn is None or not self.conn.closed:
+                raise
+            self._reconnect(self._dsn)
+            self.conn.execute("BEGIN")
 
     def commit(self) -> None:
+        if self.outbox.queued:
+            # Delivered with the commit, to every replica's listening forwarder.
+            self.conn.execute(f"NOTIFY {CHANNEL}")
         # COMMIT of a transaction in which a statement failed is answered
         # "ROLLBACK", not an error: nothing may be acknowledged then.
         status = self.conn.execute("COMMIT").statusmessage

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from collector.storage.ports import DeliveryUnit, Drop, OutboxRow
@@ -63,6 +63,9 @@ class SqliteDelivery:
 
     def open_reader(self) -> SqliteDeliveryReader:
         return SqliteDeliveryReader(self._path)
+
+    def listen(self, wake: Callable[[], None]) -> Callable[[], None] | None:
+        return None  # commits in this process wake the lanes; the others' are polled
 
     def delivered(self, destination: str, rows: Sequence[OutboxRow], at: float) -> DeliveryUnit:
         return functools.partial(delivered_unit, destination, list(rows), at)
