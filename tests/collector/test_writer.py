@@ -114,19 +114,22 @@ def test_the_wal_starts_over_while_two_writers_commit_back_to_back(tmp_path: Pat
     def insert(c: sqlite3.Connection) -> None:
         c.execute("INSERT INTO t VALUES (?)", (row,))
 
-    def feed(writer: Writer) -> int:
-        n = 0
-        while not stop.is_set():
-            writer.submit(insert).result(30)
-            n += 1
-        return n
+    counts = [0, 0]
 
-    counts: list[int] = []
-    threads = [threading.Thread(target=lambda w=w: counts.append(feed(w))) for w in writers]
+    def feed(i: int) -> None:
+        while not stop.is_set():
+            writers[i].submit(insert).result(30)
+            counts[i] += 1
+
+    threads = [threading.Thread(target=feed, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 30
-    while checkpointer.rounds < 20 and time.monotonic() < deadline:
+    # Until enough was written to prove something, however slow a shared
+    # machine makes the writers (not a fixed time).
+    deadline = time.monotonic() + 60
+    while (checkpointer.rounds < 20 or sum(counts) * 4096 <= 5 * 2**20) and (
+        time.monotonic() < deadline
+    ):
         time.sleep(0.05)
     stop.set()
     for t in threads:
