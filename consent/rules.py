@@ -149,6 +149,10 @@ class Judge:
             self.bases.add(pack.legal_basis.default)
             if rule == "opt_in" or (self.minor and purpose in self.child.opt_in_purposes):
                 self.grant(purpose, purpose, notice_for=(purpose,))
+                if rule != "opt_in" and self._signalled_out(purpose):
+                    # A child's opt-in (CCPA 1798.120(c)) does not outlast an
+                    # opt-out the event carries, as an adult's consent would not.
+                    self.deny(f"{purpose}: opted out by {self._signalled()}")
                 continue
             entry = self.state.get(purpose)
             if entry is not None:
@@ -156,12 +160,16 @@ class Judge:
             opted_out = entry is not None and not entry.granted
             if entry is not None and not entry.granted:
                 self.deny(f"{purpose}: opted out by record {entry.record_id}")
-            if purpose in pack.gpc.opts_out and (self.facts.gpc or self.facts.opt_outs):
+            if self._signalled_out(purpose):
                 # The event's own opt-out is cited beside a recorded one.
                 opted_out = True
                 self.deny(f"{purpose}: opted out by {self._signalled()}")
             if not opted_out:
                 self.say(f"{purpose}: allowed until opt-out ({pack.name})")
+
+    def _signalled_out(self, purpose: str) -> bool:
+        """The event opts out of ``purpose`` (GPC or a US section's opt-out)."""
+        return purpose in self.pack.gpc.opts_out and bool(self.facts.gpc or self.facts.opt_outs)
 
     def _alternative(self, purpose: str, basis: str) -> bool:
         """Legitimate interests (GDPR Art. 6(1)(f)) or the soft opt-in (ePrivacy

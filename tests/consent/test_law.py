@@ -853,6 +853,20 @@ def test_gpc_or_a_us_opt_out_never_turns_deny_into_allow(
     assert not (_decide(state, signalled, dst) and not before)
 
 
+def test_a_childs_opt_in_to_marketing_does_not_outlast_gpc_under_ccpa() -> None:
+    """Found by the property below: a 13-year-old's event with GPC was sold
+    while an adult's was not."""
+    state = {
+        "necessary": PurposeState(False, 1, False, None, None),
+        "marketing": PurposeState(True, 1, False, None, None),
+    }
+    dst = DestinationFacts("d", ("necessary", "marketing"), recipient="Ads Inc")
+    child = EventFacts(jurisdiction="CCPA", gpc=True, age=13)
+    assert not _decide(state, child, dst)
+    assert not _decide(state, replace(child, age=30), dst)
+    assert _decide(state, replace(child, gpc=False), dst)  # the opt-in itself counts
+
+
 @settings(max_examples=300, deadline=None)
 @given(states, facts_st, destinations, st.integers(0, 29))
 def test_a_lower_age_never_turns_deny_into_allow(
