@@ -79,6 +79,7 @@ class Row:
     pg: dict[str, int] = field(default_factory=dict)  # _pg_counters' differences
     pg_span_s: float = 0.0  # seconds between the PostgreSQL readings (run and drain)
     waits: dict[str, float] = field(default_factory=dict)  # state -> mean active backends
+    tables: dict[str, tuple[int, int]] = field(default_factory=dict)  # (inserted, updated)
 
     def per_1000(self, component: str) -> float:
         return self.cpu[component] / self.acked * 1000 * 1000 if self.acked else float("nan")
@@ -218,6 +219,16 @@ def _pg_counters(conn: psycopg.Connection[Any], dbname: str) -> dict[str, int]:
     return {k: int(v) for k, v in zip(COUNTERS, row, strict=True)}
 
 
+def _table_rows(conn: psycopg.Connection[Any]) -> dict[str, tuple[int, int]]:
+    """table -> (rows inserted, rows updated) since the database was made."""
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    found = conn.execute(
+        "SELECT relname, n_tup_ins, n_tup_upd FROM pg_stat_user_tables"
+        " WHERE n_tup_ins + n_tup_upd > 0 ORDER BY n_tup_ins + n_tup_upd DESC"
+    ).fetchall()
+    return {str(name): (int(ins), int(upd)) for name, ins, upd in found}
+
+
 def _count(conn: psycopg.Connection[Any], table: str) -> int:
     found = conn.execute(
         sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
@@ -272,6 +283,7 @@ def postgres_row(args: argparse.Namespace, config: str, bodies: list[bytes], rep
             row.pg_span_s = time.monotonic() - t0
             row.stored = _count(conn, "decisions")
             row.stored_window = row.stored - stored0
+            row.tables = _table_rows(conn)
             row.outbox = _count(conn, "outbox")
     finally:
         for s in servers:
@@ -340,6 +352,12 @@ def print_rows(rows: list[Row]) -> None:
                 f" inserted {stats['inserted'] / events:.1f}, updated {stats['updated'] / events:.2f},"
                 f" deleted {stats['deleted'] / events:.2f}"
             )
+            per_table = ", ".join(
+                f"{name} +{ins / max(1, row.stored):.2f}"
+                + (f" ~{upd / max(1, row.stored):.2f}" if upd else "")
+                for name, (ins, upd) in list(row.tables.items())[:8]
+            )
+            print(f"  {'':<22} by table, whole run (+inserted ~updated per event): {per_table}")
             waits = ", ".join(f"{k} {v:.2f}" for k, v in row.waits.items()) or "none seen"
             print(f"  {'':<22} backends by state (mean over the window): {waits}")
     singles = [r for r in measured if r.label.startswith("postgres")]
