@@ -80,6 +80,7 @@ class Row:
     pg_span_s: float = 0.0  # seconds between the PostgreSQL readings (run and drain)
     waits: dict[str, float] = field(default_factory=dict)  # state -> mean active backends
     tables: dict[str, tuple[int, int]] = field(default_factory=dict)  # (inserted, updated)
+    db_growth: int = 0  # bytes the database grew by over the whole run (nothing delivered)
 
     def per_1000(self, component: str) -> float:
         return self.cpu[component] / self.acked * 1000 * 1000 if self.acked else float("nan")
@@ -229,6 +230,11 @@ def _table_rows(conn: psycopg.Connection[Any]) -> dict[str, tuple[int, int]]:
     return {str(name): (int(ins), int(upd)) for name, ins, upd in found}
 
 
+def _db_size(conn: psycopg.Connection[Any]) -> int:
+    found = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    return int(found[0]) if found else 0
+
+
 def _count(conn: psycopg.Connection[Any], table: str) -> int:
     found = conn.execute(
         sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
@@ -264,6 +270,8 @@ def postgres_row(args: argparse.Namespace, config: str, bodies: list[bytes], rep
                 exc.output.strip().splitlines()[-1] if exc.output.strip() else str(exc)
             )
             return row
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            size0 = _db_size(conn)
         _warm_up(row, servers, bodies, args)
         with psycopg.connect(dsn, autocommit=True) as conn:
             stored0 = _count(conn, "decisions")
@@ -284,6 +292,7 @@ def postgres_row(args: argparse.Namespace, config: str, bodies: list[bytes], rep
             row.stored = _count(conn, "decisions")
             row.stored_window = row.stored - stored0
             row.tables = _table_rows(conn)
+            row.db_growth = _db_size(conn) - size0
             row.outbox = _count(conn, "outbox")
     finally:
         for s in servers:
@@ -358,6 +367,10 @@ def print_rows(rows: list[Row]) -> None:
                 for name, (ins, upd) in list(row.tables.items())[:8]
             )
             print(f"  {'':<22} by table, whole run (+inserted ~updated per event): {per_table}")
+            print(
+                f"  {'':<22} database size, whole run: +{row.db_growth / max(1, row.stored):,.0f}"
+                " bytes/event (outbox rows undelivered: --no-forward)"
+            )
             waits = ", ".join(f"{k} {v:.2f}" for k, v in row.waits.items()) or "none seen"
             print(f"  {'':<22} backends by state (mean over the window): {waits}")
     singles = [r for r in measured if r.label.startswith("postgres")]
