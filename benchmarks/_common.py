@@ -281,20 +281,20 @@ class Wrk:
         _, status, usage = os.wait4(self.proc.pid, 0)
         self.proc.returncode = os.waitstatus_to_exitcode(status)
         self.out.close()
-        out = (self.work / "out.txt").read_text()
-        if self.proc.returncode != 0:
-            raise RuntimeError(f"wrk failed ({self.proc.returncode}): {out}")
-        line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
-        data: dict[str, Any] = json.loads(line[len("WRKJSON ") :])
-        data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
-        data["cpu_s"] = usage.ru_utime + usage.ru_stime
-        hist: list[float] = []
-        hist_path = self.work / "hist.txt"
-        if hist_path.exists():
-            hist = [float(x) for x in hist_path.read_text().split()]
-        data["hist"] = hist
-        shutil.rmtree(self.work, ignore_errors=True)
-        return data
+        try:
+            out = (self.work / "out.txt").read_text()
+            if self.proc.returncode != 0:
+                raise RuntimeError(f"wrk failed ({self.proc.returncode}): {out}")
+            line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
+            data: dict[str, Any] = json.loads(line[len("WRKJSON ") :])
+            data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+            data["cpu_s"] = usage.ru_utime + usage.ru_stime
+            hist_path = self.work / "hist.txt"
+            text = hist_path.read_text() if hist_path.exists() else ""
+            data["hist"] = [float(x) for x in text.split()]
+            return data
+        finally:
+            shutil.rmtree(self.work, ignore_errors=True)
 
 
 def merged_percentile(runs: list[dict[str, Any]], q: float) -> float:
