@@ -17,6 +17,7 @@ import msgspec
 from msgspec import Meta
 
 from collector.access.principals import AccessConfig
+from collector.dsr.model import DeadlineRule
 from collector.errors import ConfigError
 
 Country = Annotated[str, Meta(pattern="^[A-Z]{2}$")]
@@ -214,6 +215,24 @@ class AuditConfig(_Section, frozen=True):
     witness_url: str | None = None
 
 
+class ControllerConfig(_Section, frozen=True):
+    """Who answers data subject requests (GDPR Art. 4(7), 13(1)(a), 30(1)(a)):
+    named in access exports and the records of processing."""
+
+    name: str = "the organisation named in the privacy notice"
+    contact: str | None = None  # an address or web form for privacy requests
+
+
+class DsrConfig(_Section, frozen=True):
+    """Data subject requests. ``deadlines``: per jurisdiction (``GDPR``,
+    ``CCPA``, ``US``, ``US-VA``, ``PIPL`` ...), replacing the default period
+    (``collector.dsr.model.DEFAULT_DEADLINES``): ``unit`` (months, days or
+    working_days), ``amount`` and ``extension`` in that unit."""
+
+    controller: ControllerConfig = ControllerConfig()
+    deadlines: dict[str, DeadlineRule] = {}
+
+
 class DestinationConfig(_Section, frozen=True, kw_only=True, tag_field="type"):
     """Options every destination type has; a type's own Struct subclasses this
     with ``tag="<type>"`` and is found through the ``consentry.destinations``
@@ -311,6 +330,7 @@ class Config(_Section, frozen=True):
     audit: AuditConfig = AuditConfig()
     # Who may use the admin API and the console (issue 15): tokens and users, each with a role.
     access: AccessConfig = AccessConfig()
+    dsr: DsrConfig = DsrConfig()
     sources: list[SourceConfig] = []
     # Decoded in two steps: each table by the config Struct of its ``type``.
     destinations: list[Any] | None = None
@@ -444,6 +464,12 @@ def _check(config: Config, where: str) -> None:
                     " allowed for a destination that declares the advertising purpose"
                 )
     _check_sources(config, where)
+    for law in config.dsr.deadlines:
+        if not re.fullmatch(r"[A-Z][A-Z0-9]*(-[A-Z0-9]+)?", law):
+            raise ConfigError(
+                f"{where}: at dsr.deadlines.{law}: name a jurisdiction in capitals,"
+                " such as GDPR, CCPA, US-VA or PIPL"
+            )
     for category, purposes in config.privacy.categories.items():
         for purpose in purposes:
             if purpose not in PURPOSES:

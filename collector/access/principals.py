@@ -30,6 +30,7 @@ import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import argon2
 import msgspec
@@ -58,8 +59,8 @@ class UserConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 class AccessConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     tokens: list[TokenConfig] = []
     users: list[UserConfig] = []
-    # Console sessions end after this many idle minutes.
-    session_idle_minutes: int = 30
+    # Console sessions end after this many idle minutes (a fraction is allowed).
+    session_idle_minutes: Annotated[float, msgspec.Meta(gt=0)] = 30
     # Failed console logins allowed per client address and per user name, per 15 minutes.
     login_attempts: int = 10
 

@@ -1,5 +1,5 @@
-"""`consentry dsr`: open, list, show, verify, export, complete data subject
-requests from the command line, over the same module as the admin API
+"""`consentry dsr`: lookup, open, list, show, verify, start, extend, refuse,
+export, complete data subject requests from the command line, over the same module as the admin API
 (``collector.dsr``). Raw identifiers given as options are pseudonymized in
 memory and never stored or printed. The operator's shell user is recorded in
 the access log as ``cli:<user>`` with the admin role (whoever can read the
@@ -20,6 +20,24 @@ from pathlib import Path
 
 from collector.cli.common import add_common, fail, load
 
+IDENTIFIER_OPTIONS = (
+    "email",
+    "phone",
+    "user-id",
+    "anonymous-id",
+    "wechat-openid",
+    "wechat-unionid",
+)
+
+
+def _identifier_options(p: argparse.ArgumentParser) -> None:
+    for kind in IDENTIFIER_OPTIONS:
+        p.add_argument(f"--{kind}", help=f"the person's {kind.replace('-', ' ')} (never stored)")
+    p.add_argument(
+        "--wechat-app-id",
+        help="the WeChat app an --wechat-openid belongs to (default: [identity] wechat_app_id)",
+    )
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d = sub.add_parser(
@@ -37,16 +55,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     o.add_argument(
         "--jurisdiction", default="GDPR", help="GDPR, CCPA, PIPL, ... (sets the deadline)"
     )
-    for kind in ("email", "phone", "user-id", "anonymous-id"):
-        o.add_argument(f"--{kind}", help=f"the person's {kind.replace('-', ' ')} (never stored)")
+    _identifier_options(o)
+    lk = dsub.add_parser(
+        "lookup", help="what is held on a person, as JSON (exit 1: nobody known by that)"
+    )
+    add_common(lk)
+    _identifier_options(lk)
     ls = dsub.add_parser("list", help="the queue, earliest due first, with days left")
     add_common(ls)
-    for name, text in (("show", "one request as JSON"), ("export", "write the access export zip")):
+    for name, text in (
+        ("show", "one request as JSON"),
+        ("export", "write the access export zip"),
+        ("start", "start work on a verified request (state in_progress)"),
+    ):
         p = dsub.add_parser(name, help=text)
         add_common(p)
         p.add_argument("id", help="request id (dsr_...)")
         if name == "export":
             p.add_argument("--out", required=True, help="zip file to write")
+    for name, text in (
+        ("extend", "extend the deadline once (GDPR Art. 12(3), CCPA), telling the person why"),
+        ("refuse", "refuse the request, telling the person why (GDPR Art. 12(4))"),
+    ):
+        p = dsub.add_parser(name, help=text)
+        add_common(p)
+        p.add_argument("id", help="request id (dsr_...)")
+        p.add_argument("--reason", required=True, help="the reason the person is told")
     v = dsub.add_parser("verify", help="record how the person's identity was verified")
     add_common(v)
     v.add_argument("id", help="request id (dsr_...)")
@@ -58,9 +92,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d.set_defaults(fn=cmd_dsr)
 
 
+def _given(args: argparse.Namespace) -> dict[str, str]:
+    return {
+        kind.replace("-", "_"): value
+        for kind in IDENTIFIER_OPTIONS
+        if (value := getattr(args, kind.replace("-", "_")))
+    }
+
+
 def cmd_dsr(args: argparse.Namespace) -> int:
     from collector.dsr import export, store
-    from collector.dsr.model import move, open_request
+    from collector.dsr.model import extend, move, open_request
     from collector.dsr.offline import Desk
     from collector.runtime import DB_NAME
     from collector.storage.sqlite import dsr as dsr_sql
@@ -69,6 +111,7 @@ def cmd_dsr(args: argparse.Namespace) -> int:
     desk = Desk.open(cfg, cfg.data_dir / DB_NAME)
     me = f"cli:{getpass.getuser()}"
     now = datetime.now(UTC)
+    deadlines = cfg.dsr.deadlines
 
     def log(permission: str, action: str, rid: str | None, subject: str | None) -> None:
         entry = dsr_sql.AccessEntry(
@@ -85,20 +128,19 @@ def cmd_dsr(args: argparse.Namespace) -> int:
 
     try:
         with dsr_sql.immediate(desk.conn):
-            if args.dsr_cmd == "open":
-                given = {
-                    k: v
-                    for k, v in (
-                        ("email", args.email),
-                        ("phone", args.phone),
-                        ("user_id", args.user_id),
-                        ("anonymous_id", args.anonymous_id),
-                    )
-                    if v
-                }
+            if args.dsr_cmd in ("open", "lookup"):
+                given = _given(args)
                 if not given:
-                    return fail("dsr open: give --email, --phone, --user-id or --anonymous-id")
-                one_id = desk.resolve(given)
+                    options = ", ".join(f"--{k}" for k in IDENTIFIER_OPTIONS)
+                    return fail(f"dsr {args.dsr_cmd}: give one of {options}")
+                one_id = desk.resolve(given, wechat_app_id=args.wechat_app_id)
+            if args.dsr_cmd == "lookup":
+                log("person.lookup", "lookup", None, None if one_id is None else str(one_id))
+                if one_id is None:
+                    return fail("dsr lookup: no person is known by these identifiers", 1)
+                print(json.dumps(desk.summary(one_id), indent=2, default=str))
+                return 0
+            if args.dsr_cmd == "open":
                 req = open_request(
                     id=store.new_id(),
                     type=args.type,
@@ -107,6 +149,7 @@ def cmd_dsr(args: argparse.Namespace) -> int:
                     by=me,
                     identifier_kinds=tuple(sorted(given)),
                     subject=None if one_id is None else str(one_id),
+                    deadlines=deadlines,
                 )
                 store.save(desk.conn, req)
                 log("dsr.manage", "open request", req.id, req.subject)
@@ -129,6 +172,16 @@ def cmd_dsr(args: argparse.Namespace) -> int:
             elif args.dsr_cmd == "verify":
                 req = move(req, "verified", at=now, by=me, method=args.method)
                 store.save(desk.conn, req)
+            elif args.dsr_cmd == "start":
+                req = move(req, "in_progress", at=now, by=me)
+                store.save(desk.conn, req)
+            elif args.dsr_cmd == "extend":
+                req = extend(req, at=now, by=me, reason=args.reason, deadlines=deadlines)
+                store.save(desk.conn, req)
+                print(f"{req.id} now due {req.due_at.date()} ({req.days_left(now):.0f} days left)")
+            elif args.dsr_cmd == "refuse":
+                req = move(req, "refused", at=now, by=me, note=args.reason)
+                store.save(desk.conn, req)
             elif args.dsr_cmd == "complete":
                 if req.type in ("erasure", "withdrawal"):
                     return fail(
@@ -145,7 +198,7 @@ def cmd_dsr(args: argparse.Namespace) -> int:
                 data = export.build(
                     store.as_json(req, now),
                     desk.summary(int(req.subject)),
-                    controller="the organisation named in the privacy notice",
+                    controller=cfg.dsr.controller,
                     now=now,
                 )
                 Path(args.out).write_bytes(data)

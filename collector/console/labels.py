@@ -70,6 +70,22 @@ METHOD_LABELS = {
     "customer_opt_in": "the customer opted in at the shop",
 }
 
+KIND_LABELS = {
+    "email": "Email address",
+    "phone": "Phone number",
+    "user_id": "User ID",
+    "anonymous_id": "Anonymous ID (a browser or device)",
+    "device_id": "Device ID",
+    "wechat_openid": "WeChat OpenID (one app)",
+    "wechat_unionid": "WeChat UnionID",
+}
+VERIFICATION_LABELS = {
+    "email_link": "they clicked a link sent to their email",
+    "signed_in_account": "they asked from their signed-in account",
+    "document": "they showed a document",
+}
+_UNITS = {"months": "month", "days": "day", "working_days": "working day"}
+
 _CODE = re.compile(
     r"\b(no_decision|legitimate_interests|soft_opt_in|legal_obligation|opt_in|opt_out)\b"
 )
@@ -128,3 +144,9 @@ def when(value: float | str | datetime | None) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def period(amount: int, unit: str) -> str:
+    """``1 month``, ``2 months``, ``15 working days``."""
+    one = _UNITS.get(unit, unit.replace("_", " "))
+    return f"{amount} {one}" if amount == 1 else f"{amount} {one}s"

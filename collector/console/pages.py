@@ -25,7 +25,7 @@ from collector.access.roles import Permission, allows, why_not
 from collector.console import chart, labels
 from collector.console.session import Session, Sessions
 from collector.dsr import export, person, store
-from collector.dsr.model import DsrError, move, open_request
+from collector.dsr.model import DsrError, deadline_rule, extend, move, open_request
 from collector.errors import RequestError
 from collector.http import erasure
 from collector.http.guard import access_entry
@@ -49,7 +49,6 @@ STATE_LABELS = {
     "completed": "Completed",
     "refused": "Refused",
 }
-CONTROLLER = "the organisation named in the privacy notice"
 CHART_DAYS = 30  # the overview's opt-in charts: a bounded window keeps the ledger scan short
 
 Handler = Callable[[Request, Session], Awaitable[Response]]
@@ -75,6 +74,7 @@ class Console:
             Permission=Permission,
             allows=allows,
             labels=labels,
+            wechat_app=runtime.config.identity.wechat_app_id,
         )
         self.env.filters["when"] = labels.when
 
@@ -170,6 +170,10 @@ class Console:
         )
         await self.rt.writer.run(lambda c: dsr_sql.log_access(c, entry))
 
+    def _identifiers(self, given: dict[str, str]) -> list[Identifier]:
+        wechat_app = self.rt.config.identity.wechat_app_id
+        return person.pseudonymize(self.rt.preparer, given, wechat_app_id=wechat_app)
+
     # -- login -------------------------------------------------------------
     async def login_form(self, request: Request) -> Response:
         return self.render(request, None, "login.html")
@@ -231,13 +235,7 @@ class Console:
     async def person(self, request: Request, session: Session) -> Response:
         if request.method == "GET":
             return self.render(request, session, "person.html", found=None, asked=False)
-        form = request.state.form
-        given = (
-            {form["kind"]: form.get("value", "")}
-            if form.get("kind") in person.IDENTIFIER_KEYS
-            else {}
-        )
-        idents = person.pseudonymize(self.rt.preparer, given)
+        idents = self._identifiers(_given(request.state.form))
 
         def work(conn: SqliteUnitOfWork) -> dict[str, Any] | None:
             one_id = person.resolve(self.rt.graph, idents)
@@ -260,9 +258,8 @@ class Console:
         now = datetime.now(UTC)
         if request.method == "POST":
             form = request.state.form
-            kind = form.get("kind", "")
-            given = {kind: form.get("value", "")} if kind in person.IDENTIFIER_KEYS else {}
-            idents = person.pseudonymize(self.rt.preparer, given)
+            given = _given(form)
+            idents = self._identifiers(given)
 
             def open_work(conn: SqliteUnitOfWork) -> str:
                 one_id = person.resolve(self.rt.graph, idents)
@@ -272,8 +269,9 @@ class Console:
                     jurisdiction=form.get("jurisdiction", "GDPR"),
                     received_at=now,
                     by=session.name,
-                    identifier_kinds=tuple(given),
+                    identifier_kinds=tuple(k for k in given if k in person.IDENTIFIER_KEYS),
                     subject=None if one_id is None else str(one_id),
+                    deadlines=self.rt.config.dsr.deadlines,
                 )  # type: ignore[arg-type]
                 store.save(conn, req)
                 dsr_sql.log_access(
@@ -303,8 +301,16 @@ class Console:
         if request.method == "POST":
             form = request.state.form
             action = form.get("action")
+            deadlines = self.rt.config.dsr.deadlines
             if action == "verify":
                 req = move(req, "verified", at=now, by=session.name, method=form.get("method", ""))
+            elif action == "start":
+                req = move(req, "in_progress", at=now, by=session.name)
+            elif action == "extend":
+                reason = form.get("reason", "")
+                req = extend(req, at=now, by=session.name, reason=reason, deadlines=deadlines)
+            elif action == "refuse":
+                req = move(req, "refused", at=now, by=session.name, note=form.get("reason", ""))
             elif action == "complete":
                 move(req, "completed", at=now, by=session.name)
                 if req.type == "erasure":
@@ -329,6 +335,7 @@ class Console:
                 request_id=rid,
                 subject=req.subject or "-",
             )
+        rule = deadline_rule(req.jurisdiction, self.rt.config.dsr.deadlines)
         return self.render(
             request,
             session,
@@ -337,6 +344,10 @@ class Console:
             days_left=req.days_left(now),
             overdue=req.overdue(now),
             result=result,
+            rule=rule,
+            may_extend=req.state not in ("completed", "refused")
+            and not req.extended
+            and rule.extension > 0,
         )
 
     async def _erase(self, session: Session, req: Any) -> dict[str, Any]:
@@ -363,7 +374,7 @@ class Console:
                 )
             summary = person.summary(conn, self.rt.graph, int(req.subject), self.rt.destinations)
             return export.build(
-                store.as_json(req, now), summary, controller=CONTROLLER, now=now
+                store.as_json(req, now), summary, controller=self.rt.config.dsr.controller, now=now
             ), req.subject
 
         data, subject = await self.rt.writer.run(work)
@@ -373,6 +384,18 @@ class Console:
             media_type="application/zip",
             headers={"content-disposition": f'attachment; filename="{rid}.zip"'},
         )
+
+
+def _given(form: dict[str, str]) -> dict[str, str]:
+    """The identifier a lookup form names (kind and value; for a WeChat openid
+    also its app id when one was typed)."""
+    kind = form.get("kind", "")
+    if kind not in person.IDENTIFIER_KEYS:
+        return {}
+    given = {kind: form.get("value", "")}
+    if kind == "wechat_openid" and form.get("app", "").strip():
+        given[person.WECHAT_APP] = form["app"].strip()
+    return given
 
 
 async def _form(request: Request) -> dict[str, str]:

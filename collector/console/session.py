@@ -38,10 +38,10 @@ class Session:
 
 
 class Sessions:
-    def __init__(self, master_key: bytes, *, idle_minutes: int, login_attempts: int) -> None:
+    def __init__(self, master_key: bytes, *, idle_minutes: float, login_attempts: int) -> None:
         key = hmac.new(master_key, b"consentry console session v1", hashlib.sha256).hexdigest()
         self._serializer = URLSafeTimedSerializer(key, salt="console")
-        self._idle = idle_minutes * 60
+        self._idle = max(1, round(idle_minutes * 60))  # whole seconds, as itsdangerous counts
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._limit = parse(f"{login_attempts}/15 minutes")
 

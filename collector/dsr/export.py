@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from collector.config import ControllerConfig
+
 PURPOSE_LABELS = {
     "necessary": "Strictly necessary operation of the service",
     "analytics": "Measuring how the service is used",
@@ -30,8 +32,11 @@ PURPOSE_LABELS = {
 }
 
 
-def statements(summary: Mapping[str, Any], *, controller: str) -> dict[str, str]:
-    """The GDPR Art. 15(1)(a)-(h) statements for this person, in plain words."""
+def statements(summary: Mapping[str, Any], *, controller: ControllerConfig) -> dict[str, str]:
+    """The GDPR Art. 15(1)(a)-(h) statements for this person, in plain words;
+    the controller (``[dsr.controller]``) is named as the source and as whom
+    to write to."""
+    ask = f" by writing to {controller.contact}" if controller.contact else ""
     dests: Sequence[Mapping[str, Any]] = summary.get("destinations", [])
     used = [d for d in dests if d.get("events")]
     purposes = sorted({p for d in used for p in d.get("purposes", [])})
@@ -56,11 +61,11 @@ def statements(summary: Mapping[str, Any], *, controller: str) -> dict[str, str]
         "d_retention": "undelivered events are dropped after each recipient's retention limit;"
         " consent records are kept as proof of consent (GDPR Art. 7(1)) and made unreadable"
         " on erasure",
-        "e_rights": "you may ask for rectification or erasure, restriction of processing, and"
-        " object to processing (GDPR Art. 16-18, 21); you may withdraw consent at any time"
-        " (Art. 7(3))",
+        "e_rights": f"you may ask {controller.name}{ask} for rectification or erasure,"
+        " restriction of processing, and object to processing (GDPR Art. 16-18, 21); you may"
+        " withdraw consent at any time (Art. 7(3))",
         "f_complaint": "you may lodge a complaint with a supervisory authority (GDPR Art. 77)",
-        "g_source": f"collected by {controller} from the websites and apps you used, and from"
+        "g_source": f"collected by {controller.name} from the websites and apps you used, and from"
         " the consent choices you made there",
         "h_automated_decisions": "no automated decision-making with legal or similarly"
         " significant effects (GDPR Art. 22) is done with this data",
@@ -142,7 +147,13 @@ def page(document: Mapping[str, Any]) -> str:
         "max-width:60em;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #555;padding:.3em .5em;text-align:left}</style></head><body>",
         "<h1>The data we hold about you</h1>",
-        f"<p>Request {html.escape(document['request']['id'])}, generated"
+        f"<p>From {html.escape(document['controller']['name'])}"
+        + (
+            f" (contact: {html.escape(document['controller']['contact'])})"
+            if document["controller"].get("contact")
+            else ""
+        )
+        + f". Request {html.escape(document['request']['id'])}, generated"
         f" {html.escape(document['generated_at'])}.</p>",
         "<h2>Why and how we process your data (GDPR Art. 15(1))</h2><dl>",
     ]
@@ -169,12 +180,14 @@ def build(
     request: Mapping[str, Any],
     person: Mapping[str, Any],
     *,
-    controller: str,
+    controller: ControllerConfig,
     now: datetime | None = None,
 ) -> bytes:
-    """The zip (bytes) for `request` about `person` (``person.summary``'s shape)."""
+    """The zip (bytes) for `request` about `person` (``person.summary``'s shape);
+    ``export.json`` also names the controller (name, contact)."""
     document = {
         "generated_at": (now or datetime.now(UTC)).isoformat(),
+        "controller": {"name": controller.name, "contact": controller.contact},
         "request": request,
         "person": person,
         "statements": statements(person, controller=controller),

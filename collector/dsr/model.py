@@ -31,7 +31,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -55,11 +55,12 @@ class DsrError(CollectorError):
 
 
 class DeadlineRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """How long a jurisdiction allows: `amount` `unit`s, plus one extension."""
+    """How long a jurisdiction allows: `amount` `unit`s, plus one extension
+    (in the same unit; 0 = none). Also the shape of ``[dsr.deadlines.<LAW>]``."""
 
     unit: Literal["months", "days", "working_days"]
-    amount: int
-    extension: int = 0  # in the same unit; 0 = no extension
+    amount: Annotated[int, msgspec.Meta(ge=1, le=366)]
+    extension: Annotated[int, msgspec.Meta(ge=0, le=366)] = 0
 
 
 DEFAULT_DEADLINES: dict[str, DeadlineRule] = {

@@ -15,14 +15,23 @@ from typing import Any
 
 from collector.config import Config
 from collector.dsr import person
+from collector.sources.wechat import namespaced_openid
 from collector.storage.sqlite.connection import connect
 from collector.storage.sqlite.unit import SqliteUnitOfWork
+from identity.errors import InvalidIdentifier
 from identity.graph import Graph, Identifier
 from identity.normalize import normalize
 from identity.pseudonym import Pseudonymizer
 
 # CLI option -> identity kind
-KINDS = {"email": "email", "phone": "phone", "user_id": "user_id", "anonymous_id": "anonymous_id"}
+KINDS = {
+    "email": "email",
+    "phone": "phone",
+    "user_id": "user_id",
+    "anonymous_id": "anonymous_id",
+    "wechat_openid": "wechat_openid",
+    "wechat_unionid": "wechat_unionid",
+}
 
 
 @dataclass
@@ -48,17 +57,31 @@ class Desk:
     def close(self) -> None:
         self.conn.close()
 
-    def identifiers(self, given: dict[str, str]) -> list[Identifier]:
-        """Raw identifiers (kind -> value) pseudonymized under every lookup key."""
+    def identifiers(
+        self, given: dict[str, str], *, wechat_app_id: str | None = None
+    ) -> list[Identifier]:
+        """Raw identifiers (kind -> value) pseudonymized under every lookup key;
+        an openid is namespaced by its app (`wechat_app_id`, else the
+        configured one) as ingestion stores it. Raises ``InvalidIdentifier``
+        for an openid without an app."""
         out = []
         for kind, value in given.items():
+            if kind == "wechat_openid":
+                app = wechat_app_id or self.config.identity.wechat_app_id
+                scoped = namespaced_openid(value, app)
+                if scoped is None:
+                    raise InvalidIdentifier(
+                        "an openid names a person within one WeChat app only: give"
+                        " --wechat-app-id (or set [identity] wechat_app_id)"
+                    )
+                value = scoped
             normalized = normalize(KINDS[kind], value, self.pseudonymizer.options)
             versions = self.pseudonymizer.all_versions(KINDS[kind], normalized)
             out.append(Identifier(KINDS[kind], versions[0], tuple(versions[1:])))
         return out
 
-    def resolve(self, given: dict[str, str]) -> int | None:
-        return person.resolve(self.graph, self.identifiers(given))
+    def resolve(self, given: dict[str, str], *, wechat_app_id: str | None = None) -> int | None:
+        return person.resolve(self.graph, self.identifiers(given, wechat_app_id=wechat_app_id))
 
     def summary(self, one_id: int) -> dict[str, Any]:
         return person.summary(self.conn, self.graph, one_id, self.config.effective_destinations())

@@ -1,6 +1,7 @@
 """What Consentry holds on one person, found from raw identifiers.
 
-A raw identifier (``email``, ``phone``, ``userId``, ``anonymousId``) is
+A raw identifier (``email``, ``phone``, ``userId``, ``anonymousId``,
+``wechat_unionid``, ``wechat_openid`` with its ``wechat_app_id``) is
 normalized and pseudonymized in memory by the runtime's pseudonymizer (the
 same code ingestion uses), looked up in the identity graph and forgotten: it
 is never stored or logged. The summary names identifier *kinds* only.
@@ -22,7 +23,7 @@ Errors: ``InvalidMessage(reason, path)`` for an identifier that cannot be read
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -30,18 +31,27 @@ import msgspec
 
 from collector.config import DestinationConfig
 from collector.errors import InvalidMessage
+from collector.sources.wechat import namespaced_openid
 from collector.storage.sqlite import dsr as dsr_sql
 from collector.storage.sqlite.audit import SqliteAuditStore
 from collector.storage.sqlite.unit import SqliteUnitOfWork
 from identity.graph import Identifier, OneId
 
 # Accepted keys of {"identifiers": {...}} -> where identifiers_for reads them.
-IDENTIFIER_KEYS = ("email", "phone", "userId", "anonymousId")
+IDENTIFIER_KEYS = ("email", "phone", "userId", "anonymousId", "wechat_openid", "wechat_unionid")
+# Not an identifier: the WeChat app an openid belongs to (openids are per app).
+WECHAT_APP = "wechat_app_id"
 
 
 class IdentifierReader(Protocol):
     def identifiers_for(
-        self, user_id: object, anonymous_id: object, traits: Mapping[str, Any] | None, prefix: str
+        self,
+        user_id: object,
+        anonymous_id: object,
+        traits: Mapping[str, Any] | None,
+        prefix: str,
+        *,
+        extra: Sequence[tuple[str, object, str]] = (),
     ) -> list[Identifier]: ...
 
 
@@ -51,23 +61,60 @@ class GraphReader(Protocol):
     def lineage(self, one_id: OneId) -> list[int]: ...
 
 
-def pseudonymize(reader: IdentifierReader, identifiers: Mapping[str, object]) -> list[Identifier]:
+def wechat_ids(
+    identifiers: Mapping[str, object], *, default_app: str | None
+) -> list[tuple[str, object, str]]:
+    """The WeChat ids among `identifiers` as (kind, value, JSON path), the
+    openid namespaced by its app as ingestion stores it
+    (``sources.wechat.namespaced_openid``: ``wechat_app_id`` given, else
+    ``[identity] wechat_app_id``). An openid without an app is
+    ``InvalidMessage``: another app's person could have the same one."""
+    out: list[tuple[str, object, str]] = []
+    if "wechat_unionid" in identifiers:
+        out.append(
+            ("wechat_unionid", identifiers["wechat_unionid"], "$.identifiers.wechat_unionid")
+        )
+    if "wechat_openid" in identifiers:
+        app = identifiers.get(WECHAT_APP) or default_app
+        raw = identifiers["wechat_openid"]
+        scoped = namespaced_openid(raw, str(app)) if isinstance(raw, str) and app else None
+        if scoped is None:
+            raise InvalidMessage(
+                "an openid names a person within one WeChat app only: give"
+                f" {WECHAT_APP} (or set [identity] wechat_app_id)",
+                f"$.identifiers.{WECHAT_APP}",
+            )
+        out.append(("wechat_openid", scoped, "$.identifiers.wechat_openid"))
+    return out
+
+
+def pseudonymize(
+    reader: IdentifierReader,
+    identifiers: Mapping[str, object],
+    *,
+    wechat_app_id: str | None = None,
+) -> list[Identifier]:
     """Raw identifiers -> pseudonymized ones, in memory. Unknown keys and an
-    empty mapping are ``InvalidMessage`` naming ``$.identifiers``."""
+    empty mapping are ``InvalidMessage`` naming ``$.identifiers``;
+    `wechat_app_id` is the configured app for openids given without one."""
     for key in identifiers:
-        if key not in IDENTIFIER_KEYS:
+        if key not in IDENTIFIER_KEYS and key != WECHAT_APP:
             raise InvalidMessage(
                 f"unknown identifier kind {key!r}; use one of: {', '.join(IDENTIFIER_KEYS)}",
                 f"$.identifiers.{key}",
             )
-    if not identifiers:
+    if not any(k in IDENTIFIER_KEYS for k in identifiers):
         raise InvalidMessage(
             "give at least one identifier: " + ", ".join(IDENTIFIER_KEYS), "$.identifiers"
         )
     traits = {k: v for k, v in identifiers.items() if k in ("email", "phone")}
     try:
         return reader.identifiers_for(
-            identifiers.get("userId"), identifiers.get("anonymousId"), traits, "$.identifiers"
+            identifiers.get("userId"),
+            identifiers.get("anonymousId"),
+            traits,
+            "$.identifiers",
+            extra=wechat_ids(identifiers, default_app=wechat_app_id),
         )
     except InvalidMessage as exc:
         path = exc.path.replace("$.identifiers.traits.", "$.identifiers.")

@@ -2,7 +2,8 @@
 
 One row per destination: the recipient, purposes, legal basis per purpose,
 categories of personal information, region, whether it is a third party,
-the cross-border transfer mechanism per law, and retention. Rendered as CSV
+the cross-border transfer mechanism per law, retention, and the controller's
+name and contact (Art. 30(1)(a), from ``[dsr.controller]``). Rendered as CSV
 (RFC 4180) and XLSX (``openpyxl``; None when an old environment lacks it).
 """
 
@@ -24,6 +25,8 @@ COLUMNS = (
     "cross_border_transfer",
     "ccpa_role",
     "retention",
+    "controller",
+    "controller_contact",
 )
 
 
@@ -52,6 +55,8 @@ def rows(config: Config) -> list[dict[str, str]]:
                 "ccpa_role": dest.ccpa_role or "",
                 "retention": f"max {dest.max_age_seconds / 86400:g} days in the outbox; "
                 + retention,
+                "controller": config.dsr.controller.name,
+                "controller_contact": config.dsr.controller.contact or "(not configured)",
             }
         )
     return out

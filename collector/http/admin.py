@@ -24,11 +24,12 @@ from collector.access.principals import Principal
 from collector.access.roles import Permission
 from collector.audit import why
 from collector.dsr import export, person, ropa, store
-from collector.dsr.model import DataSubjectRequest, DsrError, move, open_request
+from collector.dsr.model import DataSubjectRequest, DsrError, extend, move, open_request
 from collector.errors import RequestError
 from collector.http import erasure
 from collector.http.admin_types import (
     CompleteBody,
+    ExtendBody,
     LookupBody,
     OpenBody,
     RefuseBody,
@@ -44,7 +45,6 @@ from identity.graph import Identifier, OneId
 
 _encoder = msgspec.json.Encoder()
 T = TypeVar("T")
-CONTROLLER = "the organisation named in the privacy notice"
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -91,6 +91,8 @@ class AdminApi:
             Route("/v1/admin/dsr", g(self.list_requests), methods=["GET"]),
             Route("/v1/admin/dsr/{id}", g(self.show), methods=["GET"]),
             Route("/v1/admin/dsr/{id}/verify", g(self.verify), methods=["POST"]),
+            Route("/v1/admin/dsr/{id}/start", g(self.start), methods=["POST"]),
+            Route("/v1/admin/dsr/{id}/extend", g(self.extend), methods=["POST"]),
             Route("/v1/admin/dsr/{id}/complete", g(self.complete), methods=["POST"]),
             Route("/v1/admin/dsr/{id}/refuse", g(self.refuse), methods=["POST"]),
             Route("/v1/admin/dsr/{id}/export", g(self.export), methods=["GET"]),
@@ -101,7 +103,8 @@ class AdminApi:
 
     # -- helpers ---------------------------------------------------------
     def _resolve(self, identifiers: dict[str, str]) -> list[Identifier]:
-        return person.pseudonymize(self.rt.preparer, identifiers)
+        wechat_app = self.rt.config.identity.wechat_app_id
+        return person.pseudonymize(self.rt.preparer, identifiers, wechat_app_id=wechat_app)
 
     def _summary(self, conn: SqliteUnitOfWork, one_id: int) -> dict[str, Any]:
         return person.summary(conn, self.rt.graph, one_id, self.rt.destinations)
@@ -163,8 +166,11 @@ class AdminApi:
                 jurisdiction=body.jurisdiction,
                 received_at=now,
                 by=principal.name,
-                identifier_kinds=tuple(sorted(body.identifiers)),
+                identifier_kinds=tuple(
+                    sorted(k for k in body.identifiers if k in person.IDENTIFIER_KEYS)
+                ),
                 subject=None if one_id is None else str(one_id),
+                deadlines=self.rt.config.dsr.deadlines,
             )
             store.save(conn, req)
             return req, req.subject
@@ -219,6 +225,26 @@ class AdminApi:
             request,
             "verify identity",
             lambda r: move(r, "verified", at=now, by=by, method=body.method),
+        )
+        return _json(store.as_json(req, now))
+
+    async def start(self, request: Request) -> Response:
+        by = self.guard.check(request, Permission.DSR_MANAGE).name
+        now = datetime.now(UTC)
+        req = await self._transition(
+            request, "start work", lambda r: move(r, "in_progress", at=now, by=by)
+        )
+        return _json(store.as_json(req, now))
+
+    async def extend(self, request: Request) -> Response:
+        by = self.guard.check(request, Permission.DSR_MANAGE).name
+        body = await _decode(request, ExtendBody)
+        now = datetime.now(UTC)
+        deadlines = self.rt.config.dsr.deadlines
+        req = await self._transition(
+            request,
+            "extend deadline",
+            lambda r: extend(r, at=now, by=by, reason=body.reason, deadlines=deadlines),
         )
         return _json(store.as_json(req, now))
 
@@ -314,7 +340,9 @@ class AdminApi:
             if req.subject is None:
                 raise DsrError(f"request {rid} matched nobody: there is nothing to export")
             summary = self._summary(conn, int(req.subject))
-            data = export.build(store.as_json(req, now), summary, controller=CONTROLLER, now=now)
+            data = export.build(
+                store.as_json(req, now), summary, controller=self.rt.config.dsr.controller, now=now
+            )
             return data, req.subject
 
         data = await self._logged(principal, Permission.DSR_EXPORT, "export", work, request_id=rid)

@@ -5,7 +5,7 @@ The Structs validate requests and generate the schemas in ``/openapi.json``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -30,11 +30,19 @@ class CompleteBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     note: str = ""
 
 
+# A reason the person is told (GDPR Art. 12(3)-(4)): something other than blanks.
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=r"\S")]
+
+
 class RefuseBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    reason: str
+    reason: Reason
 
 
-BODIES = (LookupBody, OpenBody, VerifyBody, CompleteBody, RefuseBody)
+class ExtendBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    reason: Reason
+
+
+BODIES = (LookupBody, OpenBody, VerifyBody, CompleteBody, RefuseBody, ExtendBody)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -108,6 +116,26 @@ def _paths() -> dict[str, Any]:
                 "VerifyBody",
                 NOT_FOUND,
                 CONFLICT,
+            )
+        },
+        "/v1/admin/dsr/{id}/start": {
+            "post": _op(
+                "Start work on a verified request: state in_progress (dsr.manage)",
+                "The request",
+                None,
+                NOT_FOUND,
+                CONFLICT,
+            )
+        },
+        "/v1/admin/dsr/{id}/extend": {
+            "post": _op(
+                "Extend the deadline once, with the reason the person is told (GDPR Art. 12(3):"
+                " two more months; CCPA: 45 more days; as configured in [dsr.deadlines])"
+                " (dsr.manage)",
+                "The request with its new due_at and extended: true",
+                "ExtendBody",
+                NOT_FOUND,
+                ("409", "Closed, already extended, or no extension under its law; `error` says"),
             )
         },
         "/v1/admin/dsr/{id}/refuse": {

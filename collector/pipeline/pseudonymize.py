@@ -12,7 +12,7 @@ except inside the prepared payload templates' placeholders.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -222,10 +222,22 @@ class PseudonymizeStep:
         return out
 
     def identifiers_for(
-        self, user_id: object, anonymous_id: object, traits: Mapping[str, Any] | None, prefix: str
+        self,
+        user_id: object,
+        anonymous_id: object,
+        traits: Mapping[str, Any] | None,
+        prefix: str,
+        *,
+        extra: Sequence[tuple[str, object, str]] = (),
     ) -> list[Identifier]:
-        """Identifiers of a consent call or erasure request."""
+        """Identifiers of a consent call, erasure request or person lookup;
+        ``extra``: more (kind, raw value, JSON path), e.g. a WeChat unionid or
+        an openid already namespaced by its app (``wechat.namespaced_openid``)."""
         found: list[tuple[str, str]] = []
+        for kind, value, where in extra:
+            norm = self._normalized(kind, value, where)
+            if norm is not None:
+                found.append((kind, norm))
         for kind, value, key in (
             ("user_id", user_id, "userId"),
             ("anonymous_id", anonymous_id, "anonymousId"),

@@ -144,3 +144,81 @@ def test_month_and_working_day_arithmetic(start: datetime, n: int) -> None:
 
 def test_every_role_is_in_the_matrix() -> None:
     assert set(MATRIX) == set(ROLES)
+
+
+@given(
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2090, 1, 1)),
+    st.integers(0, 60),
+)
+def test_working_days_count_exactly_the_weekdays_after_receipt(start: datetime, n: int) -> None:
+    end = add_working_days(start, n)
+    days = (end.date() - start.date()).days
+    weekdays = sum(1 for k in range(1, days + 1) if (start + timedelta(days=k)).weekday() < 5)
+    assert weekdays == n
+    assert end.time() == start.time()
+    if n:  # the due day itself is a working day: no weekend added at the end
+        assert end.weekday() < 5
+
+
+rules = st.builds(
+    DeadlineRule,
+    unit=st.sampled_from(["months", "days", "working_days"]),
+    amount=st.integers(1, 90),
+    extension=st.integers(0, 90),
+)
+
+
+@given(rules, st.sampled_from(["GDPR", "CCPA", "US-VA", "PIPL", "LGPD"]))
+def test_a_configured_rule_sets_the_due_date_and_its_one_extension(
+    rule: DeadlineRule, law: str
+) -> None:
+    configured = {law: rule}
+    r = open_request(
+        id="r", type="access", jurisdiction=law, received_at=T0, by="dpo", deadlines=configured
+    )
+    assert r.due_at == due(T0, rule)
+    if rule.extension == 0:
+        with pytest.raises(DsrError, match="no \\(further\\) extension"):
+            extend(r, at=T0, by="dpo", reason="complex", deadlines=configured)
+        return
+    longer = extend(r, at=T0, by="dpo", reason="complex", deadlines=configured)
+    assert longer.extended and longer.due_at == due(T0, rule, extended=True) > r.due_at
+    assert longer.history[-1].note == "extended: complex"
+    with pytest.raises(DsrError, match="no \\(further\\) extension"):
+        extend(longer, at=T0, by="dpo", reason="again", deadlines=configured)
+    with pytest.raises(DsrError, match="needs a reason"):
+        extend(r, at=T0, by="dpo", reason="  ", deadlines=configured)
+
+
+def test_refusing_needs_a_reason_at_every_open_state() -> None:
+    r = open_request(id="r", type="erasure", jurisdiction="GDPR", received_at=T0, by="d")
+    for state in ("received", "verified", "in_progress"):
+        with pytest.raises(DsrError, match="needs a reason"):
+            move(r, "refused", at=T0, by="d", note=" \n")
+        if state == "received":
+            r = move(r, "verified", at=T0, by="d", method="email_link")
+        elif state == "verified":
+            r = move(r, "in_progress", at=T0, by="d")
+
+
+def test_dsr_config_section() -> None:
+    from collector.config import parse
+
+    cfg = parse(
+        '[dsr.controller]\nname = "Shop GmbH"\ncontact = "privacy@shop.example"\n'
+        '[dsr.deadlines.PIPL]\nunit = "working_days"\namount = 10\n'
+        '[dsr.deadlines.CCPA]\nunit = "days"\namount = 30\nextension = 15\n'
+    )
+    assert cfg.dsr.controller.name == "Shop GmbH"
+    assert cfg.dsr.deadlines["PIPL"] == DeadlineRule(unit="working_days", amount=10)
+    assert cfg.dsr.deadlines["CCPA"].extension == 15
+    assert parse("").dsr.deadlines == {}
+    for text, where in (
+        ("[dsr]\ndeadline = 3", "at dsr: Object contains unknown field `deadline`"),
+        ('[dsr.deadlines.PIPL]\nunit = "weeks"\namount = 2', "dsr.deadlines"),
+        ('[dsr.deadlines.PIPL]\nunit = "days"\namount = 0', ">= 1"),
+        ('[dsr.deadlines.pipl]\nunit = "days"\namount = 5', "at dsr.deadlines.pipl"),
+        ('[dsr.controller]\nname = "x"\nemail = "y"', "unknown field `email`"),
+    ):
+        with pytest.raises(ConfigError, match=where.replace("(", "\\(")):
+            parse(text)

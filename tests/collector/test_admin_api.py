@@ -42,6 +42,8 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, Permission]] = [
     ("GET", "/v1/admin/dsr", None, Permission.DSR_MANAGE),
     ("GET", "/v1/admin/dsr/dsr_0", None, Permission.DSR_MANAGE),
     ("POST", "/v1/admin/dsr/dsr_0/verify", {"method": "email_link"}, Permission.DSR_MANAGE),
+    ("POST", "/v1/admin/dsr/dsr_0/start", None, Permission.DSR_MANAGE),
+    ("POST", "/v1/admin/dsr/dsr_0/extend", {"reason": "complex"}, Permission.DSR_MANAGE),
     ("POST", "/v1/admin/dsr/dsr_0/complete", {}, Permission.DSR_MANAGE),
     ("GET", "/v1/admin/dsr/dsr_0/export", None, Permission.DSR_EXPORT),
     ("GET", "/v1/admin/ropa", None, Permission.ROPA),
@@ -337,3 +339,155 @@ def test_hash_password_command_output_signs_in() -> None:
         timeout=60,
     )
     assert short.returncode == 2 and "12 characters" in short.stderr
+
+
+DSR_CONFIG = (
+    CONFIG
+    + """
+[dsr.controller]
+name = "Shop Example GmbH"
+contact = "privacy@shop.example"
+
+[dsr.deadlines.GDPR]
+unit = "days"
+amount = 20
+extension = 10
+"""
+)
+UNIONID = "o6_bmasdasdsad6_2sgVt7hMZOPfL"
+OPENID = "oKvIh5L9y2nS-openid"
+
+
+def test_deadlines_and_controller_from_config_start_and_extend(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(config=DSR_CONFIG, env=ENV).start()
+    seed_carol(server)
+    auditor = TOKENS["auditor"]
+    who = {"identifiers": {"userId": "carol-1"}}
+    assert wait_for(
+        lambda: call(server, "POST", "/v1/admin/subjects/lookup", who, auditor).status_code == 200
+    )
+    opened = call(server, "POST", "/v1/admin/dsr", {"type": "access", **who}, auditor).json()
+    rid = opened["id"]
+    assert 19.9 < opened["request"]["days_left"] <= 20  # [dsr.deadlines.GDPR], not a month
+    early = call(server, "POST", f"/v1/admin/dsr/{rid}/start", None, auditor)
+    assert (
+        early.status_code == 409
+        and "received request cannot become in_progress" in (early.json()["error"])
+    )
+    call(server, "POST", f"/v1/admin/dsr/{rid}/verify", {"method": "email_link"}, auditor)
+    started = call(server, "POST", f"/v1/admin/dsr/{rid}/start", None, auditor)
+    assert started.status_code == 200 and started.json()["state"] == "in_progress"
+    blank = call(server, "POST", f"/v1/admin/dsr/{rid}/extend", {"reason": "  "}, auditor)
+    assert blank.status_code == 400 and blank.json()["path"] == "$.reason"
+    longer = call(
+        server, "POST", f"/v1/admin/dsr/{rid}/extend", {"reason": "many systems"}, auditor
+    )
+    assert longer.status_code == 200, longer.text
+    body = longer.json()
+    assert body["extended"] is True and 29.9 < body["days_left"] <= 30
+    assert body["history"][-1]["note"] == "extended: many systems"
+    again = call(server, "POST", f"/v1/admin/dsr/{rid}/extend", {"reason": "more"}, auditor)
+    assert again.status_code == 409 and "no (further) extension" in again.json()["error"]
+
+    z = call(server, "GET", f"/v1/admin/dsr/{rid}/export", None, auditor)
+    archive = zipfile.ZipFile(io.BytesIO(z.content))
+    doc = json.loads(archive.read("export.json"))
+    assert doc["controller"] == {"name": "Shop Example GmbH", "contact": "privacy@shop.example"}
+    assert "collected by Shop Example GmbH" in doc["statements"]["g_source"]
+    assert "writing to privacy@shop.example" in doc["statements"]["e_rights"]
+    assert (
+        "From Shop Example GmbH (contact: privacy@shop.example)"
+        in archive.read("index.html").decode()
+    )
+    ropa = list(
+        csv.DictReader(io.StringIO(call(server, "GET", "/v1/admin/ropa", None, auditor).text))
+    )
+    assert ropa[0]["controller"] == "Shop Example GmbH"
+    assert ropa[0]["controller_contact"] == "privacy@shop.example"
+
+    # Refusing needs a reason the person is told.
+    other = call(server, "POST", "/v1/admin/dsr", {"type": "erasure", **who}, auditor).json()
+    blank = call(server, "POST", f"/v1/admin/dsr/{other['id']}/refuse", {"reason": ""}, auditor)
+    assert blank.status_code == 400 and blank.json()["path"] == "$.reason"
+    refused = call(
+        server, "POST", f"/v1/admin/dsr/{other['id']}/refuse", {"reason": "not you"}, auditor
+    )
+    assert refused.json()["state"] == "refused" and refused.json()["refusal_reason"] == "not you"
+
+    # The CLI: the same module, the same deadlines.
+    server.stop()
+    opened_cli = cli(server, "dsr", "open", "--type", "access", "--user-id", "carol-1")
+    assert opened_cli.returncode == 0, opened_cli.stderr
+    cid = opened_cli.stdout.strip()
+    assert cli(server, "dsr", "start", cid).returncode == 2  # not verified yet
+    assert cli(server, "dsr", "verify", cid, "--method", "email_link").returncode == 0
+    assert cli(server, "dsr", "start", cid).returncode == 0
+    extended = cli(server, "dsr", "extend", cid, "--reason", "backups")
+    assert extended.returncode == 0 and "30 days left" in extended.stdout, extended.stderr
+    shown = json.loads(cli(server, "dsr", "show", cid).stdout)
+    assert shown["state"] == "in_progress" and shown["extended"] is True
+    assert cli(server, "dsr", "refuse", cid, "--reason", " ").returncode == 2
+    assert cli(server, "dsr", "refuse", cid, "--reason", "duplicate").returncode == 0
+    out = cli(server, "dsr", "export", rid, "--out", str(server.data_dir.parent / "x.zip"))
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(zipfile.ZipFile(server.data_dir.parent / "x.zip").read("export.json"))
+    assert doc["controller"]["name"] == "Shop Example GmbH"
+
+
+def test_wechat_ids_find_the_person(admin_server: Server) -> None:
+    server = admin_server
+    track = {
+        "userId": "wx-user-1",
+        "event": "Opened mini program",
+        "context": {
+            "app": {"id": "wxshop01"},
+            "traits": {"wechat_unionid": UNIONID, "wechat_openid": OPENID},
+        },
+    }
+    assert server.post("/v1/track", track).status_code == 200
+    auditor = TOKENS["auditor"]
+
+    def lookup(identifiers: dict[str, str]) -> httpx.Response:
+        return call(
+            server, "POST", "/v1/admin/subjects/lookup", {"identifiers": identifiers}, auditor
+        )
+
+    by_user = wait_for(lambda: lookup({"userId": "wx-user-1"}).status_code == 200)
+    assert by_user
+    one_id = lookup({"userId": "wx-user-1"}).json()["one_id"]
+    union = lookup({"wechat_unionid": UNIONID})
+    assert union.status_code == 200 and union.json()["one_id"] == one_id
+    kinds = {i["kind"] for i in union.json()["identifiers"]}
+    assert {"wechat_unionid", "wechat_openid", "user_id"} <= kinds
+    opened = lookup({"wechat_openid": OPENID, "wechat_app_id": "wxshop01"})
+    assert opened.status_code == 200 and opened.json()["one_id"] == one_id
+    # An openid is per app: another app's same openid is someone else.
+    assert lookup({"wechat_openid": OPENID, "wechat_app_id": "wxother"}).status_code == 404
+    no_app = lookup({"wechat_openid": OPENID})
+    assert no_app.status_code == 400
+    assert no_app.json()["path"] == "$.identifiers.wechat_app_id"
+    assert "one WeChat app" in no_app.json()["error"]
+    req = call(
+        server,
+        "POST",
+        "/v1/admin/dsr",
+        {"type": "access", "identifiers": {"wechat_unionid": UNIONID}},
+        auditor,
+    ).json()
+    assert req["request"]["subject"] == str(one_id)
+    assert req["request"]["identifier_kinds"] == ["wechat_unionid"]
+
+    server.stop()
+    found = cli(server, "dsr", "lookup", "--wechat-unionid", UNIONID)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["one_id"] == one_id
+    found = cli(server, "dsr", "lookup", "--wechat-openid", OPENID, "--wechat-app-id", "wxshop01")
+    assert found.returncode == 0 and json.loads(found.stdout)["one_id"] == one_id
+    no_app_cli = cli(server, "dsr", "lookup", "--wechat-openid", OPENID)
+    assert no_app_cli.returncode == 2 and "--wechat-app-id" in no_app_cli.stderr
+    nobody = cli(server, "dsr", "lookup", "--wechat-unionid", "o6_nobody")
+    assert nobody.returncode == 1 and "no person is known" in nobody.stderr
+    log = (server.data_dir / "consentry.db").read_bytes()
+    assert UNIONID.encode() not in log and OPENID.encode() not in log

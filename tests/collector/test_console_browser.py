@@ -47,6 +47,10 @@ def _seed(server: Server) -> None:
             "event": f"Order {n}",
             "traits": {"email": "carol@example.com"},
             "messageId": f"order-{n}",
+            "context": {
+                "app": {"id": "wxshop01"},
+                "traits": {"wechat_unionid": "o6_union-carol", "wechat_openid": "oK-open-carol"},
+            },
         }
         assert server.post("/v1/track", body).status_code == 200
 
@@ -110,6 +114,22 @@ def test_console_end_to_end(chromium: Any, server_factory: ServerFactory) -> Non
         return page.locator("#person").count() == 1 and "lake" in page.content()
 
     assert wait_for(looked_up)
+    person_id = page.locator("#person").inner_text()
+    # The same person by a WeChat id: a unionid alone, an openid with its app.
+    page.get_by_label("Identifier type").select_option("wechat_unionid")
+    page.get_by_label("Identifier", exact=True).fill("o6_union-carol")
+    page.get_by_role("button", name="Look up").click()
+    assert page.locator("#person").inner_text() == person_id
+    page.get_by_label("Identifier type").select_option("wechat_openid")
+    page.get_by_label("Identifier", exact=True).fill("oK-open-carol")
+    page.get_by_label("WeChat app ID", exact=False).fill("wxshop01")
+    page.get_by_role("button", name="Look up").click()
+    assert page.locator("#person").inner_text() == person_id
+    assert "WeChat OpenID (one app)" in page.locator("table").first.inner_text()
+    page.get_by_label("Identifier type").select_option("email")
+    page.get_by_label("Identifier", exact=True).fill("Carol@Example.com")
+    page.get_by_label("WeChat app ID", exact=False).fill("")
+    page.get_by_role("button", name="Look up").click()
     text = page.content()
     assert "carol@example.com" not in text.lower().replace('value="carol@example.com"', "")
     _shot(page, "person")
@@ -150,9 +170,19 @@ def test_console_end_to_end(chromium: Any, server_factory: ServerFactory) -> Non
     assert "Received, identity not yet checked" in page.locator("#state").inner_text()
     page.get_by_role("button", name="Identity checked").click()
     assert page.locator("#state").inner_text() == "Identity checked"
+    page.get_by_role("button", name="Start work on it").click()
+    assert page.locator("#state").inner_text() == "In progress"
+    _shot(page, "request")
+    due = page.locator("#due").inner_text()
+    page.get_by_label("Why more time is needed").fill("the request covers five systems")
+    page.get_by_role("button", name="Extend the deadline by 2 months").click()
+    assert "extended once" in page.locator("#due").inner_text()
+    assert page.locator("#due").inner_text() != due
+    history = page.locator("#history").inner_text()
+    assert "Deadline extended by maria (reason: the request covers five systems)" in history
+    assert page.get_by_role("button", name="Extend the deadline by 2 months").count() == 0
     page.get_by_role("button", name="Mark as completed").click()
     assert page.locator("#state").inner_text() == "Completed"
-    _shot(page, "request")
     with page.expect_download() as info:
         page.locator("#download").click()
     archive = zipfile.ZipFile(io.BytesIO(Path(info.value.path()).read_bytes()))
@@ -209,6 +239,13 @@ def test_console_end_to_end(chromium: Any, server_factory: ServerFactory) -> Non
     page.get_by_label("Identifier (never stored)").fill("carol-1")
     page.get_by_role("button", name="Record request").click()
     page.wait_for_url("**/console/dsr/dsr_*")
+    erasure_url = page.url
+    # Refusing needs a reason (the browser asks for one; the server checks too).
+    page.locator("#refuse-reason").evaluate("e => e.removeAttribute('required')")
+    page.locator("#refuse-reason").fill("   ")
+    page.get_by_role("button", name="Refuse the request").click()
+    assert "refusing a request needs a reason" in page.content()
+    page.goto(erasure_url)
     page.get_by_role("button", name="Identity checked").click()
     page.get_by_role("button", name="Erase and complete").click()
     receipts = page.locator("#receipts").inner_text()

@@ -100,3 +100,10 @@ def test_record_and_decision_views_are_words() -> None:
     assert shown.delivery == "Given up after repeated failures (12 attempts; last error: HTTP 500)."
     never = decision_view(Explanation("m1", "lake", 0.0, allowed, []))
     assert never.delivery is not None and never.delivery.startswith("Never queued")
+
+
+def test_periods_read_as_words() -> None:
+    assert labels.period(1, "months") == "1 month"
+    assert labels.period(2, "months") == "2 months"
+    assert labels.period(15, "working_days") == "15 working days"
+    assert labels.period(1, "days") == "1 day"
