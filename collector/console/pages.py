@@ -30,6 +30,7 @@ from collector.errors import RequestError
 from collector.http import erasure
 from collector.http.guard import access_entry
 from collector.runtime import Runtime
+from collector.storage.ports import OptInCount
 from collector.storage.sqlite import dsr as dsr_sql
 from collector.storage.sqlite.audit import SqliteAuditStore
 from collector.storage.sqlite.outbox import status as outbox_status
@@ -50,6 +51,7 @@ STATE_LABELS = {
     "refused": "Refused",
 }
 CHART_DAYS = 30  # the overview's opt-in charts: a bounded window keeps the ledger scan short
+CHART_TTL = 300.0  # seconds the charts' counts are reused
 
 Handler = Callable[[Request, Session], Awaitable[Response]]
 
@@ -64,6 +66,7 @@ class Console:
             idle_minutes=access.session_idle_minutes,
             login_attempts=access.login_attempts,
         )
+        self._chart_cache: tuple[float, str, list[OptInCount]] | None = None
         self.env = Environment(
             loader=FileSystemLoader(Path(__file__).parent / "templates"),
             autoescape=select_autoescape(["html"]),
@@ -218,8 +221,7 @@ class Console:
             )
             ledger = {"ok": result.ok, "problem": result.problem, "bad": result.first_bad_seq}
         days = chart.window(datetime.fromtimestamp(now, UTC).date(), CHART_DAYS)
-        since = datetime.fromisoformat(days[0]).replace(tzinfo=UTC)
-        counts = await self.rt.writer.run(lambda c: SqliteAuditStore(c).opt_in_counts(since))
+        counts = await self._opt_in_counts(days, now)
         return self.render(
             request,
             session,
@@ -231,6 +233,18 @@ class Console:
             days=days,
             chart=chart,
         )
+
+    async def _opt_in_counts(self, days: list[str], now: float) -> list[OptInCount]:
+        """The charts' counts, computed at most every CHART_TTL seconds per
+        process: the scan runs on the writer, and a daily chart loses nothing
+        by being a few minutes old."""
+        cached = self._chart_cache
+        if cached is not None and cached[1] == days[0] and now - cached[0] < CHART_TTL:
+            return cached[2]
+        since = datetime.fromisoformat(days[0]).replace(tzinfo=UTC)
+        counts = await self.rt.writer.run(lambda c: SqliteAuditStore(c).opt_in_counts(since))
+        self._chart_cache = (now, days[0], counts)
+        return counts
 
     async def person(self, request: Request, session: Session) -> Response:
         if request.method == "GET":
