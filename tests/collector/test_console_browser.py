@@ -191,6 +191,8 @@ def test_console_end_to_end(chromium: Any, server_factory: ServerFactory) -> Non
     assert doc["person"]["consent"]["history"][0]["notice_version"] == "7"
     assert "Where your events went" in archive.read("index.html").decode()
     page.goto(server.url + "/console/dsr")
+    row = page.locator("tr", has_text="Access (a copy of their data)").inner_text()
+    assert "closed" in row and "(extended)" in row and "EU/UK GDPR" in row
     _shot(page, "queue")
 
     page.goto(server.url + "/console/consent")
