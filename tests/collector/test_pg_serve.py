@@ -1,7 +1,7 @@
 """`consentry serve` on PostgreSQL (issue 18), one replica: ingest, forward,
 gauges and readiness; a replica whose database sessions are cut (as by a
 server restart) heals without a restart; an unset DSN stops it before
-anything is made."""
+anything is made; `consentry forward --once` delivers what was queued."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import httpx
 import psycopg
 
 from tests.collector.pg import needs_pg, pg_dsn
-from tests.conftest import Server, read_jsonl, wait_for
+from tests.conftest import Server, cli, read_jsonl, wait_for
 
 __all__ = ["pg_dsn"]
 pytestmark = needs_pg
@@ -106,3 +106,27 @@ def test_serve_without_the_dsn_variable_stops_before_making_anything(tmp_path: P
         raise AssertionError("serve started without its DSN")
     assert server.proc is not None and server.proc.wait(10) == 2
     assert not (tmp_path / "data" / "keyring.json").exists()
+
+
+def test_forward_once_delivers_what_a_no_forward_replica_queued(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    server = Server(
+        tmp_path / "data",
+        CONFIG,
+        env={"CONSENTRY_PG_UNDER_TEST": pg_dsn},
+        args=["--workers", "1", "--no-forward"],
+    )
+    try:
+        server.start()
+        batch = [_event(f"q-{i}", "queued") for i in range(5)]
+        assert server.post("/v1/batch", {"batch": batch}).status_code == 200
+    finally:
+        server.stop()
+    out = tmp_path / "data" / "out"
+    assert read_jsonl(out) == []
+    done = cli(server, "forward", "--once")
+    assert done.returncode == 0, done.stderr
+    assert sorted(m["messageId"] for m in read_jsonl(out)) == [f"q-{i}" for i in range(5)]
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
