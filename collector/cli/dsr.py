@@ -105,7 +105,8 @@ def cmd_dsr(args: argparse.Namespace) -> int:
     from collector.dsr.model import extend, move, open_request
     from collector.dsr.offline import Desk
     from collector.runtime import DB_NAME
-    from collector.storage.sqlite import dsr as dsr_sql
+    from collector.storage.open import transaction
+    from collector.storage.ports import AccessEntry
 
     cfg = load(args)
     desk = Desk.open(cfg, cfg.data_dir / DB_NAME)
@@ -114,7 +115,7 @@ def cmd_dsr(args: argparse.Namespace) -> int:
     deadlines = cfg.dsr.deadlines
 
     def log(permission: str, action: str, rid: str | None, subject: str | None) -> None:
-        entry = dsr_sql.AccessEntry(
+        entry = AccessEntry(
             now.timestamp(),
             me,
             "admin",
@@ -124,10 +125,10 @@ def cmd_dsr(args: argparse.Namespace) -> int:
             subject,
             "ok" if subject else "not found",
         )
-        dsr_sql.log_access(desk.conn, entry)
+        desk.conn.dsr.log_access(entry)
 
     try:
-        with dsr_sql.immediate(desk.conn):
+        with transaction(desk.conn):
             if args.dsr_cmd in ("open", "lookup"):
                 given = _given(args)
                 if not given:

@@ -42,8 +42,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from collector.runtime import DB_NAME, open_keyring
-    from collector.storage.sqlite.keys import SqliteKeyLinks
+    from collector.runtime import open_keyring
+    from collector.storage.open import open_uow, transaction
     from identity.keyring import Keyring
 
     cfg = load(args)
@@ -56,7 +56,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
         )
         return 0
     ring, master, _ = open_keyring(cfg, create=False)
-    links = SqliteKeyLinks(cfg.data_dir / DB_NAME)
+    uow = open_uow(cfg)
+    links = uow.key_links
     try:
         if args.keys_cmd == "status":
             for v in ring.versions:
@@ -104,13 +105,14 @@ def cmd_keys(args: argparse.Namespace) -> int:
                     1,
                 )
             Keyring.update(cfg.keyring_path(), master, lambda r: r.retire(args.kid))
-            links.forget(args.kid)
+            with transaction(uow):
+                links.forget(args.kid)
             print(
                 f"Key {args.kid} retired; its material was destroyed ({left} identifiers left unmigrated)"
             )
             return 0
     finally:
-        links.close()
+        uow.close()
     return fail("unknown keys command")
 
 

@@ -34,13 +34,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    from collector.runtime import DB_NAME
-    from collector.storage.sqlite.connection import connect
-    from collector.storage.sqlite.outbox import SqliteOutboxAdmin, empty_status
+    from collector.storage.open import open_uow, transaction
+    from collector.storage.ports import empty_status
 
     cfg = load(args)
-    conn = connect(cfg.data_dir / DB_NAME)
-    admin = SqliteOutboxAdmin(conn)
+    uow = open_uow(cfg, readonly=args.outbox_cmd == "status")
+    admin = uow.outbox_admin
     now = time.time()
     try:
         if args.outbox_cmd == "status":
@@ -58,19 +57,22 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                 )
         if args.outbox_cmd == "replay":
             since = cli_time("--since", args.since).timestamp() if args.since else None
-            n = admin.replay(args.destination, since, now)
+            with transaction(uow):
+                n = admin.replay(args.destination, since, now)
             print(f"{n} dead rows of {args.destination} queued again")
             return 0
         if args.outbox_cmd == "retry":
-            n = admin.retry_now(args.destination, now)
+            with transaction(uow):
+                n = admin.retry_now(args.destination, now)
             print(f"{args.destination}: back-off lifted; {n} waiting rows due now")
             return 0
         if args.outbox_cmd == "purge":
             if not args.dead:
                 return fail("purge only removes dead letters; pass --dead to confirm")
-            n = admin.purge_dead(args.destination)
+            with transaction(uow):
+                n = admin.purge_dead(args.destination, now)
             print(f"{n} dead rows of {args.destination} deleted")
             return 0
     finally:
-        conn.close()
+        uow.close()
     return fail("unknown outbox command")

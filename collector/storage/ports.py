@@ -11,14 +11,19 @@ and re-exported here.
 Delivery: ``DeliveryStorage`` gives each forwarder lane a ``DeliveryReader``
 and makes the forwarder's writes (units of work for the writer).
 
-Besides the write path: ``OutboxAdmin`` (what an operator does with the
-delivery queues) and ``AuditStore`` (what `consentry audit` and the console
-read, read-only).
+Besides the write path, every unit of work also carries what operators,
+auditors and the DSR desk use: ``outbox_admin`` (``OutboxAdmin``: the
+delivery queues), ``audit`` (``AuditStore``: what `consentry audit` and the
+console read), ``dsr`` (``DsrStore``: data subject requests, the access log
+and a person's facts) and ``key_links`` (``KeyLinks``: key-rotation
+bookkeeping). Their statements run in the caller's transaction, if one is
+open (``collector.storage.open.transaction`` opens one for the CLI).
 
 Shapes that cross the ports are defined here too: ``OutboxInsert`` and
 ``OutboxRow`` (an outbox row going in and coming out), ``DecisionRecord`` (a
-decision as ``audit why`` reads it). Times are seconds since the epoch
-(floats) unless a name says ISO 8601.
+decision as ``audit why`` reads it), ``AccessEntry`` (one line of the access
+log) and ``DestinationCount`` (a person's events per destination). Times
+are seconds since the epoch (floats) unless a name says ISO 8601.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from consent.ledger import ConsentRecord, LedgerReader, LedgerStore, VerifyResul
 from identity.graph import Conflict, GraphStore, MergeRecord
 
 __all__ = [
+    "AccessEntry",
     "AuditStore",
     "DecisionRecord",
     "DecisionStore",
@@ -43,10 +49,13 @@ __all__ = [
     "DeliveryReader",
     "DeliveryStorage",
     "DeliveryStore",
+    "DestinationCount",
     "Drop",
+    "DsrStore",
     "ErasureEntry",
     "ErasureStore",
     "GraphStore",
+    "KeyLinks",
     "LedgerReader",
     "LedgerStore",
     "OptInCount",
@@ -58,6 +67,7 @@ __all__ = [
     "UnitOfWork",
     "WriteUnitOfWork",
     "decode_decisions",
+    "empty_status",
     "encode_decisions",
 ]
 
@@ -262,6 +272,15 @@ class UnitOfWork(Protocol):
         inside the transaction."""
         ...
 
+    @property
+    def outbox_admin(self) -> OutboxAdmin: ...
+    @property
+    def audit(self) -> AuditStore: ...
+    @property
+    def dsr(self) -> DsrStore: ...
+    @property
+    def key_links(self) -> KeyLinks: ...
+
     def ping(self) -> None:
         """A trivial read: raises if the database cannot be used."""
         ...
@@ -284,11 +303,21 @@ class WriteUnitOfWork(UnitOfWork, Protocol):
 
 # -- operators and auditors -------------------------------------------------------
 class OutboxAdmin(Protocol):
-    """What an operator does with the delivery queues (``consentry outbox``)."""
+    """What an operator does with the delivery queues (``consentry outbox``, the
+    console's overview, ``/metrics``). Changes run in the caller's transaction."""
 
     def status(self, now: float) -> dict[str, dict[str, object]]:
-        """Per destination: pending, in_flight, retrying, dead, oldest_age_s, last_error,
-        next_attempt_at, next_attempt_in_s, backoff_until, backoff_reason."""
+        """Per destination with rows or a back-off: pending (not dead, including
+        in flight and retrying), in_flight (sent, not yet confirmed), retrying
+        (failed at least once), dead, oldest_age_s (of the oldest pending row),
+        last_error, next_attempt_at (ISO 8601 UTC) and next_attempt_in_s (the
+        later of the first pending row and the back-off), backoff_until (ISO
+        8601 UTC), backoff_reason. ``empty_status()`` is a destination with none."""
+        ...
+
+    def gauges(self, now: float) -> dict[str, tuple[int, int, float]]:
+        """Per destination with rows: (pending rows, dead rows, seconds until the
+        next attempt; 0 when rows are due now or there are none)."""
         ...
 
     def replay(self, destination: str, since: float | None, now: float) -> int:
@@ -296,8 +325,9 @@ class OutboxAdmin(Protocol):
         ``since``, if given), due at ``now``; returns how many."""
         ...
 
-    def purge_dead(self, destination: str) -> int:
-        """Delete the destination's dead letters; returns how many."""
+    def purge_dead(self, destination: str, now: float) -> int:
+        """Delete the destination's dead letters, recording each as ``purged``
+        at ``now`` (with its attempts and last error); returns how many."""
         ...
 
     def retry_now(self, destination: str, now: float) -> int:
@@ -307,6 +337,110 @@ class OutboxAdmin(Protocol):
 
     def due_count(self, now: float) -> int:
         """Rows of all destinations that are not dead and are due at ``now``."""
+        ...
+
+
+def empty_status() -> dict[str, object]:
+    """``OutboxAdmin.status`` of a destination with nothing queued."""
+    return {
+        "pending": 0,
+        "in_flight": 0,
+        "retrying": 0,
+        "dead": 0,
+        "oldest_age_s": None,
+        "last_error": None,
+        "next_attempt_at": None,
+        "next_attempt_in_s": None,
+        "backoff_until": None,
+        "backoff_reason": None,
+    }
+
+
+class KeyLinks(Protocol):
+    """Key-rotation bookkeeping in the identity graph (``consentry keys``)."""
+
+    def relinked(self, kid: str) -> tuple[int, int]:
+        """(identifiers relinked under a newer key, identifiers linked under ``kid``)."""
+        ...
+
+    def forget(self, kid: str) -> int:
+        """Drop the links under ``kid`` (its key was destroyed: they can never be
+        looked up again) and move the graph's epoch; returns how many."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEntry:
+    """One use of a permission (GDPR Art. 5(2) accountability, PIPL Art. 54
+    audits): who (principal, role), when (Unix seconds), what (permission,
+    action), on which request or person (a OneID, never a raw identifier),
+    and the outcome."""
+
+    at: float
+    principal: str
+    role: str
+    permission: str
+    action: str
+    request_id: str | None
+    subject: str | None
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationCount:
+    """Events of one person routed to one destination, first and last time
+    (Unix seconds), and the latest message's id (None when routed before
+    SQLite schema version 8 / PostgreSQL version 3)."""
+
+    destination: str
+    events: int
+    first_at: float
+    last_at: float
+    last_message_id: str | None = None
+
+
+class DsrStore(Protocol):
+    """Data subject requests (GDPR Art. 15-22, PIPL Art. 44-47, CCPA), the
+    access log, and the facts about a person the DSR desk reads. Requests are
+    kept as an opaque body (JSON, no raw identifier) with the columns the queue
+    orders by. Times are Unix seconds. Runs in the caller's transaction."""
+
+    def save_request(
+        self, *, id: str, type: str, state: str, received_at: float, due_at: float, body: bytes
+    ) -> None:
+        """Insert the request, or update its state, due time and body."""
+        ...
+
+    def load_request(self, id: str) -> bytes | None:
+        """The request's body, None when there is no such request."""
+        ...
+
+    def list_requests(self) -> list[bytes]:
+        """Every request's body, the most urgent (earliest due) first."""
+        ...
+
+    def log_access(self, entry: AccessEntry) -> None: ...
+
+    def access_log(self, *, subject: str | None = None, limit: int = 1000) -> list[AccessEntry]:
+        """The newest ``limit`` entries, newest first; of one subject if given."""
+        ...
+
+    def identifier_kinds(self, one_ids: Sequence[int]) -> list[tuple[str, int, str, str]]:
+        """(kind, how many, first linked, last linked) per identifier kind of
+        these OneIDs, by kind; link times ISO 8601 as the graph stores them."""
+        ...
+
+    def pseudonyms(self, one_ids: Sequence[int]) -> list[tuple[str, str]]:
+        """(kind, pseudonym) of every identifier linked to these OneIDs, sorted."""
+        ...
+
+    def destination_counts(self, one_ids: Sequence[int]) -> list[DestinationCount]:
+        """Per destination (sorted by name), the events of these OneIDs routed to it."""
+        ...
+
+    def decision_totals(self) -> list[tuple[str, int]]:
+        """(destination, events queued) over everyone, by destination: the
+        console overview's counts."""
         ...
 
 

@@ -53,7 +53,8 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     done = _run(tmp_path, "keys", "init", "--data-dir", str(path))
     assert done.returncode == 0, done.stderr
-    done = _run(tmp_path, "outbox", "status", "--data-dir", str(path))
+    done = _run(tmp_path, "db", "migrate", "--data-dir", str(path))
+    assert done.returncode == 0, done.stderr
     return path
 
 

@@ -1,6 +1,7 @@
 """The PostgreSQL stores behind ``collector.storage.ports`` against a real
 PostgreSQL: the shared outbox (SKIP LOCKED claims with leases), the dedupe
-window across connections, decisions, quarantine, erasures, webhook ids."""
+window across connections, the write lock. (Stores that behave the same on
+both backends are tested on both in test_storage_backends.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 
 import psycopg
 
-from collector.storage.ports import DecisionRecord, UnitOfWork, encode_decisions
+from collector.storage.ports import UnitOfWork
 from collector.storage.postgres.connection import connect
 from collector.storage.postgres.outbox import claim, delivered, retry_later
 from collector.storage.postgres.unit import PostgresUnitOfWork
@@ -128,44 +129,6 @@ def test_dedupe_same_key_at_once_on_two_connections(pg_dsn: str) -> None:
         assert "b" not in results
     t.join(10)
     assert results == {"a": set(), "b": {42}}
-
-
-def test_decisions_quarantine_erasures_and_webhook_ids(pg_dsn: str) -> None:
-    u = uow(pg_dsn, upgrade=True)
-    body = encode_decisions(
-        [DecisionRecord("lake", "allowed", "GDPR", "consent", ("granted",), (1,))]
-    )
-    with u.conn.transaction():
-        first = u.decisions.body_id(body)
-        assert u.decisions.body_id(body) == first  # stored once
-        u.decisions.insert([("m1", 1.0, first), ("m2", 2.0, first)])
-        qid = u.quarantine.add(
-            received_at=1.0,
-            expires_at=5.0,
-            source="api",
-            reason="bad",
-            path="$.userId",
-            seal=lambda row_id: f"sealed-{row_id}".encode(),
-        )
-        u.erasures.add(one_id=3, one_ids=[3, 4], destination="lake", deleted=2, at=1.0)
-        assert u.deliveries.claim("shop", "d1", 1.0)
-        assert not u.deliveries.claim("shop", "d1", 2.0)
-    [row] = u.quarantine.rows(source="api")
-    assert row.id == qid and row.sealed == f"sealed-{qid}".encode() and row.path == "$.userId"
-    assert u.quarantine.expire(6.0) == 1 and u.quarantine.rows() == []
-    assert u.erasures.status([4]) == []
-    assert u.erasures.status([3]) == [
-        {
-            "destination": "lake",
-            "status": "pending",
-            "outbox_rows_deleted": 2,
-            "remote_rows_deleted": None,
-            "detail": None,
-        }
-    ]
-    assert u.deliveries.prune(40 * 86400.0) == 1
-    n = u.conn.execute("SELECT count(*) FROM decisions").fetchone()
-    assert n == (2,)
 
 
 def test_serialization_lock_is_held_until_commit(pg_dsn: str) -> None:

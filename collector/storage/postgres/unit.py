@@ -23,11 +23,16 @@ from typing import Any
 import psycopg
 
 from collector.errors import StorageError
+from collector.storage.portable.dsr import SqlDsrStore
+from collector.storage.portable.keys import SqlKeyLinks
+from collector.storage.portable.outbox_admin import SqlOutboxAdmin
+from collector.storage.postgres.audit import PostgresAuditStore
 from collector.storage.postgres.connection import connect
 from collector.storage.postgres.graph import EPOCH_SQL, PostgresGraphStore
 from collector.storage.postgres.ledger import HEAD_SQL, PostgresLedgerStore, PostgresSubjectKeys
 from collector.storage.postgres.locks import take_write_lock
 from collector.storage.postgres.outbox import CHANNEL, PostgresOutboxStore
+from collector.storage.postgres.statements import PostgresStatements
 from collector.storage.postgres.stores import (
     PostgresDecisionStore,
     PostgresDedupeStore,
@@ -61,6 +66,23 @@ class PostgresUnitOfWork:
         self.erasures = PostgresErasureStore(conn)
         self.deliveries = PostgresDeliveryStore(conn)
         self.dedupe = PostgresDedupeStore(conn)
+
+    # Made on each use (cheap), so they follow ``self.conn`` if it is replaced.
+    @property
+    def outbox_admin(self) -> SqlOutboxAdmin:
+        return SqlOutboxAdmin(PostgresStatements(self.conn), in_flight="leases")
+
+    @property
+    def audit(self) -> PostgresAuditStore:
+        return PostgresAuditStore(self.conn)
+
+    @property
+    def dsr(self) -> SqlDsrStore:
+        return SqlDsrStore(PostgresStatements(self.conn))
+
+    @property
+    def key_links(self) -> SqlKeyLinks:
+        return SqlKeyLinks(PostgresStatements(self.conn))
 
     def heads(self) -> tuple[tuple[int, bytes] | None, int]:
         """(ledger head or None, graph epoch); inside a transaction it takes

@@ -6,5 +6,6 @@
 - ``unit.py``: ``SqliteUnitOfWork``, the stores bound to one connection
 - ``graph.py``, ``ledger.py``, ``outbox.py``, ``decisions.py``,
   ``quarantine.py``, ``erasures.py``: one store per table family
-- ``audit.py``: the read-only ``AuditStore``; ``keys.py``: key-rotation links
+- ``audit.py``: the read-only ``AuditStore``; ``statements.py``: the
+  connection as the ``portable`` stores use it (DSR, outbox admin, key links)
 """

@@ -2,23 +2,22 @@
 dead letters, delivery log, in-flight markers and erasure fan-out.
 
 Functions take the connection first (the forwarder's read connection, or the
-writer's inside ``Writer.run``). ``SqliteOutboxAdmin`` is the
-``storage.ports.OutboxAdmin`` the CLI's ``outbox`` commands use.
+writer's inside ``Writer.run``). What an operator does with the queues is
+``portable.outbox_admin`` (``uow.outbox_admin``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import sqlite3
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
 
+from collector.storage.portable.outbox_admin import SqlOutboxAdmin
 from collector.storage.ports import Drop, OutboxInsert, OutboxRow
 from collector.storage.sqlite.ledger import head_seq
+from collector.storage.sqlite.statements import SqliteStatements
 
-__all__ = ["Drop", "OutboxRow", "SqliteOutboxAdmin", "SqliteOutboxStore"]
+__all__ = ["Drop", "OutboxRow", "SqliteOutboxStore"]
 
 _CHUNK = 256  # rows per statement at most: 9 columns x 256 stays under SQLite's 32,766 variables
 
@@ -218,122 +217,18 @@ def clear_backoff(destination: str, conn: sqlite3.Connection) -> None:
     conn.execute("DELETE FROM destination_backoff WHERE destination = ?", (destination,))
 
 
-def retry_now(conn: sqlite3.Connection, destination: str, now: float) -> int:
-    """The operator's "retry now": the destination's back-off is lifted and its
-    waiting (not dead) rows become due at ``now``; returns how many rows."""
-    clear_backoff(destination, conn)
-    return conn.execute(
-        "UPDATE outbox SET next_attempt_at = min(next_attempt_at, ?)"
-        " WHERE destination = ? AND dead = 0",
-        (now, destination),
-    ).rowcount
-
-
 def gauges(conn: sqlite3.Connection, *, now: float) -> dict[str, tuple[int, int, float]]:
-    """Per destination: (pending rows, dead rows, seconds until the next attempt;
-    0 when rows are due now or there are none)."""
-    out: dict[str, tuple[int, int, float]] = {}
-    for dest, pending, dead, first in conn.execute(
-        "SELECT destination, sum(dead = 0), sum(dead), min(CASE WHEN dead = 0 THEN next_attempt_at END)"
-        " FROM outbox GROUP BY destination"
-    ):
-        out[dest] = (int(pending), int(dead), 0.0 if first is None else max(0.0, first - now))
-    for dest, until in conn.execute("SELECT destination, until FROM destination_backoff"):
-        pending, dead, wait = out.get(dest, (0, 0, 0.0))
-        if pending:
-            out[dest] = (pending, dead, max(wait, until - now, 0.0))
-    return out
-
-
-def empty_status() -> dict[str, object]:
-    return {
-        "pending": 0,
-        "in_flight": 0,
-        "retrying": 0,
-        "dead": 0,
-        "oldest_age_s": None,
-        "last_error": None,
-        "next_attempt_at": None,
-        "next_attempt_in_s": None,
-        "backoff_until": None,
-        "backoff_reason": None,
-    }
+    """``OutboxAdmin.gauges`` on this connection."""
+    return _admin(conn).gauges(now)
 
 
 def status(conn: sqlite3.Connection, now: float) -> dict[str, dict[str, object]]:
-    """Per destination: pending (not dead, including in flight and retrying),
-    in flight (sent, not yet confirmed), retrying (failed at least once), dead,
-    age of the oldest pending row, last error, when the next attempt is due
-    (``next_attempt_at`` ISO 8601 UTC and ``next_attempt_in_s``, the later of
-    the first pending row and the destination's back-off) and the back-off
-    (``backoff_until``, ``backoff_reason``)."""
-    out: dict[str, dict[str, object]] = {}
-    firsts: dict[str, float] = dict(
-        conn.execute(
-            "SELECT destination, min(next_attempt_at) FROM outbox WHERE dead = 0"
-            " GROUP BY destination"
-        )
-    )
-    for dest, until, reason in conn.execute(
-        "SELECT destination, until, reason FROM destination_backoff WHERE until > ?", (now,)
-    ):
-        entry = out.setdefault(dest, empty_status())
-        entry["backoff_until"] = _iso(until)
-        entry["backoff_reason"] = reason
-        if dest in firsts:
-            firsts[dest] = max(firsts[dest], until)
-    for dest, first in firsts.items():
-        entry = out.setdefault(dest, empty_status())
-        entry["next_attempt_in_s"] = round(max(0.0, first - now), 1)
-        entry["next_attempt_at"] = _iso(max(first, now))
-    for dest, dead, n, oldest in conn.execute(
-        "SELECT destination, dead, count(*), min(created_at) FROM outbox GROUP BY destination, dead"
-    ):
-        entry = out.setdefault(dest, empty_status())
-        entry["dead" if dead else "pending"] = n
-        if not dead and oldest is not None:
-            entry["oldest_age_s"] = round(now - oldest, 1)
-    for dest, err in conn.execute(
-        "SELECT destination, last_error FROM outbox WHERE last_error IS NOT NULL"
-        " AND id IN (SELECT max(id) FROM outbox WHERE last_error IS NOT NULL GROUP BY destination)"
-    ):
-        out.setdefault(dest, empty_status())
-        out[dest]["last_error"] = err
-    for dest, n in conn.execute(
-        "SELECT destination, count(*) FROM outbox WHERE dead = 0 AND attempts > 0 GROUP BY destination"
-    ):
-        out.setdefault(dest, empty_status())["retrying"] = n
-    for dest, n in conn.execute("SELECT destination, in_flight FROM forwarder_state"):
-        out.setdefault(dest, empty_status())["in_flight"] = n
-    return out
+    """``OutboxAdmin.status`` on this connection."""
+    return _admin(conn).status(now)
 
 
-def _iso(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def replay(conn: sqlite3.Connection, destination: str, since: float | None, now: float) -> int:
-    sql = "UPDATE outbox SET dead = 0, attempts = 0, next_attempt_at = ? WHERE destination = ? AND dead = 1"
-    args: list[object] = [now, destination]
-    if since is not None:
-        sql += " AND created_at >= ?"
-        args.append(since)
-    return conn.execute(sql, args).rowcount
-
-
-def purge_dead(conn: sqlite3.Connection, destination: str, now: float | None = None) -> int:
-    """Delete the destination's dead letters, recording each as ``purged`` at
-    ``now`` (Unix seconds) with its attempts and last error."""
-    conn.execute(
-        "INSERT INTO delivery_outcomes"
-        " (message_id, destination, outcome, at, attempts, detail)"
-        " SELECT message_id, destination, 'purged', ?, attempts, last_error FROM outbox"
-        " WHERE destination = ? AND dead = 1",
-        (time.time() if now is None else now, destination),
-    )
-    return conn.execute(
-        "DELETE FROM outbox WHERE destination = ? AND dead = 1", (destination,)
-    ).rowcount
+def _admin(conn: sqlite3.Connection) -> SqlOutboxAdmin:
+    return SqlOutboxAdmin(SqliteStatements(conn), in_flight="forwarder_state")
 
 
 def pending_erasures(conn: sqlite3.Connection) -> list[tuple[int, str, list[int]]]:
@@ -359,49 +254,9 @@ def finish_erasure(
 
 def due_count(conn: sqlite3.Connection, now: float) -> int:
     """Rows of every destination that are not dead and due at ``now`` (Unix seconds)."""
-    row = conn.execute(
-        "SELECT count(*) FROM outbox WHERE dead = 0 AND next_attempt_at <= ?", (now,)
-    ).fetchone()
-    return int(row[0])
+    return _admin(conn).due_count(now)
 
 
 def ledger_seq(conn: sqlite3.Connection) -> int:
     """The consent ledger's head seq (0 when empty), to see whether it moved."""
     return head_seq(conn)
-
-
-class SqliteOutboxAdmin:
-    """``OutboxAdmin`` over one connection; each change is its own transaction."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def status(self, now: float) -> dict[str, dict[str, object]]:
-        return status(self._conn, now)
-
-    def replay(self, destination: str, since: float | None, now: float) -> int:
-        with _immediate(self._conn):
-            return replay(self._conn, destination, since, now)
-
-    def purge_dead(self, destination: str) -> int:
-        with _immediate(self._conn):
-            return purge_dead(self._conn, destination)
-
-    def retry_now(self, destination: str, now: float) -> int:
-        with _immediate(self._conn):
-            return retry_now(self._conn, destination, now)
-
-    def due_count(self, now: float) -> int:
-        return due_count(self._conn, now)
-
-
-@contextlib.contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")

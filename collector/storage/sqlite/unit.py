@@ -11,6 +11,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from collector.storage.portable.dsr import SqlDsrStore
+from collector.storage.portable.keys import SqlKeyLinks
+from collector.storage.portable.outbox_admin import SqlOutboxAdmin
+from collector.storage.sqlite.audit import SqliteAuditStore
 from collector.storage.sqlite.decisions import SqliteDecisionStore
 from collector.storage.sqlite.dedupe import SqliteDedupeStore
 from collector.storage.sqlite.deliveries import SqliteDeliveryStore
@@ -19,6 +23,7 @@ from collector.storage.sqlite.graph import EPOCH_SQL, SqliteGraphStore
 from collector.storage.sqlite.ledger import HEAD_SQL, SqliteLedgerStore, SqliteSubjectKeys
 from collector.storage.sqlite.outbox import SqliteOutboxStore
 from collector.storage.sqlite.quarantine import SqliteQuarantineStore
+from collector.storage.sqlite.statements import SqliteStatements
 
 # One statement for both heads: the ledger's (seq, hash) and the graph's epoch.
 _HEADS_SQL = f"SELECT ({HEAD_SQL.replace('seq, hash', 'seq')}), ({HEAD_SQL.replace('seq, hash', 'hash')}), ({EPOCH_SQL})"
@@ -26,7 +31,8 @@ _HEADS_SQL = f"SELECT ({HEAD_SQL.replace('seq, hash', 'seq')}), ({HEAD_SQL.repla
 
 class SqliteUnitOfWork(sqlite3.Connection):
     """A connection with its stores (``graph_store``, ``ledger_store``,
-    ``outbox``, ``decisions``, ``quarantine``, ``erasures``, ``deliveries``, ``dedupe``) bound to it.
+    ``outbox``, ``decisions``, ``quarantine``, ``erasures``, ``deliveries``,
+    ``dedupe``; ``outbox_admin``, ``audit``, ``dsr``, ``key_links``) bound to it.
 
     Also a ``ports.WriteUnitOfWork``: ``begin()`` is ``BEGIN IMMEDIATE``;
     ``commit()``, ``rollback()``, ``in_transaction`` and ``close()`` are the
@@ -44,6 +50,11 @@ class SqliteUnitOfWork(sqlite3.Connection):
         self.erasures = SqliteErasureStore(self)
         self.deliveries = SqliteDeliveryStore(self)
         self.dedupe = SqliteDedupeStore(self)
+        statements = SqliteStatements(self)
+        self.outbox_admin = SqlOutboxAdmin(statements, in_flight="forwarder_state")
+        self.audit = SqliteAuditStore(self)
+        self.dsr = SqlDsrStore(statements)
+        self.key_links = SqlKeyLinks(statements)
 
     def heads(self) -> tuple[tuple[int, bytes] | None, int]:
         seq, digest, epoch = self.execute(_HEADS_SQL).fetchone()
