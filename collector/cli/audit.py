@@ -48,10 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from collector.runtime import DB_NAME
-    from collector.storage.postgres.audit import PostgresAuditStore
-    from collector.storage.postgres.connection import dsn_from_env
-    from collector.storage.sqlite.audit import SqliteAuditStore
+    from collector.storage.open import open_uow
 
     cfg = load(args)
     if args.audit_cmd == "pubkey":
@@ -60,11 +57,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         ring, _, _ = open_keyring(cfg, create=False)
         sys.stdout.write(ring.signing_public_pem().decode())
         return 0
-    store: SqliteAuditStore | PostgresAuditStore
-    if cfg.storage.backend == "postgres":
-        store = PostgresAuditStore.open(dsn_from_env(cfg.storage.dsn_env))
-    else:
-        store = SqliteAuditStore.open(cfg.data_dir / DB_NAME)
+    uow = open_uow(cfg, readonly=True)
+    store = uow.audit
     try:
         if args.audit_cmd == "verify":
             return _verify(store, args)
@@ -77,7 +71,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 print(line)
             return 0
     finally:
-        store.close()
+        uow.close()
     return fail("unknown audit command")
 
 
@@ -98,11 +92,10 @@ def _verify(store: AuditStore, args: argparse.Namespace) -> int:
 def _raw_subject(args: argparse.Namespace, value: str) -> str | None:
     """A raw identifier -> the OneID (as text) it belongs to, or None."""
     from collector.dsr.offline import Desk
-    from collector.runtime import DB_NAME
 
     cfg = load(args)
     kind = "email" if "@" in value else "phone" if value.lstrip().startswith("+") else "user_id"
-    desk = Desk.open(cfg, cfg.data_dir / DB_NAME)
+    desk = Desk.open(cfg, readonly=True)
     try:
         one_id = desk.resolve({kind: value})
     finally:

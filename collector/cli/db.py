@@ -24,26 +24,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from collector.storage.open import migrate
+
     cfg = load(args)
-    if cfg.storage.backend == "postgres":
-        from collector.storage.postgres.connection import connect, dsn_from_env
-        from collector.storage.postgres.migrate import version
-
-        conn = connect(dsn_from_env(cfg.storage.dsn_env), upgrade=True)
-        try:
-            reached = version(conn)
-        finally:
-            conn.close()
-    else:
-        from collector.storage.sqlite.connection import DB_NAME
-        from collector.storage.sqlite.connection import connect as sqlite_connect
-        from collector.storage.sqlite.migrate import version as sqlite_version
-
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        sconn = sqlite_connect(cfg.data_dir / DB_NAME, upgrade=True)
-        try:
-            reached = sqlite_version(sconn)
-        finally:
-            sconn.close()
+    reached = migrate(cfg)
     print(f"schema version {reached} ({cfg.storage.backend})")
     return 0

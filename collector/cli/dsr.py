@@ -104,12 +104,11 @@ def cmd_dsr(args: argparse.Namespace) -> int:
     from collector.dsr import export, store
     from collector.dsr.model import extend, move, open_request
     from collector.dsr.offline import Desk
-    from collector.runtime import DB_NAME
     from collector.storage.open import transaction
     from collector.storage.ports import AccessEntry
 
     cfg = load(args)
-    desk = Desk.open(cfg, cfg.data_dir / DB_NAME)
+    desk = Desk.open(cfg)
     me = f"cli:{getpass.getuser()}"
     now = datetime.now(UTC)
     deadlines = cfg.dsr.deadlines

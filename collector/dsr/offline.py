@@ -1,8 +1,9 @@
 """The DSR module without a running server, for the CLI: the data
-directory's keyring pseudonymizes raw identifiers in memory, the database is
-read (and briefly written) directly.
+directory's keyring pseudonymizes raw identifiers in memory, the configured
+database (SQLite or PostgreSQL, ``storage.open.open_uow``) is read (and
+briefly written) directly.
 
-``Desk.open(path)`` -> a desk; ``resolve(kind, value)`` -> OneID or None
+``Desk.open(config)`` -> a desk; ``resolve(kind, value)`` -> OneID or None
 (never stores or prints the value). Errors: ``InvalidIdentifier`` for a value
 that cannot be normalized, ``DsrError`` for an unknown request.
 """
@@ -10,14 +11,12 @@ that cannot be normalized, ``DsrError`` for an unknown request.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from collector.config import Config
 from collector.dsr import person
 from collector.sources.wechat import namespaced_openid
-from collector.storage.sqlite.connection import connect
-from collector.storage.sqlite.unit import SqliteUnitOfWork
+from collector.storage.open import ClosableUnitOfWork, open_uow
 from identity.errors import InvalidIdentifier
 from identity.graph import Graph, Identifier
 from identity.normalize import normalize
@@ -37,16 +36,17 @@ KINDS = {
 @dataclass
 class Desk:
     config: Config
-    conn: SqliteUnitOfWork
+    conn: ClosableUnitOfWork
     graph: Graph
     pseudonymizer: Pseudonymizer
 
     @classmethod
-    def open(cls, config: Config, db_path: Path) -> Desk:
+    def open(cls, config: Config, *, readonly: bool = False) -> Desk:
+        """``readonly``: for lookups only (an auditor's copy of the database)."""
         from collector.runtime import normalize_options, open_keyring
 
         ring, _, _ = open_keyring(config, create=False)
-        conn = connect(db_path)
+        conn = open_uow(config, readonly=readonly)
         return cls(
             config,
             conn,

@@ -32,9 +32,7 @@ import msgspec
 from collector.config import DestinationConfig
 from collector.errors import InvalidMessage
 from collector.sources.wechat import namespaced_openid
-from collector.storage.sqlite import dsr as dsr_sql
-from collector.storage.sqlite.audit import SqliteAuditStore
-from collector.storage.sqlite.unit import SqliteUnitOfWork
+from collector.storage.ports import UnitOfWork
 from identity.graph import Identifier, OneId
 
 # Accepted keys of {"identifiers": {...}} -> where identifiers_for reads them.
@@ -154,19 +152,19 @@ def destination_facts(dest: DestinationConfig) -> dict[str, object]:
 
 
 def summary(
-    conn: SqliteUnitOfWork,
+    conn: UnitOfWork,
     graph: GraphReader,
     one_id: int,
     destinations: list[DestinationConfig],
 ) -> dict[str, Any]:
     """The person's summary (shape in the module docstring)."""
     lineage = graph.lineage(OneId(one_id))
-    store = SqliteAuditStore(conn)
+    store = conn.audit
     history = list(store.records(since=None, until=None, one_id=one_id))
     state: dict[str, bool] = {}
     for record in history:
         state.update(record.purposes)
-    counts = {c.destination: c for c in dsr_sql.destination_counts(conn, lineage)}
+    counts = {c.destination: c for c in conn.dsr.destination_counts(lineage)}
     dests = []
     for dest in destinations:
         c = counts.get(dest.name)
@@ -185,7 +183,7 @@ def summary(
         "one_ids": lineage,
         "identifiers": [
             {"kind": k, "count": n, "first_seen": a, "last_seen": b}
-            for k, n, a, b in dsr_sql.identifier_kinds(conn, lineage)
+            for k, n, a, b in conn.dsr.identifier_kinds(lineage)
         ],
         "consent": {
             "state": state,

@@ -11,8 +11,7 @@ import secrets
 import msgspec
 
 from collector.dsr.model import DataSubjectRequest, DsrError
-from collector.storage.sqlite import dsr as dsr_sql
-from collector.storage.sqlite.unit import SqliteUnitOfWork
+from collector.storage.ports import UnitOfWork
 
 _decoder = msgspec.json.Decoder(DataSubjectRequest)
 
@@ -22,9 +21,8 @@ def new_id() -> str:
     return "dsr_" + secrets.token_hex(8)
 
 
-def save(conn: SqliteUnitOfWork, request: DataSubjectRequest) -> None:
-    dsr_sql.save_request(
-        conn,
+def save(conn: UnitOfWork, request: DataSubjectRequest) -> None:
+    conn.dsr.save_request(
         id=request.id,
         type=request.type,
         state=request.state,
@@ -34,16 +32,16 @@ def save(conn: SqliteUnitOfWork, request: DataSubjectRequest) -> None:
     )
 
 
-def load(conn: SqliteUnitOfWork, id: str) -> DataSubjectRequest:
-    body = dsr_sql.load_request(conn, id)
+def load(conn: UnitOfWork, id: str) -> DataSubjectRequest:
+    body = conn.dsr.load_request(id)
     if body is None:
         raise DsrError(f"no request with id {id!r}; `consentry dsr list` shows them")
     return _decoder.decode(body)
 
 
-def all_requests(conn: SqliteUnitOfWork) -> list[DataSubjectRequest]:
+def all_requests(conn: UnitOfWork) -> list[DataSubjectRequest]:
     """Every request, earliest due first."""
-    return [_decoder.decode(b) for b in dsr_sql.list_requests(conn)]
+    return [_decoder.decode(b) for b in conn.dsr.list_requests()]
 
 
 def as_json(request: DataSubjectRequest, now: object) -> dict[str, object]:

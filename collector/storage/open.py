@@ -32,9 +32,10 @@ from collector.storage.postgres.locks import take_write_lock
 from collector.storage.postgres.migrate import version as pg_version
 from collector.storage.postgres.unit import PostgresUnitOfWork
 from collector.storage.sqlite import connection as sqlite_connection
+from collector.storage.sqlite.migrate import version as sqlite_version
 from collector.storage.sqlite.unit import SqliteUnitOfWork
 
-__all__ = ["ClosableUnitOfWork", "open_uow", "transaction"]
+__all__ = ["ClosableUnitOfWork", "migrate", "open_uow", "transaction"]
 
 
 class ClosableUnitOfWork(UnitOfWork, Protocol):
@@ -78,6 +79,23 @@ def _open_postgres(config: Config, *, readonly: bool) -> PostgresUnitOfWork:
                 " run `consentry db migrate` (or start `consentry serve`) first"
             )
     return PostgresUnitOfWork(conn)
+
+
+def migrate(config: Config) -> int:
+    """Bring the configured database's schema to the newest version
+    (``consentry db migrate``; on PostgreSQL under an advisory lock, safe
+    while replicas start) and return the version reached. A missing SQLite
+    data directory is created."""
+    if config.storage.backend != "postgres":
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    uow = open_uow(config)
+    try:
+        if isinstance(uow, PostgresUnitOfWork):
+            return pg_version(uow.conn)
+        assert isinstance(uow, SqliteUnitOfWork)
+        return sqlite_version(uow)
+    finally:
+        uow.close()
 
 
 @contextlib.contextmanager

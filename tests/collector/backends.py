@@ -41,12 +41,17 @@ class Backend:
     env: dict[str, str]
     monkeypatch: pytest.MonkeyPatch
 
-    def config(self) -> config.Config:
+    def config_path(self, extra: str = "") -> Path:
+        """A configuration file selecting this backend, with ``extra`` TOML
+        after the ``[storage]`` section; the environment is set for it."""
         path = self.data_dir.parent / f"{self.name}.toml"
-        path.write_text(self.toml)
+        path.write_text(self.toml + extra)
         for key, value in self.env.items():
             self.monkeypatch.setenv(key, value)
-        return config.load(path, data_dir=str(self.data_dir))
+        return path
+
+    def config(self, extra: str = "") -> config.Config:
+        return config.load(self.config_path(extra), data_dir=str(self.data_dir))
 
     def open(self, *, readonly: bool = False) -> ClosableUnitOfWork:
         return open_uow(self.config(), readonly=readonly)

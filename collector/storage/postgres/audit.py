@@ -1,7 +1,8 @@
-"""``AuditStore`` over PostgreSQL: what `consentry audit` reads when
-``[storage] backend = "postgres"``. The session is read-only
-(``default_transaction_read_only``), so an auditor may use a role or a
-standby that cannot write; results are those of the SQLite AuditStore."""
+"""``AuditStore`` over PostgreSQL (``uow.audit``): what `consentry audit` and
+the console read when ``[storage] backend = "postgres"``. It only reads, so
+`consentry audit` opens it read-only (``storage.open.open_uow(readonly=True)``)
+and an auditor may use a role or a standby that cannot write; results are
+those of the SQLite AuditStore."""
 
 from __future__ import annotations
 
@@ -27,15 +28,6 @@ from identity.graph import Conflict, MergeRecord, OneId
 class PostgresAuditStore:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
-
-    @classmethod
-    def open(cls, dsn: str) -> PostgresAuditStore:
-        conn = psycopg.connect(dsn, autocommit=True)
-        conn.execute("SET default_transaction_read_only = on")
-        return cls(conn)
-
-    def close(self) -> None:
-        self._conn.close()
 
     def decisions(self, message_id: str) -> list[tuple[float, DecisionRecord]]:
         rows = self._conn.execute(

@@ -1,16 +1,16 @@
-"""``AuditStore`` over a SQLite database: what `consentry audit` and the
-console read. Opened read-only, so an auditor can point it at a copy."""
+"""``AuditStore`` over a SQLite database (``uow.audit``): what `consentry
+audit` and the console read. It only reads, so `consentry audit` opens it
+read-only (``storage.open.open_uow(readonly=True)``) and an auditor can point
+it at a copy."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from collector.errors import CollectorError
 from collector.storage.ports import DecisionRecord, DeliveryOutcome, ErasureEntry, OptInCount
 from collector.storage.sqlite import graph, ledger
 from collector.storage.sqlite.decisions import decisions_for
@@ -21,16 +21,6 @@ from identity.graph import Conflict, MergeRecord, OneId
 class SqliteAuditStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-
-    @classmethod
-    def open(cls, path: Path) -> SqliteAuditStore:
-        """Read-only; raises ``CollectorError`` when there is no database at ``path``."""
-        if not path.exists():
-            raise CollectorError(f"no database at {path}; is --data-dir right?")
-        return cls(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
-
-    def close(self) -> None:
-        self._conn.close()
 
     def decisions(self, message_id: str) -> list[tuple[float, DecisionRecord]]:
         return decisions_for(self._conn, message_id)
