@@ -23,7 +23,9 @@ from typing import Any
 
 import psycopg
 
+from collector.storage.portable.outbox_admin import SqlOutboxAdmin
 from collector.storage.ports import Drop, OutboxInsert, OutboxRow
+from collector.storage.postgres.statements import PostgresStatements
 
 Conn = psycopg.Connection[Any]
 # LISTEN/NOTIFY channel: a commit that queued rows wakes every replica's lanes.
@@ -223,25 +225,14 @@ def clear_backoff(conn: Conn, destination: str) -> None:
 
 
 def gauges(conn: Conn, now: float) -> dict[str, tuple[int, int, float]]:
-    """Per destination: (pending rows, dead rows, seconds until the next attempt;
-    0 when rows are due now or there are none); as the SQLite adapter's."""
-    out: dict[str, tuple[int, int, float]] = {}
-    for dest, pending, dead, first in conn.execute(
-        "SELECT destination, count(*) FILTER (WHERE dead = 0), count(*) FILTER (WHERE dead <> 0),"
-        " min(next_attempt_at) FILTER (WHERE dead = 0) FROM outbox GROUP BY destination"
-    ):
-        wait = 0.0 if first is None else max(0.0, float(first) - now)
-        out[str(dest)] = (int(pending), int(dead), wait)
-    for dest, until in conn.execute("SELECT destination, until FROM destination_backoff"):
-        pending, dead, wait = out.get(str(dest), (0, 0, 0.0))
-        if pending:
-            out[str(dest)] = (pending, dead, max(wait, float(until) - now, 0.0))
-    return out
+    """``OutboxAdmin.gauges`` (the same SQL as the SQLite adapter's)."""
+    return _admin(conn).gauges(now)
 
 
 def due_count(conn: Conn, now: float) -> int:
-    """Rows of every destination that are not dead and due at ``now``."""
-    row = conn.execute(
-        "SELECT count(*) FROM outbox WHERE dead = 0 AND next_attempt_at <= %s", (now,)
-    ).fetchone()
-    return 0 if row is None else int(row[0])
+    """``OutboxAdmin.due_count``: rows of every destination not dead and due at ``now``."""
+    return _admin(conn).due_count(now)
+
+
+def _admin(conn: Conn) -> SqlOutboxAdmin:
+    return SqlOutboxAdmin(PostgresStatements(conn), in_flight="leases")
