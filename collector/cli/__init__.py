@@ -1,6 +1,6 @@
 """``consentry``: a thin command line over the library, one module per command
 group (``serve`` with ``forward``, ``keys``, ``audit``, ``outbox``, ``config``,
-``plan``, ``quarantine``, ``dsr``, ``access``).
+``plan``, ``quarantine``, ``dsr``, ``erase``, ``access``).
 
 Every subcommand takes ``--config FILE`` and ``--data-dir DIR``. Exit codes:
 0 success, 1 a check failed (verify, why, retire refused), 2 bad input or
@@ -20,6 +20,7 @@ from collector.cli import (
     config,
     db,
     dsr,
+    erase,
     keys,
     migrate_storage,
     outbox,
@@ -55,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
         quarantine,
         db,
         dsr,
+        erase,
         migrate_storage,
         access,
     ):

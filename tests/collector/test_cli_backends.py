@@ -1,6 +1,7 @@
-"""`consentry outbox`, `keys`, `dsr` and `audit` on SQLite and on PostgreSQL
-(``[storage] backend``): the commands open the configured backend through
-``storage.open.open_uow`` and behave the same on both."""
+"""`consentry outbox`, `keys`, `dsr`, `audit`, `erase` and `quarantine` on
+SQLite and on PostgreSQL (``[storage] backend``): the commands open the
+configured backend (``storage.open.open_uow``, or the runtime's) and behave
+the same on both."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collector.dsr.offline import Desk
 from collector.storage.open import transaction
 from identity.keyring import new_master_key
 from tests.collector.backends import Backend, backend, pg_module_dsn
+from tests.conftest import Server, cli
 
 __all__ = ["backend", "pg_module_dsn"]
 
@@ -168,3 +170,39 @@ def test_dsr_from_open_to_export_and_the_access_log(
     assert code == 0, err
     assert run(keyed, capsys, "audit", "export", "--subject", "dan@example.com")[0] == 1
     assert run(keyed, capsys, "audit", "verify")[1].startswith("OK: 0 records")
+
+
+def test_erase_and_quarantine_commands_after_serving(backend: Backend, tmp_path: Path) -> None:
+    server = Server(backend.data_dir, backend.toml, env=backend.env).start()  # the "lake" only
+    consented = {"consent": {"categoryPreferences": {"analytics": True}}}
+    carol = {"type": "identify", "userId": "c-1", "traits": {"email": "carol@example.com"}}
+    broken = {"type": "track", "event": "E", "userId": True}  # kept, encrypted, for a replay
+    batch = [{**carol, "context": consented}, broken]
+    assert server.post("/v1/batch", {"batch": batch}).status_code == 200
+    server.stop()
+
+    listed = cli(server, "quarantine", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [kept] = json.loads(listed.stdout)
+    assert kept["path"] == "$.batch[1].userId"
+    held = cli(server, "quarantine", "replay")
+    assert held.returncode == 1 and "0 replayed, 1 still held" in held.stdout
+
+    erased = cli(server, "erase", "--email", "carol@example.com")
+    assert erased.returncode == 0, erased.stderr
+    summary = json.loads(erased.stdout)
+    assert summary["erased"] is True and "carol" not in erased.stdout
+    [person] = summary["people"]
+    again = cli(server, "erase", "--email", "carol@example.com", "--user-id", "c-1")
+    assert again.returncode == 1 and json.loads(again.stdout)["erased"] is False
+    assert cli(server, "erase").returncode == 2
+    gone = cli(server, "audit", "export", "--subject", "carol@example.com")
+    assert gone.returncode == 1 and "no person is known" in gone.stderr
+
+    u = backend.open(readonly=True)
+    assert [(e.action, e.subject, e.outcome) for e in u.dsr.access_log()] == [
+        ("erase", None, "not found"),
+        ("erase", str(person["one_id"]), "erased"),
+    ]
+    [receipt] = [e for e in u.audit.erasures() if e.destination == "lake"]
+    assert receipt.one_id == person["one_id"] and receipt.status == "pending"
