@@ -69,6 +69,47 @@ def test_forwarders_on_several_connections_claim_each_row_once(pg_dsn: str) -> N
     assert counts == [("failing", 50), ("lake", 600)]  # kept by the trigger
 
 
+def test_one_statement_of_rows_counts_as_many_rows_one_at_a_time(pg_dsn: str) -> None:
+    # The whole group's outbox rows go in one statement, counted by a statement
+    # trigger: per person and destination the same events, first/last times and
+    # latest message as counting row by row (the last inserted wins a tie).
+    u = uow(pg_dsn, upgrade=True)
+    rows = [
+        ("lake", "a", 1, "GDPR", 0, "", 20.0, b"1"),
+        ("lake", "b", 1, "GDPR", 1, "health", 10.0, b"2"),
+        ("lake", "c", 1, "GDPR", 0, "", 20.0, b"3"),  # ties with a, inserted later
+        ("ads", "d", 1, "GDPR", 0, "", 5.0, b"4"),
+        ("lake", "e", 2, "CCPA", 0, "", 7.0, b"5"),
+    ]
+    with u.conn.transaction():
+        u.outbox.insert(rows)
+    with u.conn.transaction():
+        u.outbox.insert([("lake", "f", 1, "GDPR", 0, "", 15.0, b"6")])  # older than c
+        u.outbox.insert([("lake", "g", 2, "CCPA", 0, "", 7.0, b"7")])  # ties with e
+    got = u.conn.execute(
+        "SELECT one_id, destination, events, first_at, last_at, last_message_id"
+        " FROM subject_destinations ORDER BY one_id, destination"
+    ).fetchall()
+    assert got == [
+        (1, "ads", 1, 5.0, 5.0, "d"),
+        (1, "lake", 4, 10.0, 20.0, "c"),
+        (2, "lake", 2, 7.0, 7.0, "g"),
+    ]
+    stored = u.conn.execute(
+        "SELECT message_id, one_id, jurisdiction, gpc, pi, created_at, next_attempt_at, payload"
+        " FROM outbox ORDER BY id"
+    ).fetchall()
+    assert [r[0] for r in stored] == list("abcdefg")  # ids in the order routed
+    assert stored[1] == ("b", 1, "GDPR", 1, "health", 10.0, 10.0, b"2")
+    with u.conn.transaction():
+        u.decisions.insert([("a", 20.0, 7), ("b", 10.0, 8)])
+        u.decisions.insert([])
+    assert u.conn.execute("SELECT * FROM decisions ORDER BY message_id").fetchall() == [
+        ("a", 20.0, 7),
+        ("b", 10.0, 8),
+    ]
+
+
 def test_a_dead_forwarders_lease_expires_and_another_takes_the_rows(pg_dsn: str) -> None:
     u = uow(pg_dsn, upgrade=True)
     queue(u, 10)

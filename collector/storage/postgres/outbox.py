@@ -31,9 +31,15 @@ Conn = psycopg.Connection[Any]
 # LISTEN/NOTIFY channel: a commit that queued rows wakes every replica's lanes.
 CHANNEL = "consentry_outbox"
 
+# One statement for the whole group's rows, each column one array: one round
+# trip and one parse while the write lock is held, where executemany sends a
+# statement per row. WITH ORDINALITY keeps the ids in the order routed.
 _INSERT = (
     "INSERT INTO outbox (destination, message_id, one_id, jurisdiction, gpc, pi,"
-    " created_at, next_attempt_at, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " created_at, next_attempt_at, payload)"
+    " SELECT d, m, o, j, g, pi, at, at, p FROM unnest("
+    "%b::text[], %b::text[], %b::bigint[], %b::text[], %b::int[], %b::text[],"
+    " %b::float8[], %b::bytea[]) WITH ORDINALITY AS t(d, m, o, j, g, pi, at, p, n) ORDER BY n"
 )
 _CLAIM = (
     "UPDATE outbox SET leased_until = %(until)s WHERE id IN ("
@@ -57,11 +63,7 @@ class PostgresOutboxStore:
         if not rows:
             return
         self.queued = True
-        with self.conn.cursor() as cur:
-            cur.executemany(
-                _INSERT,
-                [(d, m, o, j, g, pi, at, at, payload) for d, m, o, j, g, pi, at, payload in rows],
-            )
+        self.conn.execute(_INSERT, [list(column) for column in zip(*rows, strict=True)])
 
     def delete_people(self, destination: str, one_ids: Sequence[int]) -> int:
         return self.conn.execute(

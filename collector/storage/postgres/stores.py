@@ -39,10 +39,16 @@ class PostgresDecisionStore:
         return int(row[0])
 
     def insert(self, rows: Sequence[tuple[str, float, int]]) -> None:
-        with self.conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO decisions (message_id, at, body_id) VALUES (%s, %s, %s)", list(rows)
-            )
+        """All rows in one statement (arrays per column): one round trip under
+        the write lock, not one per row."""
+        if not rows:
+            return
+        message_ids, ats, body_ids = zip(*rows, strict=True)
+        self.conn.execute(
+            "INSERT INTO decisions (message_id, at, body_id)"
+            " SELECT * FROM unnest(%b::text[], %b::float8[], %b::bigint[])",
+            (list(message_ids), list(ats), list(body_ids)),
+        )
 
     def forget_people(self, one_ids: Sequence[int]) -> int:
         """Delete decisions citing any ledger record of these OneIDs (GDPR Art. 17)."""

@@ -88,8 +88,16 @@ class PostgresUnitOfWork:
         """(ledger head or None, graph epoch); inside a transaction it takes
         the write lock first."""
         if self.conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
-            take_write_lock(self.conn)
-        row = self.conn.execute(_HEADS_SQL).fetchone()
+            # One round trip for both, in order: the read is a statement of
+            # its own, so its snapshot is taken once the lock is granted. Each
+            # round trip under the lock hands the GIL to the event loop thread,
+            # which may keep it for the whole switch interval (5 ms).
+            with self.conn.pipeline():
+                take_write_lock(self.conn)
+                cur = self.conn.execute(_HEADS_SQL)
+            row = cur.fetchone()
+        else:
+            row = self.conn.execute(_HEADS_SQL).fetchone()
         assert row is not None
         seq, digest, epoch = row
         return (None if seq is None else (int(seq), bytes(digest))), int(epoch or 0)
@@ -117,12 +125,17 @@ class PostgresUnitOfWork:
             self.conn.execute("BEGIN")
 
     def commit(self) -> None:
-        if self.outbox.queued:
-            # Delivered with the commit, to every replica's listening forwarder.
-            self.conn.execute(f"NOTIFY {CHANNEL}")
+        # NOTIFY and COMMIT in one round trip (the write lock is held until
+        # the COMMIT is done). A failing NOTIFY aborts the pipeline: COMMIT is
+        # not run and the error reaches the writer, which rolls back.
+        with self.conn.pipeline():
+            if self.outbox.queued:
+                # Delivered with the commit, to every replica's listening forwarder.
+                self.conn.execute(f"NOTIFY {CHANNEL}")
+            done = self.conn.execute("COMMIT")
         # COMMIT of a transaction in which a statement failed is answered
         # "ROLLBACK", not an error: nothing may be acknowledged then.
-        status = self.conn.execute("COMMIT").statusmessage
+        status = done.statusmessage
         if status != "COMMIT":
             raise StorageError(f"the transaction was not committed (PostgreSQL said {status})")
 
