@@ -72,6 +72,9 @@ class Forwarder:
         # Commits in this process wake the lanes at once; rows stored by other
         # workers (or another process) are found by this poll.
         poll_seconds: float = 0.25,
+        # Erasures queued by another process (`consentry erase`, another
+        # replica that died before fanning out) are found by this poll.
+        erasure_poll_seconds: float = 5.0,
     ) -> None:
         self._storage = storage
         self._writer = writer
@@ -81,6 +84,8 @@ class Forwarder:
         self._metrics = metrics
         self._clock = clock
         self._poll = poll_seconds
+        self._erasure_poll = erasure_poll_seconds
+        self._erasing: asyncio.Lock | None = None
         self._events: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -103,11 +108,29 @@ class Forwarder:
         # Rows other processes (replicas) queue wake the lanes too, where the
         # backend can tell.
         self._unlisten = self._storage.listen(self.wake)
-        self._tasks.append(asyncio.create_task(self.propagate_erasures(), name="erasures"))
+        self._tasks.append(asyncio.create_task(self._erasures(), name="erasures"))
+
+    async def _erasures(self) -> None:
+        while not self._stopping:
+            try:
+                await self.propagate_erasures()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("erasure fan-out failed; retrying")
+            await asyncio.sleep(self._erasure_poll)
 
     async def propagate_erasures(self) -> int:
         """Ask every destination that can delete to forget erased people (GDPR
-        Art. 17/19); record per destination what happened. Returns requests made."""
+        Art. 17/19); record per destination what happened. Returns requests made.
+        One fan-out at a time in this process (an erasure request's own and
+        the poll's); on a shared database, one replica at a time per erasure."""
+        if self._erasing is None:
+            self._erasing = asyncio.Lock()
+        async with self._erasing:
+            return await self._propagate_erasures()
+
+    async def _propagate_erasures(self) -> int:
         # The reader stays open until every outcome is committed: on a shared
         # database it holds the erasures it returned, so no other replica
         # propagates them meanwhile.

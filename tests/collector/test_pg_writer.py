@@ -283,3 +283,40 @@ def test_an_erasure_is_propagated_by_one_replica_at_a_time(pg_dsn: str) -> None:
     with psycopg.connect(pg_dsn) as conn:
         row = conn.execute("SELECT status, remote_rows_deleted, done_at FROM erasures").fetchone()
     assert row == ("deleted", 2, 5.0)
+
+
+def test_an_erasure_queued_elsewhere_is_fanned_out_by_a_running_replica(
+    pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`consentry erase`, or a replica that died before fanning out, leaves a
+    pending erasure: a running replica's forwarder finds it and sends it."""
+    rt = _runtime(tmp_path, "a", pg_dsn, monkeypatch)
+    try:
+        forwarder = rt.make_forwarder()
+        forwarder._erasure_poll = 0.2
+
+        def pending() -> list[tuple[Any, ...]]:
+            with psycopg.connect(pg_dsn) as conn:
+                return conn.execute("SELECT status FROM erasures").fetchall()
+
+        async def run() -> list[tuple[Any, ...]]:
+            await forwarder.start()
+            try:
+                await asyncio.sleep(0.5)  # the first look found nothing
+                await asyncio.to_thread(
+                    rt.writer.call,
+                    lambda u: u.erasures.add(
+                        one_id=9, one_ids=[9], destination="lake", deleted=0, at=time.time()
+                    ),
+                )
+                deadline = time.monotonic() + 15
+                while (rows := await asyncio.to_thread(pending)) == [("pending",)]:
+                    assert time.monotonic() < deadline, "never fanned out"
+                    await asyncio.sleep(0.1)
+                return rows
+            finally:
+                await forwarder.stop()
+
+        assert asyncio.run(run()) == [("deleted",)]  # jsonl rewrote its files without them
+    finally:
+        rt.close()
