@@ -30,11 +30,7 @@ from collector.errors import RequestError
 from collector.http import erasure
 from collector.http.guard import access_entry
 from collector.runtime import Runtime
-from collector.storage.ports import OptInCount
-from collector.storage.sqlite import dsr as dsr_sql
-from collector.storage.sqlite.audit import SqliteAuditStore
-from collector.storage.sqlite.outbox import status as outbox_status
-from collector.storage.sqlite.unit import SqliteUnitOfWork
+from collector.storage.ports import OptInCount, UnitOfWork
 from identity.graph import Identifier, OneId
 
 TYPE_LABELS = {
@@ -171,7 +167,7 @@ class Console:
             subject=subject,
             outcome="ok" if subject else "not found",
         )
-        await self.rt.writer.run(lambda c: dsr_sql.log_access(c, entry))
+        await self.rt.writer.run(lambda c: c.dsr.log_access(entry))
 
     def _identifiers(self, given: dict[str, str]) -> list[Identifier]:
         wechat_app = self.rt.config.identity.wechat_app_id
@@ -208,17 +204,15 @@ class Console:
     # -- pages -------------------------------------------------------------
     async def overview(self, request: Request, session: Session) -> Response:
         now = time.time()
-        totals = await self.rt.writer.run(dsr_sql.decision_totals)
+        totals = await self.rt.writer.run(lambda c: c.dsr.decision_totals())
         outbox = (
-            await self.rt.writer.run(lambda c: outbox_status(c, now))
+            await self.rt.writer.run(lambda c: c.outbox_admin.status(now))
             if allows(session.role, Permission.OUTBOX_READ)
             else None
         )
         ledger = None
         if allows(session.role, Permission.LEDGER_READ):
-            result = await self.rt.writer.run(
-                lambda c: SqliteAuditStore(c).verify(None, anchor=None)
-            )
+            result = await self.rt.writer.run(lambda c: c.audit.verify(None, anchor=None))
             ledger = {"ok": result.ok, "problem": result.problem, "bad": result.first_bad_seq}
         days = chart.window(datetime.fromtimestamp(now, UTC).date(), CHART_DAYS)
         counts = await self._opt_in_counts(days, now)
@@ -242,7 +236,7 @@ class Console:
         if cached is not None and cached[1] == days[0] and now - cached[0] < CHART_TTL:
             return cached[2]
         since = datetime.fromisoformat(days[0]).replace(tzinfo=UTC)
-        counts = await self.rt.writer.run(lambda c: SqliteAuditStore(c).opt_in_counts(since))
+        counts = await self.rt.writer.run(lambda c: c.audit.opt_in_counts(since))
         self._chart_cache = (now, days[0], counts)
         return counts
 
@@ -251,7 +245,7 @@ class Console:
             return self.render(request, session, "person.html", found=None, asked=False)
         idents = self._identifiers(_given(request.state.form))
 
-        def work(conn: SqliteUnitOfWork) -> dict[str, Any] | None:
+        def work(conn: UnitOfWork) -> dict[str, Any] | None:
             one_id = person.resolve(self.rt.graph, idents)
             return (
                 None
@@ -275,7 +269,7 @@ class Console:
             given = _given(form)
             idents = self._identifiers(given)
 
-            def open_work(conn: SqliteUnitOfWork) -> str:
+            def open_work(conn: UnitOfWork) -> str:
                 one_id = person.resolve(self.rt.graph, idents)
                 req = open_request(
                     id=store.new_id(),
@@ -288,8 +282,7 @@ class Console:
                     deadlines=self.rt.config.dsr.deadlines,
                 )  # type: ignore[arg-type]
                 store.save(conn, req)
-                dsr_sql.log_access(
-                    conn,
+                conn.dsr.log_access(
                     access_entry(
                         Principal(session.name, session.role, "user"),
                         Permission.DSR_MANAGE,
@@ -365,9 +358,9 @@ class Console:
         )
 
     async def _erase(self, session: Session, req: Any) -> dict[str, Any]:
-        def idents(conn: SqliteUnitOfWork) -> list[Identifier]:
+        def idents(conn: UnitOfWork) -> list[Identifier]:
             lineage = self.rt.graph.lineage(OneId(int(req.subject)))
-            return [Identifier(k, p) for k, p in dsr_sql.pseudonyms(conn, lineage)]
+            return [Identifier(k, p) for k, p in conn.dsr.pseudonyms(lineage)]
 
         found = await self.rt.writer.run(idents) if req.subject else []
         if not found:
@@ -380,7 +373,7 @@ class Console:
         rid = request.path_params["id"]
         now = datetime.now(UTC)
 
-        def work(conn: SqliteUnitOfWork) -> tuple[bytes, str]:
+        def work(conn: UnitOfWork) -> tuple[bytes, str]:
             req = store.load(conn, rid)
             if req.state not in ("verified", "in_progress", "completed") or req.subject is None:
                 raise DsrError(

@@ -16,9 +16,7 @@ from collector.audit import report
 from collector.console.labels import ACTION_LABELS
 from collector.console.session import Session
 from collector.dsr import ropa
-from collector.storage.sqlite import dsr as dsr_sql
-from collector.storage.sqlite.audit import SqliteAuditStore
-from collector.storage.sqlite.unit import SqliteUnitOfWork
+from collector.storage.ports import UnitOfWork
 from consent.ledger import ConsentRecord
 
 if TYPE_CHECKING:
@@ -58,8 +56,8 @@ class RecordPages:
         since, until = _day(q.get("from")), _day(q.get("to"))
         action, law = q.get("action") or None, q.get("jurisdiction") or None
 
-        def work(conn: SqliteUnitOfWork) -> list[ConsentRecord]:
-            found = SqliteAuditStore(conn).records(since=since, until=until)
+        def work(conn: UnitOfWork) -> list[ConsentRecord]:
+            found = conn.audit.records(since=since, until=until)
             return [
                 r
                 for r in found
@@ -116,7 +114,7 @@ class RecordPages:
 
     async def access(self, request: Request, session: Session) -> Response:
         subject = request.query_params.get("subject") or None
-        entries = await self.c.rt.writer.run(lambda c: dsr_sql.access_log(c, subject=subject))
+        entries = await self.c.rt.writer.run(lambda c: c.dsr.access_log(subject=subject))
         rows = [
             (datetime.fromtimestamp(e.at, UTC).isoformat(timespec="seconds"), e) for e in entries
         ]

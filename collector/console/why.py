@@ -23,8 +23,7 @@ from collector.access.roles import Permission
 from collector.audit import why
 from collector.console import labels
 from collector.console.session import Session
-from collector.storage.sqlite.audit import SqliteAuditStore
-from collector.storage.sqlite.unit import SqliteUnitOfWork
+from collector.storage.ports import UnitOfWork
 from consent.ledger import ConsentRecord
 
 if TYPE_CHECKING:
@@ -153,8 +152,8 @@ class WhyPage:
         if not message_id:
             return self.c.render(request, session, "why.html", asked=False, **context)
 
-        def work(conn: SqliteUnitOfWork) -> list[tuple[str, list[why.Explanation]]]:
-            store = SqliteAuditStore(conn)
+        def work(conn: UnitOfWork) -> list[tuple[str, list[why.Explanation]]]:
+            store = conn.audit
             return list(why.explain_all(store, message_id, only=destination or None).items())
 
         found = await self.c.rt.writer.run(work)

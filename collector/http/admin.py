@@ -38,9 +38,7 @@ from collector.http.admin_types import (
 from collector.http.guard import Guard, access_entry
 from collector.pipeline.decode import split_error
 from collector.runtime import Runtime
-from collector.storage.sqlite import dsr as dsr_sql
-from collector.storage.sqlite.audit import SqliteAuditStore
-from collector.storage.sqlite.unit import SqliteUnitOfWork
+from collector.storage.ports import AccessEntry, UnitOfWork
 from identity.graph import Identifier, OneId
 
 _encoder = msgspec.json.Encoder()
@@ -106,7 +104,7 @@ class AdminApi:
         wechat_app = self.rt.config.identity.wechat_app_id
         return person.pseudonymize(self.rt.preparer, identifiers, wechat_app_id=wechat_app)
 
-    def _summary(self, conn: SqliteUnitOfWork, one_id: int) -> dict[str, Any]:
+    def _summary(self, conn: UnitOfWork, one_id: int) -> dict[str, Any]:
         return person.summary(conn, self.rt.graph, one_id, self.rt.destinations)
 
     async def _logged(
@@ -114,13 +112,13 @@ class AdminApi:
         principal: Principal,
         permission: Permission,
         action: str,
-        work: Callable[[SqliteUnitOfWork], tuple[T, str | None]],
+        work: Callable[[UnitOfWork], tuple[T, str | None]],
         *,
         request_id: str | None = None,
     ) -> T:
         """Run `work` (-> (result, subject)) and log the access in one transaction."""
 
-        def run(conn: SqliteUnitOfWork) -> T:
+        def run(conn: UnitOfWork) -> T:
             result, subject = work(conn)
             entry = access_entry(
                 principal,
@@ -130,7 +128,7 @@ class AdminApi:
                 subject=subject,
                 outcome="ok" if subject else "not found",
             )
-            dsr_sql.log_access(conn, entry)
+            conn.dsr.log_access(entry)
             return result
 
         return await self.rt.writer.run(run)
@@ -141,7 +139,7 @@ class AdminApi:
         body = await _decode(request, LookupBody)
         idents = self._resolve(body.identifiers)
 
-        def work(conn: SqliteUnitOfWork) -> tuple[dict[str, Any] | None, str | None]:
+        def work(conn: UnitOfWork) -> tuple[dict[str, Any] | None, str | None]:
             one_id = person.resolve(self.rt.graph, idents)
             if one_id is None:
                 return None, None
@@ -158,7 +156,7 @@ class AdminApi:
         idents = self._resolve(body.identifiers)
         now = datetime.now(UTC)
 
-        def work(conn: SqliteUnitOfWork) -> tuple[DataSubjectRequest, str | None]:
+        def work(conn: UnitOfWork) -> tuple[DataSubjectRequest, str | None]:
             one_id = person.resolve(self.rt.graph, idents)
             req = open_request(
                 id=store.new_id(),
@@ -182,7 +180,7 @@ class AdminApi:
         principal = self.guard.check(request, Permission.DSR_MANAGE)
         now = datetime.now(UTC)
 
-        def work(conn: SqliteUnitOfWork) -> tuple[list[DataSubjectRequest], str | None]:
+        def work(conn: UnitOfWork) -> tuple[list[DataSubjectRequest], str | None]:
             return store.all_requests(conn), "*"
 
         found = await self._logged(principal, Permission.DSR_MANAGE, "list requests", work)
@@ -192,7 +190,7 @@ class AdminApi:
         principal = self.guard.check(request, Permission.DSR_MANAGE)
         rid = request.path_params["id"]
 
-        def work(conn: SqliteUnitOfWork) -> tuple[DataSubjectRequest, str | None]:
+        def work(conn: UnitOfWork) -> tuple[DataSubjectRequest, str | None]:
             req = store.load(conn, rid)
             return req, req.subject or "-"
 
@@ -210,7 +208,7 @@ class AdminApi:
         principal = self.guard.check(request, Permission.DSR_MANAGE)
         rid = request.path_params["id"]
 
-        def work(conn: SqliteUnitOfWork) -> tuple[DataSubjectRequest, str | None]:
+        def work(conn: UnitOfWork) -> tuple[DataSubjectRequest, str | None]:
             req = change(store.load(conn, rid))
             store.save(conn, req)
             return req, req.subject or "-"
@@ -277,11 +275,11 @@ class AdminApi:
         )
         return _json({"request": store.as_json(done, now), **outcome})
 
-    def _identifiers(self, conn: SqliteUnitOfWork, req: DataSubjectRequest) -> list[Identifier]:
+    def _identifiers(self, conn: UnitOfWork, req: DataSubjectRequest) -> list[Identifier]:
         if req.subject is None:
             return []
         lineage = self.rt.graph.lineage(OneId(int(req.subject)))
-        return [Identifier(k, p) for k, p in dsr_sql.pseudonyms(conn, lineage)]
+        return [Identifier(k, p) for k, p in conn.dsr.pseudonyms(lineage)]
 
     async def _erase(self, principal: Principal, req: DataSubjectRequest) -> dict[str, object]:
         idents = await self.rt.writer.run(lambda c: self._identifiers(c, req))
@@ -291,11 +289,11 @@ class AdminApi:
         entry = access_entry(
             principal, Permission.ERASE, "erase", request_id=req.id, subject=req.subject
         )
-        await self.rt.writer.run(lambda c: dsr_sql.log_access(c, entry))
+        await self.rt.writer.run(lambda c: c.dsr.log_access(entry))
         return summary
 
     async def _withdraw(self, req: DataSubjectRequest, now: datetime) -> dict[str, object]:
-        def work(conn: SqliteUnitOfWork) -> dict[str, object]:
+        def work(conn: UnitOfWork) -> dict[str, object]:
             idents = self._identifiers(conn, req)
             if not idents or req.subject is None:
                 return {"recorded": False, "reason": "no person is known for this request"}
@@ -327,7 +325,7 @@ class AdminApi:
         rid = request.path_params["id"]
         now = datetime.now(UTC)
 
-        def work(conn: SqliteUnitOfWork) -> tuple[bytes, str | None]:
+        def work(conn: UnitOfWork) -> tuple[bytes, str | None]:
             req = store.load(conn, rid)
             if req.type not in ("access", "portability"):
                 raise DsrError(
@@ -360,8 +358,8 @@ class AdminApi:
             if not value.strip():
                 raise RequestError(400, f"give ?{name}=… (the event and where it went)", name)
 
-        def work(conn: SqliteUnitOfWork) -> tuple[list[why.Explanation], str | None]:
-            found = why.explain(SqliteAuditStore(conn), message_id, destination)
+        def work(conn: UnitOfWork) -> tuple[list[why.Explanation], str | None]:
+            found = why.explain(conn.audit, message_id, destination)
             return found, (why.subject_of(found) or "-") if found else None
 
         found = await self._logged(
@@ -393,11 +391,11 @@ class AdminApi:
     async def access_log(self, request: Request) -> Response:
         self.guard.check(request, Permission.ACCESS_LOG)
         subject = request.query_params.get("subject")
-        entries = await self.rt.writer.run(lambda c: dsr_sql.access_log(c, subject=subject))
+        entries = await self.rt.writer.run(lambda c: c.dsr.access_log(subject=subject))
         return _json({"entries": [_entry(e) for e in entries]})
 
 
-def _entry(e: dsr_sql.AccessEntry) -> dict[str, object]:
+def _entry(e: AccessEntry) -> dict[str, object]:
     return {
         "at": datetime.fromtimestamp(e.at, UTC).isoformat(),
         "principal": e.principal,

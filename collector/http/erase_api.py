@@ -21,7 +21,6 @@ from collector.http.guard import Guard, access_entry
 from collector.http.request import read_body
 from collector.pipeline.decode import split_error
 from collector.runtime import Runtime
-from collector.storage.sqlite.dsr import log_access
 
 
 class EraseRequest(msgspec.Struct, kw_only=True):
@@ -60,5 +59,5 @@ class EraseApi:
             subject=subject,
             outcome="erased" if subject else "not found",
         )
-        await self.rt.writer.run(lambda uow: log_access(uow, entry))
+        await self.rt.writer.run(lambda uow: uow.dsr.log_access(entry))
         return json_response(summary)

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from collector.access.principals import Principal, Principals, bearer
 from collector.access.roles import Permission, allows, why_not
 from collector.errors import RequestError
-from collector.storage.sqlite.dsr import AccessEntry
+from collector.storage.ports import AccessEntry
 
 
 class Guard:

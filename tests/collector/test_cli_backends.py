@@ -165,6 +165,10 @@ def test_dsr_from_open_to_export_and_the_access_log(
     ]
     assert {e.principal.split(":")[0] for e in log} == {"cli"}
     assert log[-1].subject == str(one) and log[0].outcome == "not found"
+    code, out, _ = run(keyed, capsys, "dsr", "lookup", "--email", "carol@example.com")
+    assert code == 0 and json.loads(out)["one_id"] == one
+    assert run(keyed, capsys, "dsr", "lookup", "--email", "dan@example.com")[0] == 1
+    assert [e.action for e in keyed.open().dsr.access_log(limit=2)] == ["lookup", "lookup"]
     # an auditor's export by raw identifier resolves through the same desk
     code, out, err = run(keyed, capsys, "audit", "export", "--subject", "carol@example.com")
     assert code == 0, err

@@ -222,11 +222,6 @@ def gauges(conn: sqlite3.Connection, *, now: float) -> dict[str, tuple[int, int,
     return _admin(conn).gauges(now)
 
 
-def status(conn: sqlite3.Connection, now: float) -> dict[str, dict[str, object]]:
-    """``OutboxAdmin.status`` on this connection."""
-    return _admin(conn).status(now)
-
-
 def _admin(conn: sqlite3.Connection) -> SqlOutboxAdmin:
     return SqlOutboxAdmin(SqliteStatements(conn), in_flight="forwarder_state")
 
