@@ -158,7 +158,11 @@ def cmd_dsr(args: argparse.Namespace) -> int:
                     print("note: no person is known by these identifiers", file=sys.stderr)
                 return 0
             if args.dsr_cmd == "list":
-                for r in store.all_requests(desk.conn):
+                queue = store.all_requests(desk.conn)
+                if not queue:
+                    # Silence would read as "nothing was asked of us" or as a failure.
+                    print("no data subject requests", file=sys.stderr)
+                for r in queue:
                     late = " OVERDUE" if r.overdue(now) else ""
                     print(
                         f"{r.id}  {r.type:<11} {r.state:<11} {r.jurisdiction:<5}"

@@ -114,6 +114,11 @@ def test_keys_status_and_retire_read_the_configured_database(
     assert u.graph_store.cluster(one) == [] and u.key_links.relinked("k1") == (0, 0)
 
 
+def test_an_empty_dsr_queue_says_so(keyed: Backend, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(keyed, capsys, "dsr", "list")
+    assert (code, out) == (0, "") and "no data subject requests" in err
+
+
 def test_dsr_from_open_to_export_and_the_access_log(
     keyed: Backend, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
