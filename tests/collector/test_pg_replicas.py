@@ -5,8 +5,8 @@ of the same keyring (and the same master key and write key); both forward to
 one HTTP receiver. Under interleaved load for the same people across both,
 one replica is killed (SIGKILL) and restarted. Then: every acknowledged
 messageId was delivered at least once, each person has one OneID, the
-ledger verifies (`consentry audit verify`), and a withdrawal acknowledged
-by one replica stops both replicas' forwarding.
+ledger verifies (`consentry audit verify`), an erasure sent to one replica
+and a withdrawal acknowledged by one stop both replicas' forwarding.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from tests.conftest import Server, wait_for
 __all__ = ["pg_dsn"]
 pytestmark = needs_pg
 
+ADMIN = {"Authorization": "Bearer replica-admin"}
 CONSENTED = {"consent": {"categoryPreferences": {"analytics": True}}}
 USERS = [f"shared-{i}" for i in range(24)]
 
@@ -210,15 +211,25 @@ def test_two_replicas_share_one_database(pg_dsn: str, tmp_path: Path, receiver: 
         assert people == (len(USERS) + 10,)
         assert set(shapes) == {(1, 1)}
 
-        # 5. A withdrawal at A while the destination is down: the person's queued
-        #    rows are never delivered by either replica, and their later events
-        #    at B are not queued.
+        # 5. Erasure at A, withdrawal at A, while the destination is down: the
+        #    queued rows of both people are never delivered by either replica,
+        #    and the withdrawn person's later events at B are not queued.
         receiver.status = 503
         before = len(receiver.requests)
         for i, server in enumerate((a, b, a, b)):
-            batch = [_event(f"withdrawn-{i}-{k}", "to-withdraw") for k in range(5)]
+            batch = [_event(f"erased-{i}-{k}", "to-erase") for k in range(5)]
+            batch += [_event(f"withdrawn-{i}-{k}", "to-withdraw") for k in range(5)]
             assert _post(server, "/v1/batch", {"batch": batch}) == 200
         assert wait_for(lambda: len(receiver.requests) > before, timeout=10)  # they tried
+        erased = httpx.post(
+            a.url + "/v1/erase", json={"userId": "to-erase"}, headers=ADMIN, timeout=30
+        )
+        assert erased.status_code == 200, erased.text
+        receipt = erased.json()
+        assert receipt["erased"] is True
+        # the http destination cannot delete: A says so, and lists what to delete by hand
+        assert [d["status"] for d in receipt["destinations"]] == ["not_supported"]
+        assert list(receipt["manual_deletion"]) == ["hook"]
         withdrawn = a.post(
             "/v1/consent",
             {"userId": "to-withdraw", "purposes": {"analytics": "denied"}, "method": "preferences"},
@@ -229,13 +240,17 @@ def test_two_replicas_share_one_database(pg_dsn: str, tmp_path: Path, receiver: 
         receiver.status = 200
         assert wait_for(lambda: _outbox_left(pg_dsn) == 0, timeout=30)
         after = [str(m["messageId"]) for m in _delivered(receiver)]
-        assert not [m for m in after if m.startswith("withdrawn-")]
+        assert not [m for m in after if m.startswith(("erased-", "withdrawn-"))]
         with psycopg.connect(pg_dsn) as conn:
             dropped = conn.execute(
                 "SELECT count(DISTINCT message_id) FROM delivery_outcomes WHERE outcome = 'dropped'"
                 " AND message_id LIKE 'withdrawn-%%'"
             ).fetchone()
+            statuses = conn.execute(
+                "SELECT destination, status FROM erasures ORDER BY id"
+            ).fetchall()
         assert dropped == (20,)  # queued before the withdrawal, dropped at send time
+        assert statuses == [("hook", "not_supported")]  # propagated once
 
         # 6. The ledger written by both replicas verifies, signatures included.
         def consentry(*args: str) -> subprocess.CompletedProcess[str]:
@@ -261,7 +276,7 @@ def test_two_replicas_share_one_database(pg_dsn: str, tmp_path: Path, receiver: 
         (tmp_path / "ledger.pem").write_text(pem.stdout)
         verify = consentry("audit", "verify", "--pubkey", str(tmp_path / "ledger.pem"))
         assert verify.returncode == 0, verify.stdout + verify.stderr
-        assert verify.stdout.startswith("OK: "), verify.stdout
+        assert verify.stdout.startswith("OK: ") and "1 records of erased people" in verify.stdout
     finally:
         replicas.stop()
     assert time.monotonic() - started < 90
