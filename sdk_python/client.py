@@ -257,6 +257,10 @@ class Client(Calls, Sender):
             return True
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
+            # What a process that is gone left on disk is waiting too: look now,
+            # not at the sender's next periodic look, or a flush right after a
+            # forked child exits would report done with the child's events unsent.
+            self._adopt_due(now=True)
             self._cond.notify_all()
             while self._queue or self._inflight or self.spooled:
                 remaining = None if deadline is None else deadline - time.monotonic()

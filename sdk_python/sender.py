@@ -96,8 +96,10 @@ class Sender:
             self._inflight += len(spill)  # so flush() waits for the move
         return spill
 
-    def _adopt_due(self) -> None:
-        if self._family is None or time.monotonic() < self._next_adopt:
+    def _adopt_due(self, *, now: bool = False) -> None:
+        """Adopt the family's spools whose owner is gone, at most every
+        ADOPT_EVERY seconds (``now``: at once). Call with ``_cond`` held."""
+        if self._family is None or (not now and time.monotonic() < self._next_adopt):
             return
         self._next_adopt = time.monotonic() + ADOPT_EVERY
         skip = {s.path for s in self._adopted}

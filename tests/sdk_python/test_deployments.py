@@ -85,6 +85,30 @@ def test_two_processes_sharing_a_spool_path_deliver_everything_once(
     assert not list((tmp_path / "shared.db.d").glob("*.db"))  # drained spools removed
 
 
+def test_a_flush_right_after_a_child_exits_counts_the_childs_spool(tmp_path: Path) -> None:
+    """A flush does not wait for the sender's periodic look for orphaned spools:
+    right after a forked child exits (collector down), the parent's flush must
+    see the child's events waiting, not report everything sent."""
+    script = f"""
+        import os
+        from sdk_python import Client
+        c = Client({WRITE_KEY!r}, host="http://127.0.0.1:9", spool_path={str(tmp_path / "s.db")!r},
+                   flush_interval=0.05, max_retries=1)
+        pid = os.fork()
+        if pid == 0:
+            for i in range(20):
+                c.track("child", "E", message_id=f"child-{{i:03d}}", context={CONSENTED!r})
+            c.shutdown(timeout=0.5)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print("flushed", c.flush(0.5), c.spooled, flush=True)
+        c.shutdown(timeout=0.5)
+    """
+    result = run_python(script)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "flushed False 20" in result.stdout, result.stdout + result.stderr[-2000:]
+
+
 def test_a_forked_child_that_exits_during_an_outage_is_drained_by_the_parent(
     server_factory, tmp_path: Path
 ) -> None:
