@@ -25,7 +25,7 @@ from collector.storage.postgres.statements import PostgresStatements
 from collector.storage.postgres.unit import PostgresUnitOfWork
 from collector.storage.sqlite.statements import SqliteStatements
 from collector.storage.sqlite.unit import SqliteUnitOfWork
-from tests.collector.pg import PG_DSN
+from tests.collector.pg import fresh_database
 
 DSN_ENV = "CONSENTRY_TEST_BACKEND_DSN"
 
@@ -76,16 +76,8 @@ def _statements(uow: ClosableUnitOfWork) -> SqliteStatements | PostgresStatement
 @pytest.fixture(scope="module")
 def pg_module_dsn() -> Iterator[str]:
     """A database for the whole module; dropped (connections terminated) after it."""
-    if not PG_DSN:
-        pytest.skip("CONSENTRY_TEST_PG_DSN is not set: PostgreSQL storage tests NOT RUN")
-    name = f"consentry_{secrets.token_hex(6)}"
-    with psycopg.connect(PG_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_conninfo(PG_DSN, dbname=name)
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database() as dsn:
+        yield dsn
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

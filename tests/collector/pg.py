@@ -4,6 +4,7 @@ loudly, when the variable is absent."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -20,9 +21,10 @@ needs_pg = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def pg_dsn() -> Iterator[str]:
-    """The DSN of a new, empty database; dropped (connections terminated) after the test."""
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """The DSN of a new, empty database, dropped (connections terminated) on
+    exit; skips, loudly, without CONSENTRY_TEST_PG_DSN."""
     if not PG_DSN:
         pytest.skip("CONSENTRY_TEST_PG_DSN is not set: PostgreSQL storage tests NOT RUN")
     name = f"consentry_{secrets.token_hex(6)}"
@@ -33,3 +35,10 @@ def pg_dsn() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_DSN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_dsn() -> Iterator[str]:
+    """A new, empty database for the test."""
+    with fresh_database() as dsn:
+        yield dsn
